@@ -1,0 +1,33 @@
+// What to do after each probe of a peer: a pure decision, with randomness injected.
+import type { Config } from '../config.js';
+import type { ProbeResultKind } from '../probe/prober.js';
+import type { PeerOutcome } from './verdict.js';
+
+export type RetrySettings = Config['retry'];
+
+export type PeerStep =
+  | { readonly kind: 'resolve'; readonly outcome: PeerOutcome }
+  | { readonly kind: 'retry'; readonly delayMs: number };
+
+/**
+ * Delay before retry number `retry` (1-based): exponential growth capped at maxDelayMs, then
+ * spread by ±jitter so replicas that saw the same token at once do not retry in lockstep.
+ */
+export function retryDelay(retry: number, s: RetrySettings, random: () => number): number {
+  const base = Math.min(s.maxDelayMs, s.delayMs * s.backoff ** (retry - 1));
+  return Math.max(0, base * (1 + s.jitter * (2 * random() - 1)));
+}
+
+/** After `attempts` probes whose last one ended as `result`: resolve the peer, or retry after a delay. */
+export function nextStep(result: Exclude<ProbeResultKind, 'aborted'>, attempts: number, s: RetrySettings, random: () => number): PeerStep {
+  switch (result) {
+    case 'synced':
+      return { kind: 'resolve', outcome: 'synced' };
+    case 'unexpected':
+      // A 403 or 404 will not change by retrying: it is a misconfiguration, reported at once.
+      return { kind: 'resolve', outcome: 'error' };
+    case 'missing':
+    case 'error':
+      return attempts > s.maxRetries ? { kind: 'resolve', outcome: result } : { kind: 'retry', delayMs: retryDelay(attempts, s, random) };
+  }
+}

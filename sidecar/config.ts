@@ -1,0 +1,269 @@
+// The one typed configuration object, parsed and validated from the environment in one place.
+// Every problem is collected so an operator sees them all at once, each with its variable's name.
+import { isIP } from 'node:net';
+
+export type DiscoveryMode = 'static' | 'kubernetes' | 'dns';
+export type PeerScope = 'revision' | 'deployment';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface StaticPeer {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface Config {
+  readonly pod: { readonly name: string; readonly namespace: string; readonly ip: string | undefined };
+  readonly logLevel: LogLevel;
+  readonly listen: HostPort;
+  readonly ops: HostPort;
+  readonly discovery: {
+    readonly mode: DiscoveryMode;
+    readonly staticPeers: readonly StaticPeer[];
+    readonly kubernetes: {
+      readonly deployment: string | undefined;
+      readonly scope: PeerScope;
+      readonly resyncMs: number;
+      readonly coalesceMs: number;
+      readonly watchTimeoutS: number;
+    };
+    readonly dns: { readonly name: string | undefined; readonly intervalMs: number };
+  };
+  readonly probe: {
+    readonly scheme: 'http' | 'https';
+    readonly port: number;
+    readonly path: string;
+    readonly header: string;
+    readonly headerPrefix: string;
+    readonly timeoutMs: number;
+    readonly connectionsPerPeer: number;
+  };
+  readonly retry: {
+    readonly delayMs: number;
+    readonly backoff: number;
+    readonly maxDelayMs: number;
+    readonly jitter: number;
+    readonly maxRetries: number;
+  };
+  readonly hardTimeoutMs: number;
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export type ConfigResult =
+  | { readonly ok: true; readonly config: Config }
+  | { readonly ok: false; readonly errors: readonly string[] };
+
+/** Where the environment's gaps are filled from; injected so parsing stays pure in tests. */
+export interface ConfigContext {
+  readonly hostname: string;
+  /** The service-account namespace file's content, when mounted. */
+  readonly serviceAccountNamespace: string | undefined;
+}
+
+/** Each variable with its default and meaning: the README table is checked against this list. */
+export const VARIABLES = {
+  POD_NAME: { default: '(hostname)', doc: 'This pod’s name (downward API); the default origin.' },
+  POD_NAMESPACE: { default: '(service-account namespace, else "default")', doc: 'Namespace to discover peers in.' },
+  POD_IP: { default: '(unset)', doc: 'This pod’s IP (downward API); excluded from DNS discovery.' },
+  LOG_LEVEL: { default: 'info', doc: 'fatal, error, warn, info, debug, trace or silent.' },
+  SYNCER_LISTEN_ADDR: { default: '127.0.0.1:8080', doc: 'Check API listener (nginx auth_request calls it).' },
+  SYNCER_OPS_ADDR: { default: '0.0.0.0:9090', doc: 'Ops listener: /healthz, /readyz, /metrics.' },
+  SYNCER_DISCOVERY: { default: 'kubernetes if KUBERNETES_SERVICE_HOST is set, else static', doc: 'static, kubernetes or dns.' },
+  SYNCER_PEERS: { default: '(empty)', doc: 'Static peers: comma-separated name=host:port (the port replaces SYNCER_PROBE_PORT).' },
+  SYNCER_DEPLOYMENT: { default: '(found from this pod’s ownerReferences)', doc: 'kubernetes: the apigw Deployment’s name.' },
+  SYNCER_PEER_SCOPE: { default: 'revision', doc: 'kubernetes: revision (active ReplicaSet only) or deployment (every ReplicaSet).' },
+  SYNCER_RESYNC_MS: { default: '300000', doc: 'kubernetes: safety-net relist period.' },
+  SYNCER_COALESCE_MS: { default: '25', doc: 'kubernetes: events within this window make one new peer set.' },
+  SYNCER_WATCH_TIMEOUT_S: { default: '60', doc: 'kubernetes: server-side bound of one watch request; a quiet watch past it is treated as dead.' },
+  SYNCER_DNS_NAME: { default: '(required for dns)', doc: 'dns: the headless Service name to resolve.' },
+  SYNCER_DNS_INTERVAL_MS: { default: '5000', doc: 'dns: how often to resolve.' },
+  SYNCER_PROBE_SCHEME: { default: 'http', doc: 'http or https for peer probes.' },
+  SYNCER_PROBE_PORT: { default: '80', doc: 'Peer nginx port serving the probe location.' },
+  SYNCER_PROBE_PATH: { default: '/apigw-syncer/probe', doc: 'Peer location that answers 200 when it holds the token, 401 when not.' },
+  SYNCER_PROBE_HEADER: { default: 'Authorization', doc: 'Header that carries the token to peers.' },
+  SYNCER_PROBE_HEADER_PREFIX: { default: '"Bearer "', doc: 'Text put before the token in that header.' },
+  SYNCER_PROBE_TIMEOUT_MS: { default: '250', doc: 'Bound of one probe (connect, and headers).' },
+  SYNCER_PROBE_CONNECTIONS: { default: '32', doc: 'Keep-alive connections per peer, at most.' },
+  SYNCER_RETRY_DELAY_MS: { default: '10', doc: 'First delay before retrying a peer that answered 401 or failed.' },
+  SYNCER_RETRY_BACKOFF: { default: '2', doc: 'Each retry delay is the previous one times this.' },
+  SYNCER_RETRY_MAX_DELAY_MS: { default: '200', doc: 'Cap of one retry delay.' },
+  SYNCER_RETRY_JITTER: { default: '0.2', doc: 'Each delay varies by ± this fraction, so replicas do not retry in lockstep.' },
+  SYNCER_MAX_RETRIES: { default: '10', doc: 'Retries per peer after its first probe.' },
+  SYNCER_HARD_TIMEOUT_MS: { default: '1500', doc: 'Deadline of a whole check; unresolved peers are then "timeout".' },
+} as const;
+
+export type VariableName = keyof typeof VARIABLES;
+
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+// RFC 7230 token characters: what a header name may contain.
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// A DNS-1123 name, or any string kubelet would accept as a pod name / peer name in our lists.
+const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+/** Collects errors while reading variables, so that parsing reports all of them at once. */
+class Reader {
+  readonly errors: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  raw(name: VariableName): string | undefined {
+    const v = this.env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  }
+
+  fail(name: VariableName, message: string): void {
+    this.errors.push(`${name}: ${message}`);
+  }
+
+  string(name: VariableName, fallback: string): string {
+    return this.raw(name) ?? fallback;
+  }
+
+  /** Like string, but keeps surrounding spaces: a prefix such as "Bearer " needs its space. */
+  verbatim(name: VariableName, fallback: string): string {
+    return this.env[name] ?? fallback;
+  }
+
+  number(name: VariableName, fallback: number, min: number, max: number, integer = true): number {
+    const text = this.raw(name);
+    if (text === undefined) return fallback;
+    const value = Number(text);
+    if (!Number.isFinite(value) || (integer && !Number.isInteger(value))) {
+      this.fail(name, `must be ${integer ? 'an integer' : 'a number'}, got "${text}"`);
+      return fallback;
+    }
+    if (value < min || value > max) {
+      this.fail(name, `must be between ${min} and ${max}, got ${value}`);
+      return fallback;
+    }
+    return value;
+  }
+
+  oneOf<T extends string>(name: VariableName, allowed: readonly T[], fallback: T): T {
+    const text = this.raw(name);
+    if (text === undefined) return fallback;
+    const found = allowed.find((a) => a === text);
+    if (found === undefined) this.fail(name, `must be one of ${allowed.join(', ')}, got "${text}"`);
+    return found ?? fallback;
+  }
+
+  hostPort(name: VariableName, fallback: string): HostPort {
+    const text = this.raw(name) ?? fallback;
+    const parsed = parseHostPort(text);
+    if (typeof parsed === 'string') {
+      this.fail(name, parsed);
+      return { host: '127.0.0.1', port: 0 };
+    }
+    return parsed;
+  }
+}
+
+/** "host:port" or "[v6]:port" → HostPort, or a message saying what is wrong. Port 0 means "any free port". */
+export function parseHostPort(text: string): HostPort | string {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text);
+  if (!m) return `must be host:port, got "${text}"`;
+  const host = m[1] ?? m[2] ?? '';
+  const port = Number(m[3]);
+  if (port > 65535) return `port must be 0-65535, got ${port}`;
+  if (m[1] !== undefined && isIP(host) !== 6) return `"${host}" is not an IPv6 address`;
+  return { host, port };
+}
+
+function parsePeers(r: Reader): StaticPeer[] {
+  const text = r.raw('SYNCER_PEERS');
+  if (text === undefined) return [];
+  const peers: StaticPeer[] = [];
+  const names = new Set<string>();
+  for (const item of text.split(',')) {
+    const entry = item.trim();
+    if (entry === '') continue;
+    const eq = entry.indexOf('=');
+    const name = eq > 0 ? entry.slice(0, eq) : '';
+    if (!NAME.test(name)) {
+      r.fail('SYNCER_PEERS', `"${entry}" must be name=host:port with a lowercase DNS-style name`);
+      continue;
+    }
+    const hp = parseHostPort(entry.slice(eq + 1));
+    if (typeof hp === 'string' || hp.port === 0) {
+      r.fail('SYNCER_PEERS', `peer "${name}": ${typeof hp === 'string' ? hp : 'port must not be 0'}`);
+      continue;
+    }
+    if (names.has(name)) {
+      r.fail('SYNCER_PEERS', `peer "${name}" is listed twice`);
+      continue;
+    }
+    names.add(name);
+    peers.push({ name, host: hp.host, port: hp.port });
+  }
+  return peers;
+}
+
+export function parseConfig(env: Env, context: ConfigContext): ConfigResult {
+  const r = new Reader(env);
+  const podName = r.string('POD_NAME', context.hostname);
+  const namespace = r.raw('POD_NAMESPACE') ?? context.serviceAccountNamespace?.trim() ?? 'default';
+  const podIp = r.raw('POD_IP');
+  if (podIp !== undefined && isIP(podIp) === 0) r.fail('POD_IP', `must be an IP address, got "${podIp}"`);
+
+  const inCluster = (env['KUBERNETES_SERVICE_HOST'] ?? '') !== '';
+  const mode = r.oneOf<DiscoveryMode>('SYNCER_DISCOVERY', ['static', 'kubernetes', 'dns'], inCluster ? 'kubernetes' : 'static');
+  const staticPeers = parsePeers(r);
+  const dnsName = r.raw('SYNCER_DNS_NAME');
+  if (mode === 'dns' && dnsName === undefined) r.fail('SYNCER_DNS_NAME', 'is required when SYNCER_DISCOVERY=dns');
+  if (mode !== 'static' && staticPeers.length > 0) {
+    r.fail('SYNCER_PEERS', `is only used with SYNCER_DISCOVERY=static (discovery is ${mode})`);
+  }
+
+  const path = r.string('SYNCER_PROBE_PATH', '/apigw-syncer/probe');
+  if (!/^\/[\x21-\x7e]*$/.test(path)) r.fail('SYNCER_PROBE_PATH', `must start with "/" and hold no spaces, got "${path}"`);
+  const header = r.string('SYNCER_PROBE_HEADER', 'Authorization');
+  if (!HEADER_NAME.test(header)) r.fail('SYNCER_PROBE_HEADER', `"${header}" is not a valid header name`);
+  const headerPrefix = r.verbatim('SYNCER_PROBE_HEADER_PREFIX', 'Bearer ');
+  if (!/^[\x20-\x7e]*$/.test(headerPrefix)) r.fail('SYNCER_PROBE_HEADER_PREFIX', 'must be printable ASCII');
+
+  const delayMs = r.number('SYNCER_RETRY_DELAY_MS', 10, 0, 60_000);
+  const maxDelayMs = r.number('SYNCER_RETRY_MAX_DELAY_MS', 200, 0, 60_000);
+  if (maxDelayMs < delayMs) r.fail('SYNCER_RETRY_MAX_DELAY_MS', `must be at least SYNCER_RETRY_DELAY_MS (${delayMs})`);
+
+  const config: Config = {
+    pod: { name: podName, namespace, ip: podIp },
+    logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
+    listen: r.hostPort('SYNCER_LISTEN_ADDR', '127.0.0.1:8080'),
+    ops: r.hostPort('SYNCER_OPS_ADDR', '0.0.0.0:9090'),
+    discovery: {
+      mode,
+      staticPeers,
+      kubernetes: {
+        deployment: r.raw('SYNCER_DEPLOYMENT'),
+        scope: r.oneOf<PeerScope>('SYNCER_PEER_SCOPE', ['revision', 'deployment'], 'revision'),
+        resyncMs: r.number('SYNCER_RESYNC_MS', 300_000, 1_000, 86_400_000),
+        coalesceMs: r.number('SYNCER_COALESCE_MS', 25, 0, 5_000),
+        watchTimeoutS: r.number('SYNCER_WATCH_TIMEOUT_S', 60, 1, 3_600),
+      },
+      dns: { name: dnsName, intervalMs: r.number('SYNCER_DNS_INTERVAL_MS', 5_000, 100, 3_600_000) },
+    },
+    probe: {
+      scheme: r.oneOf('SYNCER_PROBE_SCHEME', ['http', 'https'] as const, 'http'),
+      port: r.number('SYNCER_PROBE_PORT', 80, 1, 65_535),
+      path,
+      header,
+      headerPrefix,
+      timeoutMs: r.number('SYNCER_PROBE_TIMEOUT_MS', 250, 1, 60_000),
+      connectionsPerPeer: r.number('SYNCER_PROBE_CONNECTIONS', 32, 1, 1_024),
+    },
+    retry: {
+      delayMs,
+      backoff: r.number('SYNCER_RETRY_BACKOFF', 2, 1, 10, false),
+      maxDelayMs,
+      jitter: r.number('SYNCER_RETRY_JITTER', 0.2, 0, 1, false),
+      maxRetries: r.number('SYNCER_MAX_RETRIES', 10, 0, 1_000),
+    },
+    hardTimeoutMs: r.number('SYNCER_HARD_TIMEOUT_MS', 1_500, 1, 120_000),
+  };
+  return r.errors.length > 0 ? { ok: false, errors: r.errors } : { ok: true, config };
+}

@@ -1,0 +1,24 @@
+// Small response helpers shared by both listeners.
+import type { ServerResponse } from 'node:http';
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
+  const payload = JSON.stringify(body);
+  res.writeHead(status, {
+    ...headers,
+    'Content-Type': 'application/json',
+    'Content-Length': Buffer.byteLength(payload),
+    'Cache-Control': 'no-store',
+  });
+  res.end(res.req.method === 'HEAD' ? undefined : payload);
+}
+
+export function sendError(res: ServerResponse, status: number, error: string, headers: Readonly<Record<string, string>> = {}): void {
+  sendJson(res, status, { error }, headers);
+}
+
+/** The request path without its query string. */
+export function pathOf(url: string | undefined): string {
+  const u = url ?? '/';
+  const q = u.indexOf('?');
+  return q === -1 ? u : u.slice(0, q);
+}

@@ -1,0 +1,32 @@
+import t from 'tap';
+import { MAX_TOKEN_BYTES, parseCheckRequest } from '../sidecar/http/check-request.js';
+
+t.test('valid requests', async (t) => {
+  t.same(parseCheckRequest('abc.DEF-123_~', undefined, 'me'), { ok: true, token: 'abc.DEF-123_~', origin: 'me' }, 'origin defaults to this pod');
+  t.same(parseCheckRequest('tok', '', 'me'), { ok: true, token: 'tok', origin: 'me' });
+  t.same(parseCheckRequest('tok', '10.1.2.3', 'me'), { ok: true, token: 'tok', origin: '10.1.2.3' });
+  t.equal(parseCheckRequest('x'.repeat(MAX_TOKEN_BYTES), undefined, 'me').ok, true, 'exactly 8 KiB is allowed');
+});
+
+t.test('rejected tokens say why, and never echo the token', async (t) => {
+  const cases: Array<[string | undefined, RegExp]> = [
+    [undefined, /required/],
+    ['', /empty/],
+    ['x'.repeat(MAX_TOKEN_BYTES + 1), /longer than 8192/],
+    ['has space', /visible ASCII/],
+    ['tab\there', /visible ASCII/],
+    ['nul\u0000x', /visible ASCII/],
+    ['del\u007fx', /visible ASCII/],
+    ['café', /visible ASCII/],
+  ];
+  for (const [token, why] of cases) {
+    const r = parseCheckRequest(token, undefined, 'me');
+    t.equal(r.ok, false, JSON.stringify(token?.slice(0, 20)));
+    if (!r.ok) {
+      t.match(r.error, why);
+      if (token) t.notOk(r.error.includes(token), 'error text does not contain the token');
+    }
+  }
+  t.equal(parseCheckRequest(['a', 'b'], undefined, 'me').ok, false, 'repeated header');
+  t.equal(parseCheckRequest('tok', 'bad origin', 'me').ok, false, 'malformed origin');
+});

@@ -1,0 +1,94 @@
+import t from 'tap';
+import { parseConfig, VARIABLES, type ConfigContext, type Env } from '../sidecar/config.js';
+
+const ctx: ConfigContext = { hostname: 'apigw-7d9f-abcde', serviceAccountNamespace: undefined };
+
+function ok(env: Env, context = ctx) {
+  const r = parseConfig(env, context);
+  if (!r.ok) throw new Error(r.errors.join('; '));
+  return r.config;
+}
+
+function errors(env: Env): readonly string[] {
+  const r = parseConfig(env, ctx);
+  return r.ok ? [] : r.errors;
+}
+
+t.test('defaults', async (t) => {
+  const c = ok({});
+  t.equal(c.pod.name, 'apigw-7d9f-abcde', 'POD_NAME falls back to the hostname, which is the pod name in Kubernetes');
+  t.equal(c.pod.namespace, 'default');
+  t.same(c.listen, { host: '127.0.0.1', port: 8080 });
+  t.same(c.ops, { host: '0.0.0.0', port: 9090 });
+  t.equal(c.discovery.mode, 'static', 'static outside a cluster');
+  t.equal(c.probe.header, 'Authorization');
+  t.equal(c.probe.headerPrefix, 'Bearer ');
+  t.equal(c.probe.path, '/apigw-syncer/probe');
+  t.equal(c.hardTimeoutMs, 1500);
+  t.equal(c.logLevel, 'info');
+  t.equal(ok({ KUBERNETES_SERVICE_HOST: '10.0.0.1' }).discovery.mode, 'kubernetes', 'kubernetes inside a cluster');
+  t.equal(ok({}, { ...ctx, serviceAccountNamespace: 'apigw\n' }).pod.namespace, 'apigw', 'namespace from the service-account file');
+});
+
+t.test('defaults report a token replicated within ~100 ms as Synced', async (t) => {
+  const { retry, hardTimeoutMs } = ok({}, ctx);
+  // Worst case with the lowest jitter: the retries' delays must outlast 100 ms of lag before the deadline.
+  let waited = 0;
+  let n = 0;
+  while (n < retry.maxRetries && waited < 100) waited += Math.min(retry.maxDelayMs, retry.delayMs * retry.backoff ** n++) * (1 - retry.jitter);
+  t.ok(waited >= 100, `retries cover 100 ms of lag (${waited.toFixed(0)} ms after ${n} retries)`);
+  t.ok(waited + 250 < hardTimeoutMs, 'and end before the deadline');
+});
+
+t.test('every variable is read and has a default in the table', async (t) => {
+  const env: Env = {
+    POD_NAME: 'apigw-0', POD_NAMESPACE: 'gw', POD_IP: '10.1.0.7', LOG_LEVEL: 'debug',
+    SYNCER_LISTEN_ADDR: '127.0.0.1:18080', SYNCER_OPS_ADDR: '[::1]:19090', SYNCER_DISCOVERY: 'static',
+    SYNCER_PEERS: ' a=10.1.0.8:8000 , b=apigw-b.gw.svc:8001,', SYNCER_PROBE_SCHEME: 'https', SYNCER_PROBE_PORT: '8443',
+    SYNCER_PROBE_PATH: '/probe', SYNCER_PROBE_HEADER: 'X-Token', SYNCER_PROBE_HEADER_PREFIX: '', SYNCER_PROBE_TIMEOUT_MS: '100',
+    SYNCER_PROBE_CONNECTIONS: '4', SYNCER_RETRY_DELAY_MS: '5', SYNCER_RETRY_BACKOFF: '1.5', SYNCER_RETRY_MAX_DELAY_MS: '50',
+    SYNCER_RETRY_JITTER: '0', SYNCER_MAX_RETRIES: '3', SYNCER_HARD_TIMEOUT_MS: '900', SYNCER_DEPLOYMENT: 'apigw',
+    SYNCER_PEER_SCOPE: 'deployment', SYNCER_RESYNC_MS: '60000', SYNCER_COALESCE_MS: '10', SYNCER_WATCH_TIMEOUT_S: '30',
+    SYNCER_DNS_NAME: 'apigw-headless', SYNCER_DNS_INTERVAL_MS: '1000',
+  };
+  t.same(Object.keys(env).sort(), Object.keys(VARIABLES).sort(), 'the test covers exactly the documented variables');
+  const c = ok(env);
+  t.same(c.pod, { name: 'apigw-0', namespace: 'gw', ip: '10.1.0.7' });
+  t.same(c.ops, { host: '::1', port: 19090 });
+  t.same(c.discovery.staticPeers, [{ name: 'a', host: '10.1.0.8', port: 8000 }, { name: 'b', host: 'apigw-b.gw.svc', port: 8001 }]);
+  t.same(c.probe, { scheme: 'https', port: 8443, path: '/probe', header: 'X-Token', headerPrefix: '', timeoutMs: 100, connectionsPerPeer: 4 });
+  t.same(c.retry, { delayMs: 5, backoff: 1.5, maxDelayMs: 50, jitter: 0, maxRetries: 3 });
+  t.same(c.discovery.kubernetes, { deployment: 'apigw', scope: 'deployment', resyncMs: 60000, coalesceMs: 10, watchTimeoutS: 30 });
+  t.same(c.discovery.dns, { name: 'apigw-headless', intervalMs: 1000 });
+});
+
+t.test('every problem is reported at once, each naming its variable', async (t) => {
+  const errs = errors({
+    SYNCER_LISTEN_ADDR: 'localhost',
+    SYNCER_PROBE_PORT: '70000',
+    SYNCER_HARD_TIMEOUT_MS: 'soon',
+    SYNCER_RETRY_BACKOFF: 'x',
+    SYNCER_DISCOVERY: 'consul',
+    LOG_LEVEL: 'loud',
+    SYNCER_PEERS: 'a=1.2.3.4:80,a=1.2.3.5:80,B=1.1.1.1:1,c=host,d=h:0',
+    POD_IP: 'not-an-ip',
+    SYNCER_PROBE_HEADER: 'Bad Header',
+    SYNCER_PROBE_PATH: 'no-slash',
+    SYNCER_RETRY_DELAY_MS: '500',
+  });
+  const expected = [
+    /^POD_IP: /, /^SYNCER_DISCOVERY: must be one of static, kubernetes, dns/, /^SYNCER_PEERS: peer "a" is listed twice/,
+    /^SYNCER_PEERS: "B=1.1.1.1:1"/, /^SYNCER_PEERS: peer "c": must be host:port/, /^SYNCER_PEERS: peer "d": port must not be 0/,
+    /^SYNCER_PROBE_PATH: /, /^SYNCER_PROBE_HEADER: /, /^SYNCER_RETRY_MAX_DELAY_MS: must be at least/, /^LOG_LEVEL: /,
+    /^SYNCER_LISTEN_ADDR: must be host:port/, /^SYNCER_PROBE_PORT: must be between 1 and 65535/,
+    /^SYNCER_RETRY_BACKOFF: must be a number/, /^SYNCER_HARD_TIMEOUT_MS: must be an integer/,
+  ];
+  for (const re of expected) t.ok(errs.some((e) => re.test(e)), `reports ${re}`);
+  t.equal(errs.length, expected.length, `no other errors: ${errs.join(' | ')}`);
+});
+
+t.test('mode-specific requirements', async (t) => {
+  t.match(errors({ SYNCER_DISCOVERY: 'dns' }), [/^SYNCER_DNS_NAME: is required/]);
+  t.match(errors({ SYNCER_DISCOVERY: 'kubernetes', SYNCER_PEERS: 'a=1.1.1.1:80' }), [/^SYNCER_PEERS: is only used with SYNCER_DISCOVERY=static/]);
+  t.match(errors({ SYNCER_PEER_SCOPE: 'cluster' }), [/^SYNCER_PEER_SCOPE: must be one of revision, deployment/]);
+});

@@ -1,0 +1,114 @@
+// A simulated apigw replica: answers the probe location like nginx's token store (200 when it
+// holds the token, 401 when not), or misbehaves on demand. Used by tests, the demo and the bench.
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+
+export type ReplicaBehaviour =
+  | { readonly kind: 'store' } // the normal replica
+  | { readonly kind: 'status'; readonly status: number } // always this status
+  | { readonly kind: 'hang' } // accepts, never answers
+  | { readonly kind: 'reset' } // resets the connection on each request
+  | { readonly kind: 'close-mid-response' } // sends headers and part of a body, then closes
+  | { readonly kind: 'gate'; readonly open: Promise<void> }; // answers like 'store' once `open` resolves
+
+export interface ReplicaOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly path?: string;
+  readonly header?: string;
+  readonly prefix?: string;
+}
+
+export class ReplicaServer {
+  behaviour: ReplicaBehaviour = { kind: 'store' };
+  /** Probe requests received, in total and per token. */
+  requests = 0;
+  private readonly perToken = new Map<string, number>();
+  /** token → the time (Date.now()) from which the replica holds it. */
+  private readonly tokens = new Map<string, number>();
+  private readonly sockets = new Set<Socket>();
+
+  private constructor(
+    private readonly server: Server,
+    readonly host: string,
+    readonly port: number,
+  ) {}
+
+  static async start(options: ReplicaOptions): Promise<ReplicaServer> {
+    const path = options.path ?? '/apigw-syncer/probe';
+    const header = (options.header ?? 'authorization').toLowerCase();
+    const prefix = options.prefix ?? 'Bearer ';
+    const server = createServer({ keepAliveTimeout: 60_000 });
+    const replica = new ReplicaServer(server, options.host, options.port);
+    server.on('connection', (socket: Socket) => {
+      replica.sockets.add(socket);
+      socket.on('close', () => replica.sockets.delete(socket));
+    });
+    server.on('request', (req, res) => {
+      const value = req.headers[header];
+      const token = typeof value === 'string' && value.startsWith(prefix) ? value.slice(prefix.length) : undefined;
+      if (req.url !== path) {
+        res.writeHead(404).end();
+        return;
+      }
+      replica.requests++;
+      if (token !== undefined) replica.perToken.set(token, (replica.perToken.get(token) ?? 0) + 1);
+      const answer = (): void => {
+        const from = token === undefined ? undefined : replica.tokens.get(token);
+        const held = from !== undefined && Date.now() >= from;
+        res.writeHead(held ? 200 : 401, { 'Content-Type': 'text/plain' }).end(held ? 'ok\n' : 'unauthorized\n');
+      };
+      const b = replica.behaviour;
+      switch (b.kind) {
+        case 'store':
+          return answer();
+        case 'gate':
+          void b.open.then(answer);
+          return;
+        case 'status':
+          res.writeHead(b.status, { 'Content-Type': 'text/plain' }).end('status\n');
+          return;
+        case 'hang':
+          return;
+        case 'reset':
+          req.socket.resetAndDestroy();
+          return;
+        case 'close-mid-response':
+          res.writeHead(200, { 'Content-Length': '100' });
+          res.write('partial');
+          setImmediate(() => req.socket.destroy());
+          return;
+      }
+    });
+    server.listen(options.port, options.host);
+    await once(server, 'listening');
+    return replica;
+  }
+
+  /** The replica holds `token` from `lagMs` from now on (replication lag). */
+  give(token: string, lagMs = 0): void {
+    this.tokens.set(token, Date.now() + lagMs);
+  }
+
+  /** Connections currently open to this replica (keep-alive pools hold them between checks). */
+  get openConnections(): number {
+    return this.sockets.size;
+  }
+
+  requestsFor(token: string): number {
+    return this.perToken.get(token) ?? 0;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** Starts `count` replicas on consecutive loopback addresses, all on one port, like pods. */
+export async function startReplicas(count: number, base: { net: string; first: number; port: number }): Promise<ReplicaServer[]> {
+  return Promise.all(
+    Array.from({ length: count }, (_, i) => ReplicaServer.start({ host: `${base.net}${base.first + i}`, port: base.port })),
+  );
+}

@@ -1,0 +1,67 @@
+// Runs the sidecar in-process with static peers and captured logs, and sends checks to it.
+import { Writable } from 'node:stream';
+import { request } from 'undici';
+import { App } from '../../sidecar/app.js';
+import { parseConfig, type Env } from '../../sidecar/config.js';
+import { createLogger } from '../../sidecar/telemetry/logger.js';
+import { Telemetry } from '../../sidecar/telemetry/metrics.js';
+import type { PeerSource, SourceDeps } from '../../sidecar/discovery/source.js';
+import type { ReplicaServer } from './replica-server.js';
+
+export interface RunningSidecar {
+  readonly app: App;
+  readonly apiUrl: string;
+  readonly opsUrl: string;
+  /** Every log line written so far, raw. */
+  readonly logs: string[];
+  stop(): Promise<void>;
+}
+
+export function peersEnv(replicas: readonly ReplicaServer[], name = (i: number) => `pod-${i}`): string {
+  return replicas.map((r, i) => `${name(i)}=${r.host}:${r.port}`).join(',');
+}
+
+export async function startSidecar(env: Env, source?: (deps: SourceDeps) => PeerSource): Promise<RunningSidecar> {
+  const parsed = parseConfig(
+    { SYNCER_LISTEN_ADDR: '127.0.0.1:0', SYNCER_OPS_ADDR: '127.0.0.1:0', LOG_LEVEL: 'debug', POD_NAME: 'pod-0', ...env },
+    { hostname: 'test-host', serviceAccountNamespace: undefined },
+  );
+  if (!parsed.ok) throw new Error(`bad test config: ${parsed.errors.join('; ')}`);
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logs.push(...chunk.toString('utf8').split('\n').filter((l) => l !== ''));
+      done();
+    },
+  });
+  const app = new App({ config: parsed.config, log: createLogger(parsed.config, sink), telemetry: new Telemetry({ defaultMetrics: false }), ...(source ? { source } : {}) });
+  const { api, ops } = await app.start();
+  return { app, apiUrl: `http://127.0.0.1:${api.port}`, opsUrl: `http://127.0.0.1:${ops.port}`, logs, stop: () => app.stop() };
+}
+
+export interface CheckReply {
+  readonly status: number;
+  readonly tokenStatus: string | undefined;
+  readonly body: {
+    verdict?: string;
+    durationMs?: number;
+    shared?: boolean;
+    error?: string;
+    peers?: Array<{ name: string; outcome: string; attempts: number; lastStatus: number | null; lastError: string | null }>;
+  };
+  /** Wall time from sending to the full answer, in ms. */
+  readonly elapsedMs: number;
+}
+
+export async function sendCheck(apiUrl: string, headers: Record<string, string>, method: 'GET' | 'POST' = 'GET', path = '/v1/synced'): Promise<CheckReply> {
+  const started = performance.now();
+  const res = await request(`${apiUrl}${path}`, { method, headers });
+  const text = await res.body.text();
+  const tokenStatus = res.headers['x-token-status'];
+  return {
+    status: res.statusCode,
+    tokenStatus: typeof tokenStatus === 'string' ? tokenStatus : undefined,
+    body: text === '' ? {} : (JSON.parse(text) as CheckReply['body']),
+    elapsedMs: performance.now() - started,
+  };
+}

@@ -1,0 +1,23 @@
+import t from 'tap';
+import { verdictOf, type PeerOutcome } from '../sidecar/check/verdict.js';
+
+const s: PeerOutcome = 'synced', m: PeerOutcome = 'missing', e: PeerOutcome = 'error', to: PeerOutcome = 'timeout';
+const table: Array<[PeerOutcome[], string]> = [
+  [[], 'Synced'], // no peers: nothing can be missing
+  [[s], 'Synced'],
+  [[s, s, s], 'Synced'],
+  [[m], 'NotSynced'],
+  [[e], 'NotSynced'],
+  [[s, m], 'NotSynced'], // exactly half is not "more than half"
+  [[s, s, m], 'Partialy'],
+  [[s, s, e], 'Partialy'],
+  [[s, m, e], 'NotSynced'],
+  [[s, s, m, m], 'NotSynced'],
+  [[s, s, s, m], 'Partialy'],
+  [[to], 'Timeout'],
+  [[s, s, s, to], 'Timeout'], // any timeout wins, even over a majority
+  [[m, e, to], 'Timeout'],
+];
+for (const [outcomes, expected] of table) {
+  t.equal(verdictOf(outcomes), expected, `[${outcomes.join(',')}] → ${expected}`);
+}
