@@ -1,0 +1,304 @@
+// End to end on real processes: 4 apigw "pods", each = open-source nginx with the shipped
+// snippets on 127.0.2.(10+i):18080 + the real sidecar (node dist/sidecar/main.js) on its own
+// 127.0.0.1 port, all listing each other in SYNCER_PEERS. A client talks to the origin pod's
+// nginx only; replication is played by ReplicationSim. Asserts what the client sees.
+import t from 'tap';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import {
+  FAIL_OPEN_PATH,
+  WAIT_STRICT_PATH,
+  freePort,
+  http,
+  livePids,
+  pollUntil,
+  removePodDir,
+  repoRoot,
+  spawnTracked,
+  startNginxPod,
+  writeToken,
+  type HttpResult,
+  type NginxPod,
+  type TrackedProcess,
+} from './support/nginx.js';
+import { ReplicationSim, type Lag } from './support/replication-sim.js';
+
+const PODS = 4;
+const PORT = 18080;
+const HARD_TIMEOUT_MS = 3_000;
+// Retries of a 401/refused peer run out after ~10+20+40+22×50 ms ≈ 1.2 s (±20 % jitter), well
+// before the hard timeout: a replica that never gets the token ends "missing" (not "timeout"),
+// and lags up to ~0.9 s still end "synced". 50 ms between retries bounds the lag overshoot.
+const RETRY_ENV = {
+  SYNCER_RETRY_DELAY_MS: '10',
+  SYNCER_RETRY_BACKOFF: '2',
+  SYNCER_RETRY_MAX_DELAY_MS: '50',
+  SYNCER_MAX_RETRIES: '25',
+  SYNCER_RETRY_JITTER: '0.2',
+  SYNCER_PROBE_TIMEOUT_MS: '300',
+};
+const MARGIN_MS = 500;
+
+const MAIN_JS = join(repoRoot(), 'dist', 'sidecar', 'main.js');
+
+interface Sidecar {
+  readonly addr: string;
+  readonly opsUrl: string;
+  readonly process: TrackedProcess;
+  output(): string;
+}
+
+interface Pod {
+  readonly name: string;
+  readonly host: string;
+  nginx: NginxPod;
+  sidecar: Sidecar;
+}
+
+/** What teardown must clean up, registered as soon as each piece exists. */
+interface Started {
+  readonly nginx: NginxPod[];
+  readonly sidecars: Sidecar[];
+}
+
+const podName = (i: number): string => `apigw-${i}`;
+const podHost = (i: number): string => `127.0.2.${10 + i}`;
+const peersEnv = Array.from({ length: PODS }, (_, i) => `${podName(i)}=${podHost(i)}:${PORT}`).join(',');
+
+async function startSidecar(i: number, port: number): Promise<Sidecar> {
+  const opsPort = await freePort();
+  const proc = spawnTracked(process.execPath, [MAIN_JS], {
+    env: {
+      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+      POD_NAME: podName(i),
+      POD_NAMESPACE: 'e2e',
+      POD_IP: podHost(i),
+      SYNCER_LISTEN_ADDR: `127.0.0.1:${port}`,
+      SYNCER_OPS_ADDR: `127.0.0.1:${opsPort}`,
+      SYNCER_DISCOVERY: 'static',
+      SYNCER_PEERS: peersEnv,
+      SYNCER_PROBE_PATH: '/apigw-syncer/probe',
+      SYNCER_PROBE_HEADER: 'Authorization',
+      SYNCER_PROBE_HEADER_PREFIX: 'Bearer ',
+      SYNCER_HARD_TIMEOUT_MS: String(HARD_TIMEOUT_MS),
+      LOG_LEVEL: 'info',
+      ...RETRY_ENV,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  proc.child.stderr?.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  const opsUrl = `http://127.0.0.1:${opsPort}`;
+  let exited: number | string | undefined;
+  void proc.exited.then((code) => (exited = code));
+  try {
+    await pollUntil(
+      async () => {
+        if (exited !== undefined) throw new Error(`sidecar ${podName(i)} exited (${exited})`);
+        return (await http(`${opsUrl}/readyz`, { timeoutMs: 500 }).catch(() => undefined))?.status === 200;
+      },
+      `sidecar ${podName(i)} ready`,
+      // Deadline, not a wait: cold starts of 4 node processes on 2 busy cores have taken ~15 s.
+      60_000,
+      25,
+    );
+  } catch (err) {
+    await proc.stop(500);
+    throw new Error(`${(err as Error).message}\n${out}`);
+  }
+  return { addr: `127.0.0.1:${port}`, opsUrl, process: proc, output: () => out };
+}
+
+let tokenSeq = 0;
+const tokens: string[] = [];
+function newToken(label: string): string {
+  const token = `e2e-${label}-${++tokenSeq}-${Math.random().toString(36).slice(2)}`;
+  tokens.push(token);
+  return token;
+}
+
+/** A client request to the origin's nginx, timed. */
+async function client(pod: Pod, path: string, token: string): Promise<HttpResult & { ms: number }> {
+  const started = performance.now();
+  const res = await http(`${pod.nginx.baseUrl}${path}`, { headers: { authorization: `Bearer ${token}` } });
+  return { ...res, ms: performance.now() - started };
+}
+
+interface PeerJson {
+  name: string;
+  outcome: string;
+  attempts: number;
+  lastStatus: number | null;
+}
+interface CheckJson {
+  verdict: string;
+  durationMs: number;
+  peers: PeerJson[];
+}
+
+/** Asks a sidecar directly, as nginx would, to read its JSON body. */
+async function askSidecar(pod: Pod, token: string): Promise<{ status: number; tokenStatus: string | undefined; json: CheckJson; ms: number }> {
+  const started = performance.now();
+  const res = await http(`http://${pod.sidecar.addr}/v1/synced`, { headers: { 'x-auth-token': token, 'x-nginx-origin': pod.name } });
+  const ms = performance.now() - started;
+  const header = res.headers['x-token-status'];
+  return { status: res.status, tokenStatus: typeof header === 'string' ? header : undefined, json: JSON.parse(res.body) as CheckJson, ms };
+}
+
+t.test('nginx + sidecar pods end to end', async (t) => {
+  if (!existsSync(MAIN_JS)) {
+    t.fail(`${MAIN_JS} is missing: run \`npm run build\` (the sidecar program is required)`);
+    return;
+  }
+  const pods: Pod[] = [];
+  const started: Started = { nginx: [], sidecars: [] };
+  const sim: { current?: ReplicationSim } = {};
+  t.teardown(async () => {
+    sim.current?.stop();
+    await Promise.all(started.sidecars.map((s) => s.process.stop()));
+    await Promise.all(started.nginx.map((n) => n.stop()));
+    await Promise.all(started.nginx.map((n) => removePodDir(n)));
+  });
+  const startNginx = async (i: number, sidecarAddr: string): Promise<NginxPod> => {
+    const nginx = await startNginxPod({ name: podName(i), host: podHost(i), port: PORT, sidecarAddr });
+    started.nginx.push(nginx);
+    return nginx;
+  };
+
+  const startedAt = performance.now();
+  await Promise.all(
+    Array.from({ length: PODS }, async (_, i) => {
+      const sidecarPort = await freePort();
+      const nginx = await startNginx(i, `127.0.0.1:${sidecarPort}`);
+      const sidecar = await startSidecar(i, sidecarPort);
+      started.sidecars.push(sidecar);
+      pods[i] = { name: podName(i), host: podHost(i), nginx, sidecar };
+    }),
+  );
+  t.comment(`${PODS} pods (nginx + sidecar) ready in ${Math.round(performance.now() - startedAt)} ms`);
+  const [origin, ...others] = pods as [Pod, ...Pod[]];
+  const replicas = () => others.map((p) => ({ name: p.name, baseUrl: p.nginx.baseUrl }));
+  sim.current = new ReplicationSim({ name: origin.name, baseUrl: origin.nginx.baseUrl }, replicas());
+  const issue = (token: string, lags: Record<string, Lag> = {}) => sim.current!.issue(token, lags);
+
+  await t.test('token on every replica → Synced, both policies serve', async (t) => {
+    const token = newToken('everywhere');
+    const issued = await issue(token);
+    await issued.replicated;
+    const open = await client(origin, FAIL_OPEN_PATH, token);
+    t.equal(open.status, 200);
+    t.equal(open.headers['x-token-status'], 'Synced');
+    const strict = await client(origin, WAIT_STRICT_PATH, token);
+    t.equal(strict.status, 200);
+    t.equal(strict.headers['x-token-status'], 'Synced');
+    t.comment(`already replicated: fail-open ${open.ms.toFixed(1)} ms, wait-strict ${strict.ms.toFixed(1)} ms`);
+  });
+
+  for (const path of [FAIL_OPEN_PATH, WAIT_STRICT_PATH]) {
+    await t.test(`replication lag below the deadline → Synced after about the lag (${path})`, async (t) => {
+      const lags = { [podName(1)]: 200, [podName(2)]: 450, [podName(3)]: 700 };
+      const maxLag = 700;
+      const token = newToken('lag');
+      const issued = await issue(token, lags);
+      const res = await client(origin, path, token);
+      const sinceIssue = performance.now() - issued.originAt;
+      const writes = await issued.replicated;
+      const lastWrite = Math.max(...writes.map((w) => w.atMs ?? 0));
+      t.equal(res.status, 200);
+      t.equal(res.headers['x-token-status'], 'Synced');
+      t.comment(
+        `${path}: lags ${Object.values(lags).join('/')} ms (last write landed at ${lastWrite.toFixed(0)} ms) → ` +
+          `Synced after ${res.ms.toFixed(0)} ms (${sinceIssue.toFixed(0)} ms after the origin write)`,
+      );
+      t.ok(sinceIssue >= lastWrite, 'the answer did not come before the last replica had the token');
+      t.ok(res.ms < maxLag + MARGIN_MS, `answered within lag + ${MARGIN_MS} ms`);
+    });
+  }
+
+  await t.test('one replica never gets the token → Partialy (2 of 3 peers synced)', async (t) => {
+    const token = newToken('one-missing');
+    await issue(token, { [podName(3)]: 'never' });
+    const open = await client(origin, FAIL_OPEN_PATH, token);
+    t.equal(open.status, 200, 'fail-open serves');
+    t.equal(open.headers['x-token-status'], 'Partialy');
+    const strict = await client(origin, WAIT_STRICT_PATH, token);
+    t.equal(strict.status, 503, 'wait-strict rejects');
+    t.equal(strict.headers['x-token-status'], 'Partialy');
+    t.equal(strict.headers['retry-after'], '1');
+    t.ok(open.ms < HARD_TIMEOUT_MS + MARGIN_MS, `answered in ${open.ms.toFixed(0)} ms`);
+    t.comment(`one replica never synced: Partialy after ${open.ms.toFixed(0)} ms (retries exhausted, deadline ${HARD_TIMEOUT_MS} ms)`);
+    const direct = await askSidecar(origin, token);
+    t.same(
+      direct.json.peers.map((p) => [p.name, p.outcome]).sort(),
+      [
+        [podName(1), 'synced'],
+        [podName(2), 'synced'],
+        [podName(3), 'missing'],
+      ],
+    );
+    t.equal(direct.json.peers.find((p) => p.name === podName(3))?.lastStatus, 401);
+  });
+
+  await t.test('two of three replicas never get it → NotSynced', async (t) => {
+    const token = newToken('two-missing');
+    await issue(token, { [podName(2)]: 'never', [podName(3)]: 'never' });
+    const open = await client(origin, FAIL_OPEN_PATH, token);
+    t.equal(open.status, 200);
+    t.equal(open.headers['x-token-status'], 'NotSynced');
+    const strict = await client(origin, WAIT_STRICT_PATH, token);
+    t.equal(strict.status, 503);
+    t.equal(strict.headers['x-token-status'], 'NotSynced');
+  });
+
+  await t.test("a replica's nginx stopped → its outcome is error, answer within the deadline", async (t) => {
+    const down = pods[3]!;
+    await down.nginx.stop();
+    const token = newToken('peer-down');
+    await (await issue(token, { [down.name]: 'never' })).replicated;
+    const direct = await askSidecar(origin, token);
+    t.equal(direct.status, 200);
+    const peer = direct.json.peers.find((p) => p.name === down.name);
+    t.equal(peer?.outcome, 'error', `stopped replica: ${JSON.stringify(peer)}`);
+    t.equal(direct.tokenStatus, direct.json.verdict, 'header and body agree');
+    t.equal(direct.json.verdict, 'Partialy', '2 of 3 synced');
+    t.ok(direct.ms < HARD_TIMEOUT_MS + MARGIN_MS, `sidecar answered in ${direct.ms.toFixed(0)} ms`);
+    const open = await client(origin, FAIL_OPEN_PATH, token);
+    t.equal(open.status, 200);
+    t.equal(open.headers['x-token-status'], 'Partialy');
+    t.ok(open.ms < HARD_TIMEOUT_MS + MARGIN_MS, `through nginx in ${open.ms.toFixed(0)} ms`);
+    t.comment(`stopped replica: sidecar ${direct.ms.toFixed(0)} ms, via nginx ${open.ms.toFixed(0)} ms (deadline ${HARD_TIMEOUT_MS} ms)`);
+
+    // Back up (empty store, as a restarted pod would be): synced again once it has the token.
+    down.nginx = await startNginx(3, down.sidecar.addr);
+    await writeToken(down.nginx.baseUrl, token);
+    const again = await client(origin, FAIL_OPEN_PATH, token);
+    t.equal(again.headers['x-token-status'], 'Synced', 'restarted replica counts again');
+  });
+
+  await t.test('origin sidecar stopped → fail-open serves, wait-strict rejects', async (t) => {
+    const token = newToken('sidecar-down');
+    await (await issue(token)).replicated;
+    const code = await origin.sidecar.process.stop(5_000);
+    t.equal(code, 0, 'sidecar exits 0 on SIGTERM');
+    const open = await client(origin, FAIL_OPEN_PATH, token);
+    t.equal(open.status, 200, 'fail-open serves');
+    t.equal(open.headers['x-token-status'], 'Unavailable');
+    const strict = await client(origin, WAIT_STRICT_PATH, token);
+    t.equal(strict.status, 503, 'wait-strict rejects');
+    t.equal(strict.headers['x-token-status'], 'Unavailable');
+    t.equal(strict.headers['retry-after'], '1');
+    t.ok(open.ms < MARGIN_MS && strict.ms < MARGIN_MS, 'a dead sidecar fails fast (connection refused)');
+  });
+
+  await t.test('tokens never appear in nginx or sidecar logs', async (t) => {
+    const logs = (await Promise.all(pods.map((p) => p.nginx.logs()))).join('\n') + pods.map((p) => p.sidecar.output()).join('\n');
+    t.ok(logs.includes('"msg":"listening"'), 'sidecar logs were captured');
+    for (const token of tokens) t.notOk(logs.includes(token), `${token.slice(0, 16)}… not logged`);
+  });
+});
+
+t.test('no nginx or sidecar left running', async (t) => {
+  t.same(livePids(), [], 'every tracked process group has exited');
+});

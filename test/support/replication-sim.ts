@@ -1,0 +1,91 @@
+// Plays NGINX Plus zone_sync for the open-source test pods: a token is written to the origin
+// replica first (where it was issued) and to every other replica after that replica's own lag
+// — or never — through the keyvals-shaped write endpoint. Timers, not sleeps: issue() returns
+// as soon as the origin holds the token, and `replicated` settles when the last write lands.
+import { performance } from 'node:perf_hooks';
+import { writeToken } from './nginx.js';
+
+export interface SimReplica {
+  readonly name: string;
+  /** http://host:port of the replica's nginx. */
+  readonly baseUrl: string;
+}
+
+/** Milliseconds after the origin write, or 'never' (the replica never receives the token). */
+export type Lag = number | 'never';
+
+export interface ReplicaWrite {
+  readonly name: string;
+  /** ms after the origin write at which the write completed; undefined if never written. */
+  readonly atMs: number | undefined;
+  readonly error?: string;
+}
+
+export interface Issued {
+  readonly token: string;
+  /** performance.now() when the origin write completed. */
+  readonly originAt: number;
+  /** Settles when every scheduled write has completed (or failed). */
+  readonly replicated: Promise<readonly ReplicaWrite[]>;
+  /** Cancels writes that have not started yet. */
+  cancel(): void;
+}
+
+export class ReplicationSim {
+  /** Writes not started yet, each with what cancels it (and settles it as "never written"). */
+  private readonly pending = new Map<NodeJS.Timeout, () => void>();
+
+  constructor(
+    private readonly origin: SimReplica,
+    private readonly others: readonly SimReplica[],
+  ) {}
+
+  /**
+   * Writes `token` to the origin now, then to each other replica after `lags[name]`
+   * (missing name = 0 ms). Resolves once the origin holds it.
+   */
+  async issue(token: string, lags: Readonly<Record<string, Lag>> = {}, value = 'issued'): Promise<Issued> {
+    await writeToken(this.origin.baseUrl, token, value);
+    const originAt = performance.now();
+    const mine: NodeJS.Timeout[] = [];
+    const writes = this.others.map(
+      (replica) =>
+        new Promise<ReplicaWrite>((resolve) => {
+          const lag = lags[replica.name] ?? 0;
+          if (lag === 'never') {
+            resolve({ name: replica.name, atMs: undefined });
+            return;
+          }
+          const timer = setTimeout(() => {
+            this.pending.delete(timer);
+            writeToken(replica.baseUrl, token, value).then(
+              () => resolve({ name: replica.name, atMs: performance.now() - originAt }),
+              (err: unknown) => resolve({ name: replica.name, atMs: undefined, error: String(err) }),
+            );
+          }, lag);
+          this.pending.set(timer, () => {
+            clearTimeout(timer);
+            resolve({ name: replica.name, atMs: undefined });
+          });
+          mine.push(timer);
+        }),
+    );
+    return {
+      token,
+      originAt,
+      replicated: Promise.all(writes),
+      cancel: () => mine.forEach((timer) => this.cancelOne(timer)),
+    };
+  }
+
+  private cancelOne(timer: NodeJS.Timeout): void {
+    const cancel = this.pending.get(timer);
+    this.pending.delete(timer);
+    cancel?.();
+  }
+
+  /** Cancels every write not yet started (for t.teardown). */
+  stop(): void {
+    for (const timer of [...this.pending.keys()]) this.cancelOne(timer);
+  }
+}
