@@ -1,0 +1,48 @@
+# syntax=docker/dockerfile:1
+# apigw-syncer image: the sidecar only (dist/sidecar + production dependencies) on Node 24 LTS.
+#
+# Base: node:24-alpine. Why not distroless nodejs24: there node lives at /nodejs/bin/node and
+# is not on PATH, so the documented `kubectl exec <pod> -c syncer -- node dist/sidecar/main.js
+# peers` would not work, and there is no shell at all for an operator's first look. Alpine is
+# the official Node build (~50 MB), has no native-addon concerns here (the production
+# dependencies are pure JavaScript), and its npm/yarn/corepack are removed below so the
+# runtime holds node, the app and busybox. Pin a digest in CI with --build-arg NODE_IMAGE=….
+# test/runtime-image.test.ts reproduces the runtime stage without Docker and starts the app
+# with the ENTRYPOINT parsed from this file.
+ARG NODE_IMAGE=node:24-alpine
+
+# ---- build: all dependencies, compile the sidecar only (tsconfig.build.json) ----
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY sidecar ./sidecar
+RUN npx tsc -p tsconfig.build.json
+
+# ---- deps: production dependencies only, in a stage that still has npm ----
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+# ---- runtime ----
+FROM ${NODE_IMAGE} AS runtime
+# npm, npx, yarn and corepack are not needed to run and only add attack surface.
+RUN rm -rf /usr/local/lib/node_modules /usr/local/bin/npm /usr/local/bin/npx \
+      /usr/local/bin/corepack /usr/local/bin/yarn /usr/local/bin/yarnpkg /opt/yarn-* \
+      /root/.npm /tmp/*
+ENV NODE_ENV=production
+WORKDIR /app
+# Owned by root and read-only for the app user: the container runs with
+# readOnlyRootFilesystem and never writes here.
+# package.json is needed at run time: its "type": "module" makes node load dist/ as ESM.
+COPY package.json ./
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /src/dist/sidecar ./dist/sidecar
+# Numeric UID:GID (the image's "node" user) so the kubelet can verify runAsNonRoot; OpenShift
+# replaces it with an arbitrary UID in group 0, which can still read the world-readable files.
+USER 1000:1000
+EXPOSE 9090
+# Exec form: node is PID 1 and receives SIGTERM itself; the sidecar handles it and exits 0.
+ENTRYPOINT ["node", "dist/sidecar/main.js"]

@@ -1,0 +1,553 @@
+// The helm chart (helm/apigw-syncer), proven three ways:
+//  1. rendered with the real helm and asserted on the parsed objects (sidecar toggle, native
+//     sidecar, ocp4, RBAC from roles/rules.yaml, every SYNCER_* setting, the schema);
+//  2. its nginx config run by a real nginx, with the real sidecar, as two pods would;
+//  3. applied with strict server-side validation to a real kube-apiserver, whose controllers
+//     create the pods (Pod Security "restricted" enforced), and whose RBAC lets the
+//     sidecar's ServiceAccount do exactly what discovery needs.
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { KubeConfig, type V1Container, type V1PolicyRule, type V1Pod } from '@kubernetes/client-node';
+import { VARIABLES, parseConfig } from '../sidecar/config.js';
+import { repoRoot } from './support/tools.js';
+import { CHART_DIR, helmBin, helmTemplate, kubeVersion, parseManifests, render, runHelm, type KubeObject } from './packaging/helm.js';
+import { allContainers, envNames, envVar, ofKind, only, podSpec, resolveEnv } from './packaging/k8s-objects.js';
+import { nginxMissing, startPods, writeToken } from './packaging/nginx-pods.js';
+import { applyAll, restrictedNamespace, waitForPods } from './packaging/cluster-install.js';
+import { KubeClient } from './packaging/kube-apply.js';
+import { runtimeSpec } from './packaging/dockerfile.js';
+import { run } from './packaging/pod-sim.js';
+import { startControlPlane } from './support/control-plane.js';
+import { FakeKubelet } from './support/fake-kubelet.js';
+
+const ROOT = repoRoot();
+const RULES = parse(readFileSync(join(ROOT, 'roles', 'rules.yaml'), 'utf8')) as V1PolicyRule[];
+const PACKAGE_VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
+function syncerOf(objects: readonly KubeObject[]): { container: V1Container; init: boolean } | undefined {
+  return allContainers(podSpec(objects)).get('syncer');
+}
+
+function requireSyncer(objects: readonly KubeObject[]): V1Container {
+  const s = syncerOf(objects);
+  if (!s) throw new Error('no syncer container');
+  return s.container;
+}
+
+t.test('helm lint passes for the main value combinations', async (t) => {
+  const combos: Record<string, string[]> = {
+    defaults: [],
+    'sidecar off': ['--set', 'syncer.enabled=false'],
+    'ocp4 + native sidecar': ['--set', 'ocp4=true', '--set', 'syncer.nativeSidecar=true'],
+    'plus + dns + ServiceMonitor': ['--set', 'nginx.flavor=plus', '--set', 'syncer.discovery=dns', '--set', 'metrics.serviceMonitor.enabled=true'],
+  };
+  for (const [name, args] of Object.entries(combos)) {
+    const r = await runHelm(['lint', '--strict', CHART_DIR, '--kube-version', kubeVersion(), ...args]);
+    t.equal(r.code, 0, `lint --strict (${name}): ${r.stdout}${r.stderr}`);
+  }
+});
+
+t.test('chart version, appVersion and the default sidecar tag follow package.json', async (t) => {
+  const chart = parse(readFileSync(join(CHART_DIR, 'Chart.yaml'), 'utf8')) as { version: string; appVersion: string };
+  const values = parse(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')) as { syncer: { image: { tag: string } } };
+  t.equal(chart.version, PACKAGE_VERSION);
+  t.equal(chart.appVersion, PACKAGE_VERSION);
+  t.equal(values.syncer.image.tag, PACKAGE_VERSION);
+});
+
+t.test('render matrix: sidecar on/off × ocp4 × native sidecar', async (t) => {
+  for (const enabled of [true, false]) {
+    for (const ocp4 of [false, true]) {
+      for (const nativeSidecar of [false, true]) {
+        const name = `syncer.enabled=${enabled} ocp4=${ocp4} nativeSidecar=${nativeSidecar}`;
+        const objects = await render({ values: { ocp4, syncer: { enabled, nativeSidecar } } });
+        t.test(name, async (t) => {
+          const spec = podSpec(objects);
+          const containers = allContainers(spec);
+          const nginx = containers.get('nginx');
+          t.ok(nginx && !nginx.init, 'nginx is an app container');
+          const syncer = containers.get('syncer');
+          t.equal(syncer !== undefined, enabled, 'sidecar present exactly when enabled');
+          const syncerCount = [...(spec.initContainers ?? []), ...spec.containers].filter((c) => c.name === 'syncer').length;
+          t.equal(syncerCount, enabled ? 1 : 0, 'at most one sidecar');
+
+          if (syncer) {
+            const c = syncer.container;
+            t.equal(syncer.init, nativeSidecar, 'initContainer exactly when native');
+            t.equal(c.restartPolicy, nativeSidecar ? 'Always' : undefined, 'restartPolicy Always only as a native sidecar');
+            for (const [env, path] of [
+              ['POD_NAME', 'metadata.name'],
+              ['POD_NAMESPACE', 'metadata.namespace'],
+              ['POD_IP', 'status.podIP'],
+            ] as const) {
+              t.equal(envVar(c, env)?.valueFrom?.fieldRef?.fieldPath, path, `${env} from the downward API`);
+            }
+            t.same(c.ports, [{ name: 'ops', containerPort: 9090, protocol: 'TCP' }], 'ops port');
+            t.same(c.livenessProbe?.httpGet, { path: '/healthz', port: 'ops' }, 'liveness on the named ops port');
+            t.same(c.readinessProbe?.httpGet, { path: '/readyz', port: 'ops' }, 'readiness on the named ops port');
+            t.ok(c.resources?.requests?.['cpu'] && c.resources.requests['memory'] && c.resources.limits?.['memory'], 'resource defaults');
+            const sc = c.securityContext;
+            t.equal(sc?.runAsNonRoot, true);
+            t.equal(sc?.readOnlyRootFilesystem, true);
+            t.equal(sc?.allowPrivilegeEscalation, false);
+            t.same(sc?.capabilities?.drop, ['ALL']);
+            t.equal(sc?.seccompProfile?.type, 'RuntimeDefault');
+            // nginx reaches the sidecar where it listens.
+            t.equal(envVar(nginx?.container ?? c, 'SYNCER_LISTEN_ADDR')?.value, '127.0.0.1:8080');
+          }
+
+          const podSc = spec.securityContext ?? {};
+          if (ocp4) {
+            for (const field of ['runAsUser', 'runAsGroup', 'fsGroup'] as const) t.equal(podSc[field], undefined, `no pod ${field} under ocp4`);
+            for (const { container } of containers.values()) {
+              t.equal(container.securityContext?.runAsUser, undefined, `no runAsUser in ${container.name} under ocp4`);
+              t.equal(container.securityContext?.runAsGroup, undefined, `no runAsGroup in ${container.name} under ocp4`);
+            }
+          } else {
+            t.equal(podSc.runAsUser, 101, 'fixed UID outside OpenShift');
+            t.equal(podSc.fsGroup, 101);
+          }
+          t.equal(podSc.runAsNonRoot, true, 'pod runs as non-root in every mode');
+
+          // RBAC and the pod's identity.
+          t.equal(ofKind(objects, 'ServiceAccount').length, enabled ? 1 : 0, 'ServiceAccount only with the sidecar');
+          t.equal(ofKind(objects, 'Role').length, enabled ? 1 : 0, 'Role only with the sidecar');
+          t.equal(ofKind(objects, 'RoleBinding').length, enabled ? 1 : 0, 'RoleBinding only with the sidecar');
+          if (enabled) {
+            const sa = only(objects, 'ServiceAccount');
+            const role = only(objects, 'Role');
+            const binding = only(objects, 'RoleBinding');
+            t.same(role.rules, RULES, 'Role rules are roles/rules.yaml');
+            t.same(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata?.name });
+            t.same(binding.subjects, [{ kind: 'ServiceAccount', name: sa.metadata?.name, namespace: 'apigw' }]);
+            t.equal(spec.serviceAccountName, sa.metadata?.name, 'pod runs as the sidecar ServiceAccount');
+          } else {
+            t.equal(spec.serviceAccountName, undefined);
+            t.equal(spec.automountServiceAccountToken, false, 'no API token mounted when nothing calls the API');
+          }
+
+          // Metrics annotations and the peer Service's ops port follow the sidecar.
+          const annotations = only(objects, 'Deployment').spec?.template.metadata?.annotations ?? {};
+          t.equal(annotations['prometheus.io/scrape'], enabled ? 'true' : undefined);
+          const peers = ofKind(objects, 'Service').find((s) => s.spec?.clusterIP === 'None');
+          t.equal(peers?.spec?.publishNotReadyAddresses, true, 'headless peer Service lists not-ready pods');
+          t.equal(
+            (peers?.spec?.ports ?? []).some((p) => p.name === 'ops'),
+            enabled,
+            'peer Service exposes ops only with the sidecar',
+          );
+          const nginxConf = only(objects, 'ConfigMap').data?.['nginx.conf'] ?? '';
+          t.equal(nginxConf.includes('policy-wait-strict.conf'), enabled, 'nginx waits for replication only with the sidecar');
+        });
+      }
+    }
+  }
+});
+
+t.test('RBAC is rendered only for kubernetes discovery', async (t) => {
+  for (const [discovery, extra] of [
+    ['dns', {}],
+    ['static', { peers: 'a=127.0.0.1:80' }],
+  ] as const) {
+    const objects = await render({ values: { syncer: { discovery, config: extra } } });
+    t.equal(ofKind(objects, 'ServiceAccount').length + ofKind(objects, 'Role').length + ofKind(objects, 'RoleBinding').length, 0, `${discovery}: no SA/Role/RoleBinding`);
+    t.equal(podSpec(objects).automountServiceAccountToken, false, `${discovery}: no token mounted`);
+    t.equal(envVar(requireSyncer(objects), 'SYNCER_DISCOVERY')?.value, discovery);
+  }
+  const dns = await render({ values: { syncer: { discovery: 'dns' } } });
+  t.equal(envVar(requireSyncer(dns), 'SYNCER_DNS_NAME')?.value, 'apigw-apigw-syncer-peers.apigw.svc', 'dns discovery defaults to the headless Service');
+});
+
+t.test('every SYNCER_* variable of the sidecar is reachable from values, with values the sidecar accepts', async (t) => {
+  const schema = JSON.parse(readFileSync(join(CHART_DIR, 'values.schema.json'), 'utf8')) as {
+    properties: { syncer: { properties: { config: { properties: Record<string, unknown> } } } };
+  };
+  const keys = Object.keys(schema.properties.syncer.properties.config.properties);
+  const snake = (k: string): string => `SYNCER_${k.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`;
+  const fromValues = new Set([...keys.map(snake), 'SYNCER_DISCOVERY']);
+  const sidecarVars = Object.keys(VARIABLES).filter((v) => v.startsWith('SYNCER_'));
+  t.same([...fromValues].sort(), [...sidecarVars].sort(), 'values.schema.json syncer.config keys ↔ sidecar/config.ts VARIABLES');
+
+  const config: Record<string, unknown> = {
+    listenAddr: '127.0.0.1:8081',
+    opsAddr: '0.0.0.0:9091',
+    peers: 'pod-a=10.0.0.1:8000, pod-b=10.0.0.2:8000',
+    deployment: 'apigw',
+    peerScope: 'deployment',
+    resyncMs: 86_400_000, // prints as 8.64e+07 without the chart's integer formatting
+    coalesceMs: 50,
+    watchTimeoutS: 120,
+    dnsName: 'apigw-peers.apigw.svc',
+    dnsIntervalMs: 2_000,
+    probeScheme: 'https',
+    probePort: 8443,
+    probePath: '/probe',
+    probeHeader: 'X-Token',
+    probeHeaderPrefix: 'Token ',
+    probeTimeoutMs: 300,
+    probeConnections: 8,
+    retryDelayMs: 5,
+    retryBackoff: 1.5,
+    retryMaxDelayMs: 100,
+    retryJitter: 0.35,
+    maxRetries: 20,
+    hardTimeoutMs: 2_500,
+  };
+  t.same(Object.keys(config).sort(), [...keys].sort(), 'the sample sets every key');
+  const objects = await render({ values: { syncer: { discovery: 'static', opsPort: 9091, logLevel: 'debug', config } } });
+  const c = requireSyncer(objects);
+  for (const name of sidecarVars) t.ok(envVar(c, name), `${name} rendered`);
+  const env = resolveEnv(c, { 'metadata.name': 'apigw-0', 'metadata.namespace': 'apigw', 'status.podIP': '10.0.0.9' });
+  t.equal(env['SYNCER_RESYNC_MS'], '86400000', 'large integers are not printed in exponent form');
+  t.equal(env['SYNCER_PROBE_HEADER_PREFIX'], 'Token ', 'trailing space kept');
+  t.equal(env['SYNCER_RETRY_JITTER'], '0.35');
+  const parsed = parseConfig(env, { hostname: 'h', serviceAccountNamespace: undefined });
+  t.ok(parsed.ok, `the sidecar accepts the rendered env: ${parsed.ok ? '' : parsed.errors.join('; ')}`);
+  if (parsed.ok) {
+    t.equal(parsed.config.hardTimeoutMs, 2_500);
+    t.equal(parsed.config.discovery.kubernetes.resyncMs, 86_400_000);
+    t.equal(parsed.config.retry.backoff, 1.5);
+    t.equal(parsed.config.probe.headerPrefix, 'Token ');
+    t.same(parsed.config.ops, { host: '0.0.0.0', port: 9091 });
+    t.equal(parsed.config.discovery.staticPeers.length, 2);
+  }
+
+  // Unset values are not rendered: the sidecar's own defaults apply.
+  const defaults = requireSyncer(await render());
+  t.same(
+    envNames(defaults).sort(),
+    ['LOG_LEVEL', 'POD_IP', 'POD_NAME', 'POD_NAMESPACE', 'SYNCER_DISCOVERY', 'SYNCER_OPS_ADDR', 'SYNCER_PROBE_PORT'],
+    'defaults: identity, discovery, and the two values the pod layout fixes (ops port, nginx port)',
+  );
+  t.equal(envVar(defaults, 'SYNCER_PROBE_PORT')?.value, '8000', 'peers are probed on nginx.port');
+});
+
+t.test('invalid values are rejected with a message naming the value', async (t) => {
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    ['replicas: "three"', { replicas: 'three' }, /replicas[\s\S]*(integer|number)/],
+    ['hardTimeoutMs: -5', { syncer: { config: { hardTimeoutMs: -5 } } }, /hardTimeoutMs[\s\S]*(minimum|>=|less than)/i],
+    ['unknown discovery mode', { syncer: { discovery: 'gossip' } }, /discovery[\s\S]*(kubernetes|enum|value must be)/i],
+    ['misspelt config key', { syncer: { config: { hardTimeoutMS: 10 } } }, /hardTimeoutMS/],
+    ['static without peers', { syncer: { discovery: 'static' } }, /peers/],
+    ['unknown nginx flavor', { nginx: { flavor: 'apache' } }, /flavor/],
+    ['peers with kubernetes discovery', { syncer: { config: { peers: 'a=10.0.0.1:80' } } }, /peers is only used with syncer\.discovery=static/],
+    ['port used twice in the pod', { nginx: { port: 9090 } }, /syncer\.opsPort uses port 9090, already used by nginx\.port/],
+    ['opsAddr port ≠ opsPort', { syncer: { config: { opsAddr: '0.0.0.0:9999' } } }, /opsAddr \(0\.0\.0\.0:9999\) must use syncer\.opsPort \(9090\)/],
+  ];
+  for (const [name, values, message] of cases) {
+    const r = await helmTemplate({ values });
+    t.not(r.code, 0, `${name}: rejected`);
+    t.match(r.stderr, message, `${name}: clear message`);
+    t.comment(`${name} → ${r.stderr.split('\n').slice(0, 4).join(' | ')}`);
+  }
+  const old = await helmTemplate({ values: { syncer: { nativeSidecar: true } }, extraArgs: ['--kube-version', '1.28.9'] });
+  t.not(old.code, 0, 'native sidecar on Kubernetes 1.28: rejected');
+  t.match(old.stderr, /syncer\.nativeSidecar needs Kubernetes >= 1\.29/);
+  t.equal((await helmTemplate({ extraArgs: ['--kube-version', '1.28.9'] })).code, 0, 'a regular sidecar still renders for 1.28');
+});
+
+t.test('metrics: scrape annotations and an optional ServiceMonitor on the ops port', async (t) => {
+  const plain = await render();
+  t.equal(plain.filter((o) => o.kind === 'ServiceMonitor').length, 0, 'no ServiceMonitor by default');
+  const annotations = only(plain, 'Deployment').spec?.template.metadata?.annotations ?? {};
+  t.same(
+    [annotations['prometheus.io/scrape'], annotations['prometheus.io/port'], annotations['prometheus.io/path']],
+    ['true', '9090', '/metrics'],
+  );
+  const withMonitor = await render({ values: { metrics: { serviceMonitor: { enabled: true, labels: { release: 'prom' } }, podAnnotations: false } } });
+  const monitor = withMonitor.find((o) => o.kind === 'ServiceMonitor');
+  t.equal(monitor?.apiVersion, 'monitoring.coreos.com/v1');
+  t.match(monitor, { metadata: { labels: { release: 'prom' } }, spec: { endpoints: [{ port: 'ops', path: '/metrics' }] } });
+  const peerLabels = ofKind(withMonitor, 'Service').find((s) => s.spec?.clusterIP === 'None')?.metadata?.labels ?? {};
+  const wanted = (monitor?.['spec'] as { selector?: { matchLabels?: Record<string, string> } } | undefined)?.selector?.matchLabels ?? {};
+  t.ok(Object.keys(wanted).length > 0, 'ServiceMonitor has a selector');
+  t.has(peerLabels, wanted, 'it selects the peer Service (which has the ops port)');
+  t.equal(ofKind(withMonitor, 'Service').filter((s) => Object.entries(wanted).every(([k, v]) => s.metadata?.labels?.[k] === v)).length, 1, 'and only it');
+  t.equal(only(withMonitor, 'Deployment').spec?.template.metadata?.annotations?.['prometheus.io/scrape'], undefined, 'annotations can be turned off');
+  const noPeers = await helmTemplate({ values: { metrics: { serviceMonitor: { enabled: true } }, peerService: { enabled: false } } });
+  t.not(noPeers.code, 0);
+  t.match(noPeers.stderr, /metrics\.serviceMonitor\.enabled scrapes through the peer Service: it needs deployment\.enabled and peerService\.enabled/);
+});
+
+t.test('roles/rbac.yaml is what roles/generate.sh renders from roles/rules.yaml', async (t) => {
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile('bash', [join(ROOT, 'roles', 'generate.sh')], { env: { ...process.env, HELM: helmBin() } }, (err, stdout, stderr) =>
+      err ? reject(new Error(`generate.sh failed: ${stderr}`)) : resolve(stdout),
+    ),
+  );
+  t.equal(readFileSync(join(ROOT, 'roles', 'rbac.yaml'), 'utf8'), out, 'stale roles/rbac.yaml: run roles/generate.sh > roles/rbac.yaml');
+  const objects = parseManifests(out);
+  t.same(only(objects, 'Role').rules, RULES);
+  t.same(
+    objects.map((o) => o.kind),
+    ['ServiceAccount', 'Role', 'RoleBinding'],
+  );
+  for (const o of objects) {
+    const labels = (o.metadata['labels'] ?? {}) as Record<string, string>;
+    t.notOk('app.kubernetes.io/managed-by' in labels, `${o.kind}: plain manifests do not claim to be managed by helm`);
+  }
+});
+
+t.test('NOTES.txt tells the operator how to check the sidecar', async (t) => {
+  // helm template does not print NOTES: render a copy of it as a ConfigMap in a copy of the chart.
+  const dir = mkdtempSync(join(tmpdir(), 'apigw-notes-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const chart = join(dir, 'apigw-syncer');
+  cpSync(CHART_DIR, chart, { recursive: true, dereference: true });
+  copyFileSync(join(chart, 'templates', 'NOTES.txt'), join(chart, 'files', 'notes.txt'));
+  writeFileSync(
+    join(chart, 'templates', 'zz-notes.yaml'),
+    'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ tpl (.Files.Get "files/notes.txt") . | quote }}\n',
+  );
+  const notes = async (values: Record<string, unknown>): Promise<string> => {
+    const objects = await render({ chart, values });
+    const cm = ofKind(objects, 'ConfigMap').find((c) => c.metadata?.name === 'notes');
+    return cm?.data?.['notes'] ?? '';
+  };
+  const on = await notes({});
+  t.match(on, /kubectl -n apigw logs "\$POD" -c syncer -f/);
+  t.match(on, /kubectl -n apigw exec "\$POD" -c syncer -- node dist\/sidecar\/main\.js peers/);
+  t.match(on, /\/metrics/);
+  t.match(on, /auth can-i --list --as=system:serviceaccount:apigw:apigw-apigw-syncer-syncer/);
+  t.match(await notes({ syncer: { enabled: false } }), /sidecar is DISABLED/);
+});
+
+t.test('the packaged chart carries the snippets and rules (helm follows the symlinks)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'apigw-package-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const r = await runHelm(['package', CHART_DIR, '--destination', dir]);
+  t.equal(r.code, 0, r.stderr);
+  const tgz = join(dir, `apigw-syncer-${PACKAGE_VERSION}.tgz`);
+  t.ok(existsSync(tgz), 'package written');
+  const fromTgz = await render({ chart: tgz, values: { nginx: { flavor: 'plus' } } });
+  const fromDir = await render({ values: { nginx: { flavor: 'plus' } } });
+  t.same(only(fromTgz, 'ConfigMap').data, only(fromDir, 'ConfigMap').data, 'same nginx files from the package');
+  t.same(only(fromTgz, 'Role').rules, RULES, 'same rules from the package');
+  const snippet = readFileSync(join(ROOT, 'nginx-snippets', 'common', 'http.conf'), 'utf8');
+  t.equal(only(fromTgz, 'ConfigMap').data?.['apigw-syncer_common_http.conf'], snippet.replace(/\n$/, ''), 'snippet shipped verbatim');
+});
+
+t.test('plus: zone_sync stream block rendered for this release', async (t) => {
+  const objects = await render({ release: 'gw', namespace: 'edge', values: { nginx: { flavor: 'plus' } } });
+  const conf = only(objects, 'ConfigMap').data?.['nginx.conf'] ?? '';
+  t.match(conf, /zone_sync_server gw-apigw-syncer-peers\.edge\.svc\.cluster\.local:12345 resolve;/);
+  t.match(conf, /resolver kube-dns\.kube-system\.svc\.cluster\.local valid=5s;/);
+  t.match(conf, /include apigw-syncer\/plus\/token-store-http\.conf;/);
+  const ocp = only(await render({ values: { ocp4: true, nginx: { flavor: 'plus' } } }), 'ConfigMap').data?.['nginx.conf'] ?? '';
+  t.match(ocp, /resolver dns-default\.openshift-dns\.svc\.cluster\.local valid=5s;/, 'OpenShift DNS under ocp4');
+  const nginx = allContainers(podSpec(objects)).get('nginx')?.container;
+  t.ok(nginx?.ports?.some((p) => p.name === 'zone-sync' && p.containerPort === 12345), 'zone-sync container port');
+});
+
+t.test('a parent chart can include just the sidecar container', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'apigw-parent-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const parent = join(dir, 'team-gw');
+  mkdirSync(join(parent, 'templates'), { recursive: true });
+  mkdirSync(join(parent, 'charts'));
+  const pkg = await runHelm(['package', CHART_DIR, '--destination', join(parent, 'charts')]);
+  t.equal(pkg.code, 0, pkg.stderr);
+  writeFileSync(
+    join(parent, 'Chart.yaml'),
+    `apiVersion: v2\nname: team-gw\nversion: 1.0.0\ndependencies:\n  - name: apigw-syncer\n    version: ${PACKAGE_VERSION}\n`,
+  );
+  writeFileSync(join(parent, 'values.yaml'), 'apigw-syncer:\n  deployment:\n    enabled: false\n  syncer:\n    config:\n      probePort: 8443\n');
+  writeFileSync(
+    join(parent, 'templates', 'deployment.yaml'),
+    [
+      '{{- $syncer := index .Subcharts "apigw-syncer" }}',
+      'apiVersion: apps/v1',
+      'kind: Deployment',
+      'metadata:',
+      '  name: team-gw',
+      'spec:',
+      '  selector:',
+      '    matchLabels: {app: team-gw}',
+      '  template:',
+      '    metadata:',
+      '      labels: {app: team-gw}',
+      '    spec:',
+      '      serviceAccountName: {{ include "apigw-syncer.serviceAccountName" $syncer }}',
+      '      containers:',
+      '        - name: gateway',
+      '          image: team/gateway:1',
+      '        {{- include "apigw-syncer.sidecarContainer" $syncer | nindent 8 }}',
+      '',
+    ].join('\n'),
+  );
+  const objects = await render({ chart: parent, release: 'team' });
+  const deployments = ofKind(objects, 'Deployment');
+  t.same(
+    deployments.map((d) => d.metadata?.name),
+    ['team-gw'],
+    'only the parent Deployment: deployment.enabled=false keeps the subchart to RBAC',
+  );
+  const spec = podSpec(objects);
+  t.same(
+    spec.containers.map((c) => c.name),
+    ['gateway', 'syncer'],
+  );
+  const syncer = requireSyncer(objects);
+  t.equal(syncer.image, `apigw-syncer:${PACKAGE_VERSION}`, 'subchart defaults reach the template');
+  t.equal(envVar(syncer, 'SYNCER_PROBE_PORT')?.value, '8443', 'parent values reach the template');
+  t.equal(spec.serviceAccountName, only(objects, 'ServiceAccount').metadata?.name, 'the subchart renders the ServiceAccount the parent uses');
+  t.same(only(objects, 'Role').rules, RULES);
+});
+
+t.test('the rendered nginx config runs: two pods, real nginx + real sidecar', { skip: nginxMissing() ?? false }, async (t) => {
+  const ports = { nginxPort: 18000, apiPort: 18080, opsPort: 19090 };
+  const peers = 'pod-a=127.0.4.101:18000,pod-b=127.0.4.102:18000';
+  const started = Date.now();
+  const [a, b] = await startPods([
+    { name: 'pod-a', ip: '127.0.4.101', peers, ...ports },
+    { name: 'pod-b', ip: '127.0.4.102', peers, ...ports },
+  ]);
+  if (!a || !b) throw new Error('pods not started');
+  let stopped = false;
+  t.teardown(async () => {
+    if (!stopped) await Promise.all([a.stop(), b.stop()]);
+  });
+  t.comment(`two pods up in ${Date.now() - started} ms`);
+
+  const noToken = await fetch(`${a.base}/`);
+  t.equal(noToken.status, 200, 'no bearer token: served without a check');
+  t.equal(noToken.headers.get('x-token-status'), null);
+
+  const token = `tok-${Date.now()}`;
+  const auth = { Authorization: `Bearer ${token}` };
+  t.equal(await writeToken(a, token), 201, 'token written to pod-a only');
+  t.equal((await fetch(`${a.base}/apigw-syncer/probe`, { headers: auth })).status, 200, 'pod-a probe: has it');
+  t.equal((await fetch(`${b.base}/apigw-syncer/probe`, { headers: auth })).status, 401, 'pod-b probe: not yet');
+
+  const waiting = await fetch(`${a.base}/`, { headers: auth });
+  t.equal(waiting.status, 503, 'wait-strict: not on every replica → 503');
+  t.match(waiting.headers.get('x-token-status') ?? '', /^(NotSynced|Timeout)$/, 'with the verdict');
+  t.equal(waiting.headers.get('retry-after'), '1');
+
+  t.equal(await writeToken(b, token), 201, 'token replicated to pod-b');
+  const synced = await fetch(`${a.base}/`, { headers: auth });
+  t.equal(synced.status, 200, 'served once every replica has the token');
+  t.equal(synced.headers.get('x-token-status'), 'Synced');
+  t.equal((await synced.text()).trim(), 'apigw');
+
+  const metrics = await (await fetch(`${a.ops}/metrics`)).text();
+  t.match(metrics, /syncer_checks_total\{verdict="Synced"\} [1-9]/, 'the check is counted in the sidecar metrics');
+
+  stopped = true;
+  const [exitA, exitB] = await Promise.all([a.stop(), b.stop()]);
+  t.same(exitA, { code: 0, signal: null }, 'sidecar exits 0 on SIGTERM');
+  t.same(exitB, { code: 0, signal: null });
+});
+
+t.test('installs on a real kube-apiserver: strict validation, restricted Pod Security, RBAC', async (t) => {
+  const started = Date.now();
+  const cp = await startControlPlane();
+  t.teardown(() => cp.stop());
+  t.comment(`control plane up in ${Date.now() - started} ms`);
+  const admin = new KubeClient(cp.adminKubeConfig());
+  const replicas = 2;
+  const installs: { ns: string; values: Record<string, unknown> }[] = [
+    { ns: 'apigw-on', values: {} },
+    { ns: 'apigw-off', values: { syncer: { enabled: false } } },
+    { ns: 'apigw-native', values: { syncer: { nativeSidecar: true } } },
+    { ns: 'apigw-ocp4', values: { ocp4: true } },
+  ];
+  const rendered = new Map<string, KubeObject[]>();
+  for (const { ns, values } of installs) {
+    const objects = await render({ namespace: ns, values: { replicas, ...values } });
+    rendered.set(ns, objects);
+    await admin.apply(restrictedNamespace(ns));
+    await applyAll(admin, objects);
+    t.pass(`${ns}: ${objects.length} objects accepted with fieldValidation=Strict`);
+  }
+
+  // A field the API does not know is refused, not dropped: the check above has teeth.
+  const typo = structuredClone(only(rendered.get('apigw-on') ?? [], 'Deployment')) as unknown as Record<string, Record<string, unknown>>;
+  const typoSpec = typo['spec'];
+  if (typoSpec) typoSpec['replica'] = 3;
+  await t.rejects(admin.apply(typo as unknown as KubeObject), /spec\.replica: field not declared in schema|unknown field "spec\.replica"/, 'unknown fields are refused, not dropped');
+
+  const kubelet = new FakeKubelet(cp.adminKubeConfig(), 'apigw-on', '127.0.4.');
+  t.teardown(() => kubelet.stop());
+  await kubelet.start();
+
+  const selector = 'app.kubernetes.io/name=apigw-syncer,app.kubernetes.io/instance=apigw';
+  for (const { ns, values } of installs) {
+    const pods = await waitForPods(admin, ns, selector, replicas);
+    const enabled = (values['syncer'] as { enabled?: boolean } | undefined)?.enabled !== false;
+    const native = (values['syncer'] as { nativeSidecar?: boolean } | undefined)?.nativeSidecar === true;
+    for (const pod of pods) {
+      const spec = pod.spec;
+      if (!spec) throw new Error('pod without spec');
+      const names = spec.containers.map((c) => c.name);
+      const initNames = (spec.initContainers ?? []).map((c) => c.name);
+      t.same(names, enabled && !native ? ['nginx', 'syncer'] : ['nginx'], `${ns}: app containers`);
+      t.same(initNames, native ? ['syncer'] : [], `${ns}: init containers`);
+      if (native) t.equal(spec.initContainers?.[0]?.restartPolicy, 'Always', `${ns}: native sidecar kept by the API server`);
+      t.equal(spec.serviceAccountName, enabled ? 'apigw-apigw-syncer-syncer' : 'default', `${ns}: service account`);
+      if (values['ocp4'] === true) t.equal(spec.securityContext?.runAsUser, undefined, `${ns}: UID left to the SCC`);
+    }
+    t.pass(`${ns}: ${pods.length} pods created under Pod Security "restricted"`);
+  }
+
+  // RBAC: the sidecar's token can do what discovery does, in its namespace, and nothing else.
+  const saKubeconfig = await cp.kubeconfigFor({ namespace: 'apigw-on', name: 'apigw-apigw-syncer-syncer' });
+  const saConfig = new KubeConfig();
+  saConfig.loadFromFile(saKubeconfig);
+  const sa = new KubeClient(saConfig);
+  const allowed = [
+    '/api/v1/namespaces/apigw-on/pods',
+    '/api/v1/namespaces/apigw-on/pods?watch=1&timeoutSeconds=1',
+    '/apis/apps/v1/namespaces/apigw-on/replicasets',
+    '/apis/apps/v1/namespaces/apigw-on/replicasets?watch=1&timeoutSeconds=1',
+    '/apis/apps/v1/namespaces/apigw-on/deployments',
+    '/apis/apps/v1/namespaces/apigw-on/deployments/apigw-apigw-syncer',
+    '/apis/apps/v1/namespaces/apigw-on/deployments?watch=1&timeoutSeconds=1',
+  ];
+  for (const path of allowed) t.equal((await sa.send('GET', path)).status, 200, `allowed: GET ${path}`);
+  const denied: [string, string, string?][] = [
+    ['GET', '/api/v1/namespaces/apigw-on/secrets'],
+    ['GET', '/api/v1/namespaces/apigw-on/configmaps'],
+    ['GET', '/api/v1/namespaces/apigw-off/pods'],
+    ['GET', '/api/v1/pods'],
+    ['GET', '/api/v1/nodes'],
+    ['DELETE', '/api/v1/namespaces/apigw-on/pods/x'],
+    ['POST', '/api/v1/namespaces/apigw-on/configmaps', '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}'],
+  ];
+  for (const [method, path, body] of denied) t.equal((await sa.send(method, path, body)).status, 403, `denied: ${method} ${path}`);
+
+  // The peers command, with the pod's rendered env and the sidecar's own token, finds the
+  // other pods: the Role is sufficient for discovery (owner lookup included).
+  const ready = await waitForPods(admin, 'apigw-on', selector, replicas);
+  const withIps = await waitUntil(async () => {
+    const pods = await admin.list<V1Pod>('v1', 'Pod', 'apigw-on', selector);
+    return pods.filter((p) => p.status?.podIP && (p.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')).length === ready.length ? pods : undefined;
+  }, 'pods Running+Ready with IPs');
+  const self = withIps[0];
+  const other = withIps[1];
+  if (!self?.metadata?.name || !other?.metadata?.name || !self.status?.podIP) throw new Error('pods without names or IPs');
+  const syncer = self.spec?.containers.find((c) => c.name === 'syncer');
+  if (!syncer) throw new Error('no syncer container in the created pod');
+  const env = resolveEnv(syncer, { 'metadata.name': self.metadata.name, 'metadata.namespace': 'apigw-on', 'status.podIP': self.status.podIP });
+  const image = runtimeSpec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
+  const argv = [...image.entrypoint, ...image.cmd, 'peers'].map((a, i) => (i === 0 && a === 'node' ? process.execPath : a));
+  const peersRun = run(argv, { ...env, KUBECONFIG: saKubeconfig, HOME: cp.dir }, ROOT);
+  const exit = await peersRun.exited;
+  t.same(exit, { code: 0, signal: null }, `peers command exits 0:\n${peersRun.output()}`);
+  t.match(peersRun.output(), other.metadata.name, 'lists the other pod');
+  t.comment(peersRun.output());
+});
+
+async function waitUntil<T>(fn: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

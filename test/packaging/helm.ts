@@ -1,0 +1,120 @@
+// Runs the Go-built helm (path from test/support/tools.ts) on the chart and parses what it renders.
+import { execFile } from 'node:child_process';
+import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseAllDocuments, stringify } from 'yaml';
+import { repoRoot, toolPaths, toolVersions } from '../support/tools.js';
+
+export const CHART_DIR = join(repoRoot(), 'helm', 'apigw-syncer');
+
+/** A rendered Kubernetes object; fields are read through the narrow accessors in k8s-objects.ts. */
+export interface KubeObject {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly metadata: { readonly name: string; readonly namespace?: string; readonly [key: string]: unknown };
+  readonly [key: string]: unknown;
+}
+
+export interface HelmResult {
+  readonly code: number;
+  readonly stdout: string;
+  /** Without helm's "found symbolic link" notices: the chart links to nginx-snippets/ and roles/ on purpose. */
+  readonly stderr: string;
+}
+
+/** helm only: these tests must not wait for the Kubernetes binaries to be built. */
+export function helmBin(): string {
+  const helm = toolPaths({ check: false }).helm;
+  try {
+    accessSync(helm, constants.X_OK);
+  } catch {
+    throw new Error(`${helm} is missing: run \`bash test/tooling/build-go-tools.sh\` (npm test's pretest does)`);
+  }
+  return helm;
+}
+
+/**
+ * The control plane's version: the helm build has no Kubernetes version compiled in (it
+ * would claim v1.20 and fail the chart's kubeVersion), and renders should match the
+ * API server the tests apply them to.
+ */
+export function kubeVersion(): string {
+  return toolVersions().kubernetes;
+}
+
+export function runHelm(args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<HelmResult> {
+  return new Promise((resolve, reject) => {
+    execFile(helmBin(), [...args], { env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
+      if (err !== null && code === -1) {
+        reject(err);
+        return;
+      }
+      const cleaned = stderr
+        .split('\n')
+        .filter((l) => !l.includes('found symbolic link in path'))
+        .join('\n')
+        .trim();
+      resolve({ code, stdout, stderr: cleaned });
+    });
+  });
+}
+
+export function parseManifests(text: string): KubeObject[] {
+  const out: KubeObject[] = [];
+  for (const doc of parseAllDocuments(text)) {
+    if (doc.errors.length > 0) throw new Error(`rendered YAML does not parse: ${doc.errors.map((e) => e.message).join('; ')}`);
+    const value: unknown = doc.toJS();
+    if (value === null || value === undefined) continue;
+    if (!isKubeObject(value)) throw new Error(`rendered document is not a Kubernetes object: ${JSON.stringify(value).slice(0, 200)}`);
+    out.push(value);
+  }
+  return out;
+}
+
+function isKubeObject(v: unknown): v is KubeObject {
+  if (typeof v !== 'object' || v === null) return false;
+  const o = v as Record<string, unknown>;
+  const meta = o['metadata'];
+  return typeof o['apiVersion'] === 'string' && typeof o['kind'] === 'string' && typeof meta === 'object' && meta !== null && typeof (meta as Record<string, unknown>)['name'] === 'string';
+}
+
+export interface TemplateOptions {
+  readonly release?: string;
+  readonly namespace?: string;
+  /** Written to a values file: typed values, no --set string-parsing surprises. */
+  readonly values?: Readonly<Record<string, unknown>>;
+  readonly chart?: string;
+  readonly extraArgs?: readonly string[];
+}
+
+/** `helm template` with a values file; resolves to the raw result (for tests that expect failure). */
+export async function helmTemplate(opts: TemplateOptions = {}): Promise<HelmResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'apigw-helm-values-'));
+  try {
+    const valuesFile = join(dir, 'values.yaml');
+    writeFileSync(valuesFile, stringify(opts.values ?? {}));
+    return await runHelm([
+      'template',
+      opts.release ?? 'apigw',
+      opts.chart ?? CHART_DIR,
+      '--namespace',
+      opts.namespace ?? 'apigw',
+      '--kube-version',
+      kubeVersion(),
+      '--values',
+      valuesFile,
+      ...(opts.extraArgs ?? []),
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `helm template` that must succeed; returns the parsed objects. */
+export async function render(opts: TemplateOptions = {}): Promise<KubeObject[]> {
+  const r = await helmTemplate(opts);
+  if (r.code !== 0) throw new Error(`helm template failed (${r.code}): ${r.stderr}`);
+  return parseManifests(r.stdout);
+}

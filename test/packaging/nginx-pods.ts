@@ -1,0 +1,148 @@
+// Starts apigw "pods" from the chart's rendered Deployment and ConfigMap: Debian's nginx + lua
+// (the oss flavor's stand-in) and the built sidecar, each on its own loopback address.
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runtimeSpec } from './dockerfile.js';
+import { render } from './helm.js';
+import { container, makeEmptyDirs, materializeConfigMaps, runContainer, stop, type Started } from './pod-sim.js';
+import { repoRoot } from '../support/tools.js';
+
+export const DEBIAN_NGINX_MODULES = ['/usr/share/nginx/modules/ndk_http_module.so', '/usr/share/nginx/modules/ngx_http_lua_module.so'];
+
+/** Why these tests cannot run here, or undefined when they can. */
+export function nginxMissing(): string | undefined {
+  const root = repoRoot();
+  if (!existsSync('/usr/sbin/nginx') && !existsSync('/usr/bin/nginx')) return 'nginx is not installed (test/tooling/install-nginx.sh)';
+  for (const m of DEBIAN_NGINX_MODULES) if (!existsSync(m)) return `${m} is missing (test/tooling/install-nginx.sh)`;
+  if (!existsSync(join(root, 'dist', 'sidecar', 'main.js'))) return 'dist/sidecar/main.js is not built';
+  return undefined;
+}
+
+export interface PodSpecOptions {
+  readonly name: string;
+  readonly ip: string; // 127.0.4.x
+  readonly nginxPort: number;
+  readonly apiPort: number;
+  readonly opsPort: number;
+  /** SYNCER_PEERS of every pod: name=ip:nginxPort,... */
+  readonly peers: string;
+  readonly policy?: 'wait-strict' | 'fail-open';
+}
+
+export interface SimPod {
+  readonly name: string;
+  readonly base: string; // http://ip:nginxPort
+  readonly ops: string; // http://ip:opsPort
+  readonly nginx: Started;
+  readonly syncer: Started;
+  /** Stops the sidecar (SIGTERM) and nginx; resolves with the sidecar's exit. */
+  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+async function waitHttp(url: string, procs: readonly Started[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    for (const p of procs) {
+      if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`a container exited while waiting for ${url}:\n${p.output()}`);
+    }
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      if (r.status === 200) return;
+      last = `HTTP ${r.status}`;
+    } catch (err) {
+      last = err instanceof Error ? err.message : String(err);
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for 200 from ${url} (last: ${last})\n${procs.map((p) => p.output()).join('\n---\n')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Renders the chart for one pod, lays out its volumes in a temp dir, starts both containers. */
+export async function startPod(o: PodSpecOptions): Promise<SimPod> {
+  const dir = mkdtempSync(join(tmpdir(), `apigw-pod-${o.name}-`));
+  // Run as root, nginx's workers drop to "nobody" (in the pod they run as the pod's UID):
+  // they must traverse to the config, the html root and the verdict socket.
+  chmodSync(dir, 0o755);
+  const objects = await render({
+    values: {
+      nginx: {
+        loadModules: DEBIAN_NGINX_MODULES,
+        confDir: join(dir, 'etc-apigw'),
+        runDir: join(dir, 'run'),
+        listenAddress: o.ip,
+        port: o.nginxPort,
+        policy: o.policy ?? 'wait-strict',
+      },
+      syncer: {
+        discovery: 'static',
+        opsPort: o.opsPort,
+        // info: the "listening" line shows in a start-up failure's output.
+        logLevel: 'info',
+        config: {
+          listenAddr: `${o.ip}:${o.apiPort}`,
+          opsAddr: `${o.ip}:${o.opsPort}`,
+          peers: o.peers,
+          // Short enough that a not-yet-replicated token answers quickly in the test.
+          hardTimeoutMs: 600,
+          retryDelayMs: 5,
+          retryMaxDelayMs: 50,
+        },
+      },
+    },
+  });
+  materializeConfigMaps(objects);
+  makeEmptyDirs(objects);
+  const fields = { 'metadata.name': o.name, 'metadata.namespace': 'apigw', 'status.podIP': o.ip };
+
+  // The syncer container has no command: the image's ENTRYPOINT runs, from its WORKDIR.
+  const root = repoRoot();
+  const image = runtimeSpec(readFileSync(join(root, 'Dockerfile'), 'utf8'));
+  const argv = [...image.entrypoint, ...image.cmd].map((a, i) => (i === 0 && a === 'node' ? process.execPath : a));
+  const nginx = runContainer(container(objects, 'nginx'), fields);
+  const syncer = runContainer(container(objects, 'syncer'), fields, argv, root);
+  const pod: SimPod = {
+    name: o.name,
+    base: `http://${o.ip}:${o.nginxPort}`,
+    ops: `http://${o.ip}:${o.opsPort}`,
+    nginx,
+    syncer,
+    async stop() {
+      const exit = await stop(syncer);
+      await stop(nginx);
+      rmSync(dir, { recursive: true, force: true });
+      return exit;
+    },
+  };
+  try {
+    await waitHttp(`${pod.base}/nginx-healthz`, [nginx, syncer], 30_000);
+    await waitHttp(`${pod.ops}/readyz`, [nginx, syncer], 30_000);
+  } catch (err) {
+    await pod.stop();
+    throw err;
+  }
+  return pod;
+}
+
+/** Starts several pods; if one fails, stops the others before rethrowing. */
+export async function startPods(specs: readonly PodSpecOptions[]): Promise<SimPod[]> {
+  const results = await Promise.allSettled(specs.map((s) => startPod(s)));
+  const pods = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(pods.map((p) => p.stop()));
+    throw failed.reason;
+  }
+  return pods;
+}
+
+/** Writes a token into a pod's token store through its keyvals-shaped API. */
+export async function writeToken(pod: SimPod, token: string): Promise<number> {
+  const r = await fetch(`${pod.base}/api/9/http/keyvals/apigw_tokens`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ [token]: 'issued' }),
+  });
+  return r.status;
+}

@@ -1,0 +1,121 @@
+// Plays one apigw pod of a rendered chart on this machine, without a container runtime:
+// the nginx ConfigMap is written where the Deployment mounts it (volume items → paths), and
+// each container runs the command and environment the Deployment gives it. The chart is
+// rendered with confDir/runDir in a temp dir and loopback listen addresses, so the only
+// difference from a pod is the filesystem root.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { V1Container } from '@kubernetes/client-node';
+import type { KubeObject } from './helm.js';
+import { allContainers, only, podSpec, resolveEnv } from './k8s-objects.js';
+
+/** Writes every configMap volume's items under their mountPath; returns the written paths. */
+export function materializeConfigMaps(objects: readonly KubeObject[]): string[] {
+  const spec = podSpec(objects);
+  const cm = only(objects, 'ConfigMap');
+  const written: string[] = [];
+  for (const volume of spec.volumes ?? []) {
+    if (volume.configMap === undefined) continue;
+    if (volume.configMap.name !== cm.metadata?.name) throw new Error(`volume ${volume.name} uses ConfigMap ${volume.configMap.name}, not the rendered ${cm.metadata?.name}`);
+    const mounts = spec.containers.flatMap((c) => (c.volumeMounts ?? []).filter((m) => m.name === volume.name));
+    for (const mount of mounts) {
+      for (const item of volume.configMap.items ?? []) {
+        const content = cm.data?.[item.key];
+        if (content === undefined) throw new Error(`volume item ${item.path}: key ${item.key} is not in the ConfigMap`);
+        const path = join(mount.mountPath, item.path);
+        mkdirSync(dirname(path), { recursive: true });
+        writeFileSync(path, content);
+        written.push(path);
+      }
+    }
+  }
+  return written;
+}
+
+/** Creates every emptyDir's mount directory. */
+export function makeEmptyDirs(objects: readonly KubeObject[]): void {
+  const spec = podSpec(objects);
+  const emptyDirs = new Set((spec.volumes ?? []).filter((v) => v.emptyDir !== undefined).map((v) => v.name));
+  for (const { container } of allContainers(spec).values()) {
+    for (const m of container.volumeMounts ?? []) if (emptyDirs.has(m.name)) mkdirSync(m.mountPath, { recursive: true });
+  }
+}
+
+export function container(objects: readonly KubeObject[], name: string): V1Container {
+  const found = allContainers(podSpec(objects)).get(name);
+  if (!found) throw new Error(`no container ${name} in the pod spec`);
+  return found.container;
+}
+
+export interface Started {
+  readonly child: ChildProcess;
+  readonly output: () => string;
+  /** Resolves with the exit code (or signal) once the process is gone. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+// Process logs outlive their processes (callers read them after exit): removed at exit.
+const logDirs = new Set<string>();
+process.once('exit', () => {
+  for (const d of logDirs) rmSync(d, { recursive: true, force: true });
+});
+
+/**
+ * Runs argv with exactly the given environment (plus PATH). stdout+stderr go to a log file,
+ * as a container runtime's do: nginx opens /dev/stdout itself, which fails on the socket
+ * pairs Node uses for piped stdio (ENXIO) but works on a file, as on a pod's pipe.
+ */
+export function run(argv: readonly string[], env: Readonly<Record<string, string>>, cwd?: string): Started {
+  const [cmd, ...args] = argv;
+  if (cmd === undefined) throw new Error('empty command');
+  const logDir = mkdtempSync(join(tmpdir(), 'apigw-proc-'));
+  const logFile = join(logDir, 'output.log');
+  const fd = openSync(logFile, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(cmd, args, { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env }, cwd, stdio: ['ignore', fd, fd] });
+  } finally {
+    closeSync(fd);
+  }
+  let spawnError = '';
+  const output = (): string => {
+    try {
+      return readFileSync(logFile, 'utf8') + spawnError;
+    } catch {
+      return spawnError;
+    }
+  };
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('error', (err) => {
+      spawnError = `\nspawn failed: ${err.message}`;
+      resolve({ code: -1, signal: null });
+    });
+  });
+  logDirs.add(logDir);
+  return { child, output, exited };
+}
+
+/** A container's command + args, as the kubelet would exec them (no image ENTRYPOINT involved). */
+export function containerArgv(c: V1Container): string[] {
+  const argv = [...(c.command ?? []), ...(c.args ?? [])];
+  if (argv.length === 0) throw new Error(`container ${c.name} has no command: it relies on the image's ENTRYPOINT`);
+  return argv;
+}
+
+/** Runs a container of the rendered pod with its rendered env, the pod fields filling fieldRefs. */
+export function runContainer(c: V1Container, fields: Readonly<Record<string, string>>, argv?: readonly string[], cwd?: string): Started {
+  return run(argv ?? containerArgv(c), resolveEnv(c, fields), cwd);
+}
+
+export async function stop(p: Started, timeoutMs = 10_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
+  const timer = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
+  try {
+    return await p.exited;
+  } finally {
+    clearTimeout(timer);
+  }
+}
