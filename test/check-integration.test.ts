@@ -74,6 +74,17 @@ t.test('one of three peers never gets the token → Partialy; two of three → N
   t.equal((await check(newToken())).tokenStatus, 'NotSynced', 'no peer has it');
 });
 
+t.test('strict checks answer 403 unless Synced, with the same verdict header and body', async (t) => {
+  const token = newToken();
+  replicas[1]!.give(token);
+  replicas[2]!.give(token);
+  const strict = await sendCheck(sidecar.apiUrl, { 'X-Auth-Token': token }, 'GET', '/v1/synced?strict=true');
+  t.same([strict.status, strict.tokenStatus, strict.body.verdict], [403, 'Partialy', 'Partialy']);
+  replicas[3]!.give(token);
+  const synced = await sendCheck(sidecar.apiUrl, { 'X-Auth-Token': token }, 'GET', '/v1/synced?strict=true');
+  t.same([synced.status, synced.tokenStatus], [200, 'Synced']);
+});
+
 t.test('5xx is transient: retried, then error', async (t) => {
   const token = newToken();
   for (const r of replicas) r.give(token);

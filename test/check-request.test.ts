@@ -2,9 +2,10 @@ import t from 'tap';
 import { MAX_TOKEN_BYTES, parseCheckRequest } from '../sidecar/http/check-request.js';
 
 t.test('valid requests', async (t) => {
-  t.same(parseCheckRequest('abc.DEF-123_~', undefined, 'me'), { ok: true, token: 'abc.DEF-123_~', origin: 'me' }, 'origin defaults to this pod');
-  t.same(parseCheckRequest('tok', '', 'me'), { ok: true, token: 'tok', origin: 'me' });
-  t.same(parseCheckRequest('tok', '10.1.2.3', 'me'), { ok: true, token: 'tok', origin: '10.1.2.3' });
+  t.same(parseCheckRequest('abc.DEF-123_~', undefined, 'me'), { ok: true, token: 'abc.DEF-123_~', origin: 'me', strict: false }, 'origin defaults to this pod');
+  t.same(parseCheckRequest('tok', '', 'me'), { ok: true, token: 'tok', origin: 'me', strict: false });
+  t.same(parseCheckRequest('tok', '10.1.2.3', 'me', 'strict=true'), { ok: true, token: 'tok', origin: '10.1.2.3', strict: true });
+  t.same(parseCheckRequest('tok', undefined, 'me', 'strict=false&x=1'), { ok: true, token: 'tok', origin: 'me', strict: false });
   t.equal(parseCheckRequest('x'.repeat(MAX_TOKEN_BYTES), undefined, 'me').ok, true, 'exactly 8 KiB is allowed');
 });
 
@@ -29,4 +30,5 @@ t.test('rejected tokens say why, and never echo the token', async (t) => {
   }
   t.equal(parseCheckRequest(['a', 'b'], undefined, 'me').ok, false, 'repeated header');
   t.equal(parseCheckRequest('tok', 'bad origin', 'me').ok, false, 'malformed origin');
+  t.same(parseCheckRequest('tok', undefined, 'me', 'strict=yes'), { ok: false, error: 'strict must be true or false' });
 });

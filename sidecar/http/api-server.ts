@@ -6,7 +6,7 @@ import type { PeerStore } from '../discovery/peer-store.js';
 import type { Telemetry } from '../telemetry/metrics.js';
 import { tokenFingerprint } from '../telemetry/logger.js';
 import { parseCheckRequest } from './check-request.js';
-import { pathOf, sendError, sendJson } from './respond.js';
+import { pathOf, queryOf, sendError, sendJson } from './respond.js';
 
 export interface ApiDeps {
   readonly checker: Checker;
@@ -41,7 +41,7 @@ function handleCheck(req: IncomingMessage, res: ServerResponse, checkId: string,
     telemetry.checkRejected('shutting_down');
     return sendError(res, 503, 'shutting down', { Connection: 'close' });
   }
-  const parsed = parseCheckRequest(req.headers['x-auth-token'], req.headers['x-nginx-origin'], deps.defaultOrigin);
+  const parsed = parseCheckRequest(req.headers['x-auth-token'], req.headers['x-nginx-origin'], deps.defaultOrigin, queryOf(req.url));
   if (!parsed.ok) {
     telemetry.checkRejected('bad_token');
     return sendError(res, 400, parsed.error);
@@ -63,7 +63,10 @@ function handleCheck(req: IncomingMessage, res: ServerResponse, checkId: string,
       'check',
     );
     if (log.isLevelEnabled('debug')) log.debug({ checkId, peers: r.peers }, 'check peers');
-    sendJson(res, 200, { checkId, verdict: r.verdict, durationMs: round(durationMs), shared, peers: r.peers }, { 'X-Token-Status': r.verdict });
+    // Strict checks deny with 403 unless Synced: auth_request passes 403 on, so nginx can reject
+    // without any further logic; the verdict header and body are the same either way.
+    const status = parsed.strict && r.verdict !== 'Synced' ? 403 : 200;
+    sendJson(res, status, { checkId, verdict: r.verdict, durationMs: round(durationMs), shared, peers: r.peers }, { 'X-Token-Status': r.verdict });
   });
 }
 

@@ -16,6 +16,13 @@ export function sendError(res: ServerResponse, status: number, error: string, he
   sendJson(res, status, { error }, headers);
 }
 
+/** The query string without its "?", empty when there is none. */
+export function queryOf(url: string | undefined): string {
+  const u = url ?? '';
+  const q = u.indexOf('?');
+  return q === -1 ? '' : u.slice(q + 1);
+}
+
 /** The request path without its query string. */
 export function pathOf(url: string | undefined): string {
   const u = url ?? '/';
