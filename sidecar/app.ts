@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { Checker } from './check/checker.js';
+import { retryBudgetMs } from './check/retry-policy.js';
 import type { Config, HostPort } from './config.js';
 import { createPeerSource } from './discovery/index.js';
 import { PeerStore } from './discovery/peer-store.js';
@@ -71,6 +72,13 @@ export class App {
     const { config, log } = this.options;
     const [api, ops] = await Promise.all([listen(this.api, config.listen), listen(this.ops, config.ops)]);
     this.source.start();
+    const budget = retryBudgetMs(config.retry);
+    if (budget >= config.hardTimeoutMs) {
+      log.warn(
+        { retryBudgetMs: Math.round(budget), hardTimeoutMs: config.hardTimeoutMs },
+        'retries outlast the hard deadline: a replica that never gets a token is reported Timeout, not missing',
+      );
+    }
     log.info({ api: `${api.address}:${api.port}`, ops: `${ops.address}:${ops.port}`, discovery: config.discovery.mode }, 'listening');
     return { api, ops };
   }

@@ -94,7 +94,7 @@ export const VARIABLES = {
   SYNCER_RETRY_BACKOFF: { default: '2', doc: 'Each retry delay is the previous one times this.' },
   SYNCER_RETRY_MAX_DELAY_MS: { default: '200', doc: 'Cap of one retry delay.' },
   SYNCER_RETRY_JITTER: { default: '0.2', doc: 'Each delay varies by ± this fraction, so replicas do not retry in lockstep.' },
-  SYNCER_MAX_RETRIES: { default: '10', doc: 'Retries per peer after its first probe.' },
+  SYNCER_MAX_RETRIES: { default: '8', doc: 'Retries per peer after its first probe.' },
   SYNCER_HARD_TIMEOUT_MS: { default: '1500', doc: 'Deadline of a whole check; unresolved peers are then "timeout".' },
 } as const;
 
@@ -261,7 +261,7 @@ export function parseConfig(env: Env, context: ConfigContext): ConfigResult {
       backoff: r.number('SYNCER_RETRY_BACKOFF', 2, 1, 10, false),
       maxDelayMs,
       jitter: r.number('SYNCER_RETRY_JITTER', 0.2, 0, 1, false),
-      maxRetries: r.number('SYNCER_MAX_RETRIES', 10, 0, 1_000),
+      maxRetries: r.number('SYNCER_MAX_RETRIES', 8, 0, 1_000),
     },
     hardTimeoutMs: r.number('SYNCER_HARD_TIMEOUT_MS', 1_500, 1, 120_000),
   };

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { nextStep, retryDelay, type RetrySettings } from '../sidecar/check/retry-policy.js';
+import { nextStep, retryBudgetMs, retryDelay, type RetrySettings } from '../sidecar/check/retry-policy.js';
 
 const s: RetrySettings = { delayMs: 10, backoff: 2, maxDelayMs: 200, jitter: 0.2, maxRetries: 3 };
 const mid = () => 0.5; // no jitter
@@ -30,4 +30,10 @@ t.test('what follows each probe result', async (t) => {
   t.same(nextStep('missing', 4, s, mid), { kind: 'resolve', outcome: 'missing' }, 'after maxRetries retries the last answer stands');
   t.same(nextStep('error', 4, s, mid), { kind: 'resolve', outcome: 'error' });
   t.same(nextStep('missing', 1, { ...s, maxRetries: 0 }, mid), { kind: 'resolve', outcome: 'missing' }, 'zero retries: one probe only');
+});
+
+t.test('the retry budget is the sum of the nominal delays', async (t) => {
+  t.equal(retryBudgetMs(s), 10 + 20 + 40);
+  t.equal(retryBudgetMs({ ...s, maxRetries: 6 }), 10 + 20 + 40 + 80 + 160 + 200);
+  t.equal(retryBudgetMs({ ...s, maxRetries: 0 }), 0);
 });

@@ -72,10 +72,10 @@ async function probeUntilResolved(
   ctx: FanOutContext,
 ): Promise<void> {
   const pool = ctx.pools.get(peer);
-  const { path } = ctx.config.probe;
+  const { path, timeoutMs } = ctx.config.probe;
   for (;;) {
     report.attempts++;
-    const result: ProbeResult = await probe(pool, path, headers, signal);
+    const result: ProbeResult = await probe(pool, path, headers, signal, timeoutMs);
     ctx.telemetry.probeDone(result.kind);
     if (result.kind === 'aborted') return;
     report.lastStatus = result.status;

@@ -31,3 +31,10 @@ export function nextStep(result: Exclude<ProbeResultKind, 'aborted'>, attempts: 
       return attempts > s.maxRetries ? { kind: 'resolve', outcome: result } : { kind: 'retry', delayMs: retryDelay(attempts, s, random) };
   }
 }
+
+/** How long a peer that keeps answering 401 waits in total between its probes (no jitter). */
+export function retryBudgetMs(s: RetrySettings): number {
+  let total = 0;
+  for (let retry = 1; retry <= s.maxRetries; retry++) total += retryDelay(retry, { ...s, jitter: 0 }, () => 0.5);
+  return total;
+}

@@ -41,14 +41,15 @@ export class PeerPools {
 
   private create(peer: Peer): Pool {
     const host = isIP(peer.host) === 6 ? `[${peer.host}]` : peer.host;
+    // Each probe is bounded by its own abort timer (prober.ts); the pool's timeouts are backstops.
     const timeout = this.probe.timeoutMs;
     return new Pool(`${this.probe.scheme}://${host}:${peer.port}`, {
       connections: this.probe.connectionsPerPeer,
       pipelining: 1,
       keepAliveTimeout: 30_000,
       connect: { timeout },
-      headersTimeout: timeout,
-      bodyTimeout: timeout,
+      headersTimeout: timeout * 4,
+      bodyTimeout: timeout * 4,
     });
   }
 }

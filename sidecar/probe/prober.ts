@@ -27,15 +27,27 @@ function errorCodeOf(err: unknown): string {
   return 'UNKNOWN';
 }
 
+export const PROBE_TIMEOUT = 'PROBE_TIMEOUT';
+
+/**
+ * Probes once, bounded by `timeoutMs` (connect, headers and body together) and by the check's
+ * `signal`. The bound is our own timer: undici's headersTimeout runs on a coarse ~0.5 s clock.
+ */
 export async function probe(
   pool: Dispatcher,
   path: string,
   headers: Readonly<Record<string, string>>,
   signal: AbortSignal,
+  timeoutMs: number,
 ): Promise<ProbeResult> {
+  if (signal.aborted) return { kind: 'aborted', status: null, errorCode: null };
+  const attempt = new AbortController();
+  const onCheckAbort = (): void => attempt.abort();
+  signal.addEventListener('abort', onCheckAbort, { once: true });
+  const timer = setTimeout(() => attempt.abort(), timeoutMs);
   let status: number | null = null;
   try {
-    const response = await pool.request({ method: 'GET', path, headers, signal });
+    const response = await pool.request({ method: 'GET', path, headers, signal: attempt.signal });
     status = response.statusCode;
     // Read the (small) body to its end: a connection closed mid-response is not an answer,
     // and only a fully read response returns its connection to the keep-alive pool.
@@ -43,6 +55,9 @@ export async function probe(
     return { kind: classifyStatus(status), status, errorCode: null };
   } catch (err) {
     if (signal.aborted) return { kind: 'aborted', status, errorCode: null };
-    return { kind: 'error', status, errorCode: errorCodeOf(err) };
+    return { kind: 'error', status, errorCode: attempt.signal.aborted ? PROBE_TIMEOUT : errorCodeOf(err) };
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', onCheckAbort);
   }
 }
