@@ -1,0 +1,89 @@
+// Paths of the Go-built test tools (etcd, kube-apiserver, kube-controller-manager, helm).
+// The version pins live in ONE place, test/tooling/versions.env, which
+// test/tooling/build-go-tools.sh sources and this module parses; both compute the
+// same cache path: ${APIGW_SYNCER_CACHE:-$HOME/.cache/apigw-syncer}/tools/<name>-<version>/<name>.
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface ToolVersions {
+  kubernetes: string;
+  etcd: string;
+  helm: string;
+}
+
+export interface ToolPaths {
+  etcd: string;
+  kubeApiserver: string;
+  kubeControllerManager: string;
+  helm: string;
+}
+
+const VERSIONS_REL = join('test', 'tooling', 'versions.env');
+
+/** The repository root: the first ancestor of this file holding test/tooling/versions.env (works from test/ and dist/test/). */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, VERSIONS_REL))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`cannot find ${VERSIONS_REL} above ${fileURLToPath(import.meta.url)}`);
+    dir = parent;
+  }
+}
+
+function parseEnvFile(path: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const raw of readFileSync(path, 'utf8').split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([A-Z0-9_]+)=(\S+)$/.exec(line);
+    if (!m || m[1] === undefined || m[2] === undefined) throw new Error(`${path}: unsupported line ${JSON.stringify(raw)} (use KEY=value)`);
+    out.set(m[1], m[2]);
+  }
+  return out;
+}
+
+export function toolVersions(): ToolVersions {
+  const file = join(repoRoot(), VERSIONS_REL);
+  const env = parseEnvFile(file);
+  const get = (key: string): string => {
+    const v = env.get(key);
+    if (!v) throw new Error(`${file}: ${key} is not set`);
+    return v;
+  };
+  return { kubernetes: get('KUBERNETES_VERSION'), etcd: get('ETCD_VERSION'), helm: get('HELM_VERSION') };
+}
+
+/** ${APIGW_SYNCER_CACHE:-$HOME/.cache/apigw-syncer}/tools */
+export function toolsCacheDir(): string {
+  const root = process.env['APIGW_SYNCER_CACHE'] || join(process.env['HOME'] || homedir(), '.cache', 'apigw-syncer');
+  return resolve(root, 'tools');
+}
+
+/**
+ * Absolute paths of the four binaries. Throws (naming the build script) when one is
+ * missing or not executable, unless `check: false`.
+ */
+export function toolPaths(opts: { check?: boolean } = {}): ToolPaths {
+  const v = toolVersions();
+  const dir = toolsCacheDir();
+  const bin = (name: string, version: string): string => join(dir, `${name}-${version}`, name);
+  const paths: ToolPaths = {
+    etcd: bin('etcd', v.etcd),
+    kubeApiserver: bin('kube-apiserver', v.kubernetes),
+    kubeControllerManager: bin('kube-controller-manager', v.kubernetes),
+    helm: bin('helm', v.helm),
+  };
+  if (opts.check !== false) {
+    for (const p of Object.values(paths)) {
+      try {
+        accessSync(p, constants.X_OK);
+      } catch {
+        throw new Error(`${p} is missing or not executable: run \`bash test/tooling/build-go-tools.sh\` (npm test's pretest does)`);
+      }
+    }
+  }
+  return paths;
+}
