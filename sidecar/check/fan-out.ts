@@ -34,6 +34,8 @@ export interface FanOutContext {
   readonly onUnexpected: (peer: Peer, status: number) => void;
 }
 
+const DEADLINE = new Error('check deadline');
+
 type MutableReport = { -readonly [K in keyof PeerReport]: PeerReport[K] };
 
 export function fanOut(targets: readonly Peer[], token: string, ctx: FanOutContext): Promise<CheckResult> {
@@ -52,7 +54,8 @@ export function fanOut(targets: readonly Peer[], token: string, ctx: FanOutConte
       if (done) return;
       done = true;
       clearTimeout(deadline);
-      controller.abort();
+      // Only a deadline leaves probes in flight; aborting costs an exception object, so skip it otherwise.
+      if (pending > 0) controller.abort(DEADLINE);
       resolve(snapshot(reports, started, ctx));
     };
     const deadline = setTimeout(finish, ctx.config.hardTimeoutMs);
