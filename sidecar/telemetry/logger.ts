@@ -12,7 +12,9 @@ export function createLogger(config: Config, destination?: DestinationStream): L
     // Tokens never reach a log call; redaction is the second line of defence for header-shaped fields.
     redact: { paths: ['token', '*.token', 'headers.authorization', 'headers["x-auth-token"]'], censor: '[redacted]' },
   };
-  return destination === undefined ? pino(options) : pino(options, destination);
+  // Asynchronous stdout: a slow log reader must not stall checks on the event loop. pino flushes
+  // it synchronously on process exit, so fatal lines before process.exit are not lost.
+  return pino(options, destination ?? pino.destination({ dest: 1, sync: false }));
 }
 
 /** A short, stable fingerprint to correlate one token's checks across pods without revealing it. */
