@@ -5,12 +5,10 @@
 # shipped snippet files; this file holds only what differs between pods or deployments:
 #   - $apigw_pod_name          → X-Nginx-Origin (the sidecar excludes the origin from its peers)
 #   - upstream apigw_syncer    → the sidecar's address (its SYNCER_LISTEN_ADDR)
-#   - upstream + server for the wait-strict verdict hop on a pod-local unix socket
 #
 # Usage: render-pod-conf.sh [OUTPUT]       (default /etc/nginx/apigw-pod.conf)
-# Env:   POD_NAME                    required (downward API: metadata.name)
-#        SYNCER_LISTEN_ADDR          default 127.0.0.1:8080
-#        APIGW_SYNCER_VERDICT_SOCKET default /run/apigw-syncer/verdict.sock
+# Env:   POD_NAME            required (downward API: metadata.name)
+#        SYNCER_LISTEN_ADDR  default 127.0.0.1:8080
 # Templated at start rather than read with `env POD_NAME;` + perl/lua at request time: a
 # plain `map` works identically on NGINX Plus and OSS without perl/lua/njs modules, costs
 # nothing per request, and `nginx -t` shows the resolved value.
@@ -19,25 +17,19 @@ set -eu
 out=${1:-/etc/nginx/apigw-pod.conf}
 pod=${POD_NAME:-}
 sidecar=${SYNCER_LISTEN_ADDR:-127.0.0.1:8080}
-socket=${APIGW_SYNCER_VERDICT_SOCKET:-/run/apigw-syncer/verdict.sock}
 
 die() { echo "render-pod-conf.sh: $*" >&2; exit 1; }
 
-# Values end up inside nginx config: accept only what a pod name / address / path can be, so
+# Values end up inside nginx config: accept only what a pod name / address can be, so
 # nothing can inject directives. Pod names are DNS-1123 subdomains.
 printf '%s' "$pod" | grep -Eq '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$' || die "POD_NAME '$pod' is not a DNS-1123 name"
 printf '%s' "$sidecar" | grep -Eq '^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$' || die "SYNCER_LISTEN_ADDR '$sidecar' is not host:port"
-printf '%s' "$socket" | grep -Eq '^/[A-Za-z0-9._/-]+$' || die "APIGW_SYNCER_VERDICT_SOCKET '$socket' is not an absolute path"
 
 # A sidecar bound to the wildcard address is reached over loopback.
 case "$sidecar" in
   0.0.0.0:*) sidecar="127.0.0.1:${sidecar#0.0.0.0:}" ;;
   '[::]:'*) sidecar="[::1]:${sidecar#\[::\]:}" ;;
 esac
-
-mkdir -p "$(dirname "$socket")"
-# nginx does not remove a stale unix socket left by a killed master: bind() would fail.
-rm -f "$socket"
 
 tmp="$out.tmp.$$"
 cat >"$tmp" <<CONF
@@ -50,21 +42,9 @@ map "" \$apigw_pod_name {
 
 upstream apigw_syncer {
     server $sidecar;
-    # Reuse connections to the sidecar; close them before Node's 5 s keep-alive timeout does.
+    # Reuse connections to the sidecar; nginx closes idle ones first (the sidecar keeps them 65 s).
     keepalive 16;
     keepalive_timeout 4s;
-}
-
-upstream apigw_syncer_verdict {
-    server unix:$socket;
-    keepalive 16;
-    keepalive_timeout 50s;
-}
-
-# wait-strict's verdict hop: pod-local, unix socket only (nginx makes it mode 0666 for workers).
-server {
-    listen unix:$socket;
-    include apigw-syncer/common/verdict-server.conf;
 }
 CONF
 mv -f "$tmp" "$out"

@@ -70,6 +70,11 @@ t.test('render matrix: sidecar on/off × ocp4 × native sidecar', async (t) => {
           const containers = allContainers(spec);
           const nginx = containers.get('nginx');
           t.ok(nginx && !nginx.init, 'nginx is an app container');
+          t.same(
+            nginx ? envNames(nginx.container) : [],
+            enabled ? ['POD_NAME', 'SYNCER_LISTEN_ADDR'] : ['POD_NAME'],
+            "nginx's env: what render-pod-conf.sh reads (its pod name, the sidecar's address)",
+          );
           const syncer = containers.get('syncer');
           t.equal(syncer !== undefined, enabled, 'sidecar present exactly when enabled');
           const syncerCount = [...(spec.initContainers ?? []), ...spec.containers].filter((c) => c.name === 'syncer').length;

@@ -6,22 +6,10 @@ import t from 'tap';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import {
-  FAIL_OPEN_PATH,
-  WAIT_STRICT_PATH,
-  freePort,
-  http,
-  livePids,
-  pollUntil,
-  removePodDir,
-  repoRoot,
-  spawnTracked,
-  startNginxPod,
-  writeToken,
-  type HttpResult,
-  type NginxPod,
-  type TrackedProcess,
-} from './support/nginx.js';
+import { freePort, http, type HttpResult } from './support/net.js';
+import { FAIL_OPEN_PATH, WAIT_STRICT_PATH, removePodDir, repoRoot, startNginxPod, writeToken, type NginxPod } from './support/nginx.js';
+import { killGroup, livePids, spawnTracked, type TrackedProcess } from './support/processes.js';
+import { waitFor } from './support/wait.js';
 import { ReplicationSim, type Lag } from './support/replication-sim.js';
 
 const PODS = 4;
@@ -94,7 +82,7 @@ async function startSidecar(i: number, port: number): Promise<Sidecar> {
   let exited: number | string | undefined;
   void proc.exited.then((code) => (exited = code));
   try {
-    await pollUntil(
+    await waitFor(
       async () => {
         if (exited !== undefined) throw new Error(`sidecar ${podName(i)} exited (${exited})`);
         return (await http(`${opsUrl}/readyz`, { timeoutMs: 500 }).catch(() => undefined))?.status === 200;
@@ -119,11 +107,33 @@ function newToken(label: string): string {
   return token;
 }
 
+type Timed = HttpResult & { ms: number };
+
 /** A client request to the origin's nginx, timed. */
-async function client(pod: Pod, path: string, token: string): Promise<HttpResult & { ms: number }> {
+async function client(pod: Pod, path: string, token: string): Promise<Timed> {
   const started = performance.now();
   const res = await http(`${pod.nginx.baseUrl}${path}`, { headers: { authorization: `Bearer ${token}` } });
   return { ...res, ms: performance.now() - started };
+}
+
+interface Asserts {
+  equal(found: unknown, wanted: unknown, message: string): boolean;
+}
+
+/**
+ * Both policies for one token, asked at once (the sidecar may answer both from one fan-out),
+ * checked against what nginx-snippets/README.md promises: fail-open serves whatever the verdict;
+ * wait-strict serves only Synced, else 503 + Retry-After: 1; both name the verdict.
+ */
+async function expectPolicies(t: Asserts, pod: Pod, token: string, verdict: string): Promise<{ open: Timed; strict: Timed }> {
+  const [open, strict] = await Promise.all([client(pod, FAIL_OPEN_PATH, token), client(pod, WAIT_STRICT_PATH, token)]);
+  const synced = verdict === 'Synced';
+  t.equal(open.status, 200, 'fail-open serves');
+  t.equal(open.headers['x-token-status'], verdict, `fail-open: X-Token-Status ${verdict}`);
+  t.equal(strict.status, synced ? 200 : 503, synced ? 'wait-strict serves' : 'wait-strict rejects with 503');
+  t.equal(strict.headers['x-token-status'], verdict, `wait-strict: X-Token-Status ${verdict}`);
+  t.equal(strict.headers['retry-after'], synced ? undefined : '1', synced ? 'no Retry-After' : 'Retry-After: 1');
+  return { open, strict };
 }
 
 interface PeerJson {
@@ -187,12 +197,7 @@ t.test('nginx + sidecar pods end to end', async (t) => {
     const token = newToken('everywhere');
     const issued = await issue(token);
     await issued.replicated;
-    const open = await client(origin, FAIL_OPEN_PATH, token);
-    t.equal(open.status, 200);
-    t.equal(open.headers['x-token-status'], 'Synced');
-    const strict = await client(origin, WAIT_STRICT_PATH, token);
-    t.equal(strict.status, 200);
-    t.equal(strict.headers['x-token-status'], 'Synced');
+    const { open, strict } = await expectPolicies(t, origin, token, 'Synced');
     t.comment(`already replicated: fail-open ${open.ms.toFixed(1)} ms, wait-strict ${strict.ms.toFixed(1)} ms`);
   });
 
@@ -220,13 +225,7 @@ t.test('nginx + sidecar pods end to end', async (t) => {
   await t.test('one replica never gets the token → Partialy (2 of 3 peers synced)', async (t) => {
     const token = newToken('one-missing');
     await issue(token, { [podName(3)]: 'never' });
-    const open = await client(origin, FAIL_OPEN_PATH, token);
-    t.equal(open.status, 200, 'fail-open serves');
-    t.equal(open.headers['x-token-status'], 'Partialy');
-    const strict = await client(origin, WAIT_STRICT_PATH, token);
-    t.equal(strict.status, 503, 'wait-strict rejects');
-    t.equal(strict.headers['x-token-status'], 'Partialy');
-    t.equal(strict.headers['retry-after'], '1');
+    const { open } = await expectPolicies(t, origin, token, 'Partialy');
     t.ok(open.ms < HARD_TIMEOUT_MS + MARGIN_MS, `answered in ${open.ms.toFixed(0)} ms`);
     t.comment(`one replica never synced: Partialy after ${open.ms.toFixed(0)} ms (retries exhausted, deadline ${HARD_TIMEOUT_MS} ms)`);
     const direct = await askSidecar(origin, token);
@@ -244,12 +243,7 @@ t.test('nginx + sidecar pods end to end', async (t) => {
   await t.test('two of three replicas never get it → NotSynced', async (t) => {
     const token = newToken('two-missing');
     await issue(token, { [podName(2)]: 'never', [podName(3)]: 'never' });
-    const open = await client(origin, FAIL_OPEN_PATH, token);
-    t.equal(open.status, 200);
-    t.equal(open.headers['x-token-status'], 'NotSynced');
-    const strict = await client(origin, WAIT_STRICT_PATH, token);
-    t.equal(strict.status, 503);
-    t.equal(strict.headers['x-token-status'], 'NotSynced');
+    await expectPolicies(t, origin, token, 'NotSynced');
   });
 
   await t.test("a replica's nginx stopped → its outcome is error, answer within the deadline", async (t) => {
@@ -277,18 +271,24 @@ t.test('nginx + sidecar pods end to end', async (t) => {
     t.equal(again.headers['x-token-status'], 'Synced', 'restarted replica counts again');
   });
 
+  await t.test("a replica's nginx frozen (SIGSTOP) → Timeout at the deadline: fail-open serves, wait-strict rejects", async (t) => {
+    const frozen = pods[2]!;
+    const token = newToken('frozen');
+    await (await issue(token)).replicated;
+    // Its kernel still accepts connections, nothing answers: every probe times out and is
+    // retried until the hard deadline, so the peer is unresolved → Timeout.
+    killGroup(frozen.nginx.process.pid, 'SIGSTOP');
+    const { open, strict } = await expectPolicies(t, origin, token, 'Timeout').finally(() => killGroup(frozen.nginx.process.pid, 'SIGCONT'));
+    for (const res of [open, strict]) t.ok(res.ms >= HARD_TIMEOUT_MS - 50 && res.ms < HARD_TIMEOUT_MS + MARGIN_MS, `answered at the deadline (${res.ms.toFixed(0)} ms)`);
+    t.comment(`frozen replica: Timeout after ${open.ms.toFixed(0)} / ${strict.ms.toFixed(0)} ms (deadline ${HARD_TIMEOUT_MS} ms)`);
+  });
+
   await t.test('origin sidecar stopped → fail-open serves, wait-strict rejects', async (t) => {
     const token = newToken('sidecar-down');
     await (await issue(token)).replicated;
     const code = await origin.sidecar.process.stop(5_000);
     t.equal(code, 0, 'sidecar exits 0 on SIGTERM');
-    const open = await client(origin, FAIL_OPEN_PATH, token);
-    t.equal(open.status, 200, 'fail-open serves');
-    t.equal(open.headers['x-token-status'], 'Unavailable');
-    const strict = await client(origin, WAIT_STRICT_PATH, token);
-    t.equal(strict.status, 503, 'wait-strict rejects');
-    t.equal(strict.headers['x-token-status'], 'Unavailable');
-    t.equal(strict.headers['retry-after'], '1');
+    const { open, strict } = await expectPolicies(t, origin, token, 'Unavailable');
     t.ok(open.ms < MARGIN_MS && strict.ms < MARGIN_MS, 'a dead sidecar fails fast (connection refused)');
   });
 

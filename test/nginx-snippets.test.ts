@@ -9,17 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { freePort, http } from './support/net.js';
 import {
   BACKEND_BODY,
   FAIL_OPEN_PATH,
   SNIPPETS_DIR,
   WAIT_STRICT_PATH,
-  freePort,
-  http,
   keyvalsUrl,
-  livePids,
   nginxTest,
-  pollUntil,
   preparePodDir,
   probe,
   removePodDir,
@@ -28,11 +25,15 @@ import {
   writeToken,
   type NginxPod,
 } from './support/nginx.js';
+import { livePids } from './support/processes.js';
+import { waitFor } from './support/wait.js';
 
 const execFileP = promisify(execFile);
 const PORT = 18080;
 
 // ---- a scripted stand-in for the sidecar's GET /v1/synced ----------------------------------
+// `answer` is what a plain check gets; a strict check (?strict=true) gets 403 instead of a 200
+// whose verdict is not Synced, as from the real sidecar (sidecar/http/api-server.ts).
 
 interface SeenRequest {
   readonly method: string;
@@ -56,7 +57,9 @@ async function startFakeSidecar(port: number): Promise<FakeSidecar> {
     req.on('data', (c: Buffer) => (bodyBytes += c.length));
     req.on('end', () => {
       seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, bodyBytes });
-      const { status, tokenStatus } = fake.answer;
+      const { tokenStatus } = fake.answer;
+      const strict = new URL(req.url ?? '/', 'http://sidecar').searchParams.get('strict') === 'true';
+      const status = strict && fake.answer.status === 200 && tokenStatus !== 'Synced' ? 403 : fake.answer.status;
       if (tokenStatus !== undefined) res.setHeader('X-Token-Status', tokenStatus);
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ verdict: tokenStatus ?? null }));
@@ -96,8 +99,11 @@ t.test('every OSS snippet passes nginx -t as the harness includes it', async (t)
   ]) {
     t.match(conf, `include apigw-syncer/${file};`, `harness config includes ${file}`);
   }
-  // verdict-server.conf and sidecar-request.conf come in through the per-pod file / includes.
-  t.match(await readFile(join(layout.prefix, 'apigw-pod.conf'), 'utf8'), 'include apigw-syncer/common/verdict-server.conf;');
+  // sidecar-request.conf comes in through check-locations.conf; the per-pod file holds values
+  // only (the pod name, the sidecar upstream), no server and nothing that listens.
+  const podConf = await readFile(join(layout.prefix, 'apigw-pod.conf'), 'utf8');
+  t.match(podConf, 'upstream apigw_syncer {');
+  t.notMatch(podConf, /^\s*(server\s*\{|listen\b|include\b)/m, 'no server, listener or include in the per-pod file');
   await t.resolves(nginxTest(layout.confPath, layout.prefix), 'nginx -t accepts the pod config');
 });
 
@@ -108,11 +114,7 @@ t.test('the OSS example nginx.conf passes nginx -t in the documented layout', as
   t.teardown(() => rm(conf, { recursive: true, force: true }));
   await symlink(join(SNIPPETS_DIR, 'oss', 'nginx.conf'), join(conf, 'nginx.conf'));
   await symlink(SNIPPETS_DIR, join(conf, 'apigw-syncer'));
-  await renderPodConf(join(conf, 'apigw-pod.conf'), {
-    podName: 'apigw-7d9f8c-x2x4q',
-    sidecarAddr: '127.0.0.1:8080',
-    verdictSocket: join(conf, 'verdict.sock'),
-  });
+  await renderPodConf(join(conf, 'apigw-pod.conf'), { podName: 'apigw-7d9f8c-x2x4q', sidecarAddr: '127.0.0.1:8080' });
   await t.resolves(nginxTest(join(conf, 'nginx.conf'), conf), 'example config is valid');
 });
 
@@ -151,7 +153,7 @@ t.test('render-pod-conf.sh refuses values that could inject config', async (t) =
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const run = (env: Record<string, string>): Promise<unknown> =>
     execFileP('/bin/sh', [join(SNIPPETS_DIR, 'render-pod-conf.sh'), join(dir, 'pod.conf')], {
-      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', APIGW_SYNCER_VERDICT_SOCKET: join(dir, 'v.sock'), ...env },
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
     });
   await t.rejects(run({ POD_NAME: 'x"; } server { listen 1; ' }), 'quote in pod name');
   await t.rejects(run({ POD_NAME: '' }), 'missing pod name');
@@ -237,7 +239,7 @@ t.test('a running OSS pod', async (t) => {
     const shortLived = newToken('expire');
     await writeToken(pod.baseUrl, shortLived, 'v', 150);
     t.equal(await probe(pod.baseUrl, shortLived), 200);
-    await pollUntil(async () => (await probe(pod.baseUrl, shortLived)) === 401, 'expiry', 3_000, 25);
+    await waitFor(async () => (await probe(pod.baseUrl, shortLived)) === 401, 'expiry', 3_000, 25);
     t.pass('expired after its per-key expire');
   });
 
@@ -265,9 +267,13 @@ t.test('a running OSS pod', async (t) => {
     await http(`${pod.baseUrl}${WAIT_STRICT_PATH}`, { headers: { ...bearer(token), cookie: 'session=secret' } });
     const got = sidecar.seen.slice(calls);
     t.equal(got.length, 2, 'one check per policy');
+    t.same(
+      got.map((req) => req.url),
+      ['/v1/synced', '/v1/synced?strict=true'],
+      'fail-open asks plainly, wait-strict in strict mode',
+    );
     for (const req of got) {
       t.equal(req.method, 'GET');
-      t.equal(req.url, '/v1/synced');
       t.equal(req.headers['x-auth-token'], token);
       t.equal(req.headers['x-nginx-origin'], 'snippet-pod', 'pod name from the per-pod file');
       t.equal(req.headers['authorization'], undefined, 'client Authorization not forwarded');
@@ -284,6 +290,7 @@ t.test('a running OSS pod', async (t) => {
     { label: 'Timeout', answer: { status: 200, tokenStatus: 'Timeout' }, status: 'Timeout', strict: 503 },
     { label: 'sidecar not ready (503)', answer: { status: 503 }, status: 'Unavailable', strict: 503 },
     { label: 'sidecar rejects the token (400)', answer: { status: 400 }, status: 'Unavailable', strict: 503 },
+    { label: 'sidecar answers 403 without a verdict', answer: { status: 403 }, status: 'Unavailable', strict: 503 },
     { label: 'sidecar answers 401', answer: { status: 401 }, status: 'Unavailable', strict: 503 },
     { label: 'sidecar 500', answer: { status: 500 }, status: 'Unavailable', strict: 503 },
   ];

@@ -63,7 +63,7 @@ async function waitHttp(url: string, procs: readonly Started[], timeoutMs: numbe
 export async function startPod(o: PodSpecOptions): Promise<SimPod> {
   const dir = mkdtempSync(join(tmpdir(), `apigw-pod-${o.name}-`));
   // Run as root, nginx's workers drop to "nobody" (in the pod they run as the pod's UID):
-  // they must traverse to the config, the html root and the verdict socket.
+  // they must traverse to the config and the html root.
   chmodSync(dir, 0o755);
   const objects = await render({
     values: {

@@ -3,16 +3,17 @@
 // listening on its own 127.0.2.x address, with the shipped nginx-snippets/ files included
 // unchanged through the layout production uses: <conf dir>/apigw-syncer → nginx-snippets/,
 // <conf dir>/apigw-pod.conf written by nginx-snippets/render-pod-conf.sh.
-// No process started here outlives the test process (see spawnTracked).
-import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+// No process started here outlives the test process (see processes.ts).
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { http } from './net.js';
+import { spawnTracked, type TrackedProcess } from './processes.js';
+import { waitFor } from './wait.js';
 
 const execFileP = promisify(execFile);
 
@@ -37,155 +38,6 @@ export function repoRoot(): string {
 }
 
 export const SNIPPETS_DIR = join(repoRoot(), 'nginx-snippets');
-
-// ---------------------------------------------------------------------------------------------
-// Process tracking: each child runs in its own process group (so nginx's workers go with its
-// master) and is killed on 'exit'/SIGINT/SIGTERM/SIGHUP. A watchdog `sh` also holds a pipe from
-// us: if we die in a way no hook sees (SIGKILL by a test runner's timeout), the pipe closes,
-// `read` returns, and the watchdog kills the group.
-
-export interface TrackedProcess {
-  readonly child: ChildProcess;
-  readonly pid: number;
-  /** Resolves with the exit code (or signal name) once the process has exited. */
-  readonly exited: Promise<number | string>;
-  /** SIGTERM the group, SIGKILL it after graceMs; resolves once the leader has exited. */
-  stop(graceMs?: number): Promise<number | string>;
-}
-
-const live = new Map<number, ChildProcess>();
-let hooksInstalled = false;
-
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // ESRCH: the group is already gone.
-  }
-}
-
-function killAllNow(): void {
-  for (const pid of live.keys()) killGroup(pid, 'SIGKILL');
-  live.clear();
-}
-
-function installHooks(): void {
-  if (hooksInstalled) return;
-  hooksInstalled = true;
-  process.on('exit', killAllNow);
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => {
-      killAllNow();
-      // Keep the signal's usual effect (death) unless someone else handles it.
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-    });
-  }
-}
-
-function startWatchdog(pid: number): ChildProcess {
-  // bash, not sh: dash's kill builtin does not take a negative pid (a process group).
-  const dog = spawn('/bin/bash', ['-c', `read -r _ignored; kill -KILL -- -${pid} 2>/dev/null; exit 0`], {
-    stdio: ['pipe', 'ignore', 'ignore'],
-  });
-  dog.on('error', () => undefined);
-  dog.unref();
-  // Neither the watchdog nor its pipe may keep our event loop alive.
-  if (dog.stdin instanceof Socket) dog.stdin.unref();
-  return dog;
-}
-
-/** Spawns `command` as the leader of a new process group and tracks it (see above). */
-export function spawnTracked(command: string, args: readonly string[], options: SpawnOptions = {}): TrackedProcess {
-  installHooks();
-  const child = spawn(command, args, { ...options, detached: true });
-  const pid = child.pid;
-  if (pid === undefined) throw new Error(`could not spawn ${command}`);
-  live.set(pid, child);
-  const dog = startWatchdog(pid);
-  const exited = new Promise<number | string>((resolve) => {
-    child.once('exit', (code, signal) => {
-      live.delete(pid);
-      // Workers of a dead master, grandchildren of a dead node: nothing of the group stays.
-      killGroup(pid, 'SIGKILL');
-      // Release the watchdog now, while the group id cannot have been reused yet.
-      dog.stdin?.end();
-      resolve(code ?? signal ?? 'unknown');
-    });
-  });
-  // A forgotten child must not keep the test process alive; the 'exit' hook still kills it.
-  child.unref();
-  const stop = async (graceMs = 3_000): Promise<number | string> => {
-    if (live.has(pid)) {
-      killGroup(pid, 'SIGTERM');
-      const timer = setTimeout(() => killGroup(pid, 'SIGKILL'), graceMs);
-      const result = await exited;
-      clearTimeout(timer);
-      return result;
-    }
-    return exited;
-  };
-  return { child, pid, exited, stop };
-}
-
-/** Pids of tracked process groups still running (tests assert cleanup with it). */
-export function livePids(): number[] {
-  return [...live.keys()];
-}
-
-// ---------------------------------------------------------------------------------------------
-// HTTP and waiting helpers.
-
-export interface HttpResult {
-  readonly status: number;
-  readonly headers: IncomingHttpHeaders;
-  readonly body: string;
-}
-
-export interface HttpOptions {
-  readonly method?: string;
-  readonly headers?: Record<string, string>;
-  readonly body?: string;
-  readonly timeoutMs?: number;
-}
-
-/** One request on a fresh connection (no pooling: each test request is independent). */
-export function http(url: string, options: HttpOptions = {}): Promise<HttpResult> {
-  const { method = 'GET', headers = {}, body, timeoutMs = 10_000 } = options;
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method, headers, agent: false, timeout: timeoutMs }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`${method} ${url}: no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-/** Polls `cond` every `everyMs` until it is true; throws after `timeoutMs`. */
-export async function pollUntil(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 5_000, everyMs = 10): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
-  }
-}
-
-/** A port that was free on 127.0.0.1 a moment ago (the kernel picks it). */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => (port > 0 ? resolve(port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 // Pod config: the harness's nginx.conf plays the user's nginx.conf; everything apigw-syncer
@@ -259,13 +111,12 @@ http {
 }
 
 /** Renders the per-pod file with the shipped script, exactly as a container entrypoint would. */
-export async function renderPodConf(out: string, env: { podName: string; sidecarAddr: string; verdictSocket: string }): Promise<void> {
+export async function renderPodConf(out: string, env: { podName: string; sidecarAddr: string }): Promise<void> {
   await execFileP('/bin/sh', [join(SNIPPETS_DIR, 'render-pod-conf.sh'), out], {
     env: {
       PATH: process.env['PATH'] ?? '/usr/bin:/bin',
       POD_NAME: env.podName,
       SYNCER_LISTEN_ADDR: env.sidecarAddr,
-      APIGW_SYNCER_VERDICT_SOCKET: env.verdictSocket,
     },
   });
 }
@@ -277,11 +128,7 @@ export async function preparePodDir(opts: NginxPodOptions): Promise<NginxPodLayo
   await chmod(prefix, 0o755);
   for (const d of ['logs', 'temp', 'www']) await mkdir(join(prefix, d), { recursive: true });
   await symlink(SNIPPETS_DIR, join(prefix, 'apigw-syncer'));
-  await renderPodConf(join(prefix, 'apigw-pod.conf'), {
-    podName: opts.name,
-    sidecarAddr: opts.sidecarAddr,
-    verdictSocket: join(prefix, 'verdict.sock'),
-  });
+  await renderPodConf(join(prefix, 'apigw-pod.conf'), { podName: opts.name, sidecarAddr: opts.sidecarAddr });
   await writeFile(join(prefix, 'www', 'backend.txt'), BACKEND_BODY);
   const confPath = join(prefix, 'nginx.conf');
   await writeFile(confPath, buildNginxConf(opts, prefix));
@@ -335,7 +182,7 @@ export async function startNginxPod(opts: NginxPodOptions, readyTimeoutMs = 10_0
   let exitedEarly: number | string | undefined;
   void proc.exited.then((code) => (exitedEarly = code));
   try {
-    await pollUntil(
+    await waitFor(
       async () => {
         if (exitedEarly !== undefined) throw new Error(`nginx ${opts.name} exited (${exitedEarly}) before ready`);
         return waitForPod(baseUrl);

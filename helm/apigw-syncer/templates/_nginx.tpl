@@ -10,7 +10,7 @@ Layout in the pod (test/helm.test.ts runs nginx on exactly this layout):
   <confDir>/apigw-syncer/render-pod-conf.sh  writes <runDir>/apigw-pod.conf at container start
   <confDir>/conf.d/*.conf                    nginx.extraConfig
   <confDir>/html/index.html                  default content of the example API location
-  <runDir>/                                  emptyDir: per-pod file, verdict socket, pid, temp
+  <runDir>/                                  emptyDir: per-pod file, pid, temp
 Relative include paths resolve against <confDir>, the directory of the -c file.
 */}}
 
@@ -115,7 +115,7 @@ http {
 
 {{- if .Values.syncer.enabled }}
 
-    # Per-pod values ($apigw_pod_name, the sidecar upstreams, the verdict server).
+    # Per-pod values ($apigw_pod_name, the sidecar upstream).
     include {{ $run }}/apigw-pod.conf;
 {{- end }}
     # $apigw_token (the request's bearer token) and $apigw_token_status.
