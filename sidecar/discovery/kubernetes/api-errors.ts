@@ -1,0 +1,58 @@
+// Turns API failures into one operator-facing line each. A missing permission is a deployment
+// mistake, not weather: it is logged at error level once per (verb, resource), naming the grant
+// that fixes it. Transient failures log once per outage at warn, repeats at debug.
+import type { Logger } from 'pino';
+import type { Telemetry } from '../../telemetry/metrics.js';
+import type { KubeApiError } from './kube-http.js';
+
+export type ApiVerb = 'get' | 'list' | 'watch';
+export type ApiResource = 'pods' | 'replicasets' | 'deployments';
+
+const GROUP: Readonly<Record<ApiResource, string>> = { pods: '', replicasets: 'apps/', deployments: 'apps/' };
+
+export class ApiErrorReporter {
+  private readonly forbiddenLogged = new Set<string>();
+  private readonly failing = new Set<ApiResource>();
+  private unauthorizedLogged = false;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly telemetry: Telemetry,
+    private readonly namespace: string,
+  ) {}
+
+  /** Counts, logs (as above) and returns a one-line reason for PeerStore.markStale. */
+  report(verb: ApiVerb, resource: ApiResource, err: KubeApiError): string {
+    this.telemetry.discoveryError(verb);
+    if (err.status === 403) {
+      const line = `forbidden: cannot ${verb} ${GROUP[resource]}${resource} in namespace ${this.namespace} — grant get/list/watch on ${GROUP[resource]}${resource} (roles/)`;
+      const cause = `${verb} ${resource}`;
+      if (!this.forbiddenLogged.has(cause)) {
+        this.forbiddenLogged.add(cause);
+        this.log.error({ verb, resource, namespace: this.namespace, apiMessage: err.message }, line);
+      }
+      return line;
+    }
+    if (err.status === 401) {
+      const line = `unauthorized: the API server rejected this sidecar's credentials (${verb} ${resource})`;
+      if (!this.unauthorizedLogged) {
+        this.unauthorizedLogged = true;
+        this.log.error({ verb, resource, apiMessage: err.message }, line);
+      }
+      return line;
+    }
+    const line = `${verb} ${resource} failed: ${err.message}`;
+    if (this.failing.has(resource)) {
+      this.log.debug({ verb, resource, status: err.status, reason: err.reason }, line);
+    } else {
+      this.failing.add(resource);
+      this.log.warn({ verb, resource, status: err.status, reason: err.reason }, line);
+    }
+    return line;
+  }
+
+  /** The resource answers again: the next failure is news, logged at warn. */
+  recovered(resource: ApiResource): void {
+    if (this.failing.delete(resource)) this.log.info({ resource }, `${resource}: API server reachable again`);
+  }
+}

@@ -1,0 +1,172 @@
+// Plain GET and watch requests to the API server over node:http(s), authenticated by the
+// KubeConfig (KubeConfig.applyToHTTPSOptions: CA, client certs, bearer token, exec plugins,
+// re-read per request so rotated service-account tokens are picked up).
+//
+// Why not the library's list calls and Watch class: the reflector needs one AbortSignal that
+// ends a request in any phase (connect, headers, body) for its watchdog and for stop(); the
+// API server's Status body on 403/410 (the library's Watch drops it and keeps only the code);
+// and an undecodable line to fail the watch rather than be skipped silently. Both list and watch
+// then share one decoding path into the narrowed objects of objects.ts.
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import type { KubeConfig } from '@kubernetes/client-node';
+
+export class KubeApiError extends Error {
+  constructor(
+    /** HTTP status, or undefined when no response arrived (connection refused, reset, aborted). */
+    readonly status: number | undefined,
+    /** Status.reason from the API server (Forbidden, Expired, …) or the socket error code. */
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'KubeApiError';
+  }
+}
+
+/** A list response or watch ERROR object asking for a relist: the resourceVersion is too old. */
+export function isGone(err: unknown): boolean {
+  return err instanceof KubeApiError && err.status === 410;
+}
+
+export type Query = Readonly<Record<string, string | undefined>>;
+
+export interface KubeHttp {
+  /** GET a JSON document; non-2xx answers and transport failures reject with KubeApiError. */
+  getJson(path: string, query: Query, signal: AbortSignal): Promise<unknown>;
+  /**
+   * GET ?watch=true and hand every decoded line to onEvent. Resolves when the server ends the
+   * stream cleanly; rejects on any failure, or with what onEvent throws. onOpen runs on the 200.
+   */
+  watch(path: string, query: Query, signal: AbortSignal, onOpen: () => void, onEvent: (event: unknown) => void): Promise<void>;
+}
+
+// A list of a few hundred pods is a few MB; anything far beyond means something is wrong.
+const MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+/**
+ * `kubeConfig` may be a loader: the library is large (about 0.7 s of CPU to import), so the
+ * sidecar loads it on the first request instead of at startup, and not at all in other modes.
+ */
+export function createKubeHttp(kubeConfig: KubeConfig | (() => Promise<KubeConfig>)): KubeHttp {
+  let loaded: Promise<KubeConfig> | undefined;
+  const config = (): Promise<KubeConfig> => {
+    if (loaded !== undefined) return loaded;
+    const p = typeof kubeConfig === 'function' ? kubeConfig() : Promise.resolve(kubeConfig);
+    loaded = p;
+    // A failed load (no kubeconfig yet, say) is retried by the next request, not cached.
+    p.catch(() => {
+      if (loaded === p) loaded = undefined;
+    });
+    return p;
+  };
+
+  async function open(path: string, query: Query, signal: AbortSignal): Promise<IncomingMessage> {
+    const kc = await config();
+    const cluster = kc.getCurrentCluster();
+    if (cluster === null) throw new KubeApiError(undefined, 'NoCluster', 'the kubeconfig has no current cluster');
+    const url = new URL(cluster.server.replace(/\/+$/, '') + path);
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
+    const options: https.RequestOptions = { method: 'GET', headers: { Accept: 'application/json' } };
+    await kc.applyToHTTPSOptions(options);
+    signal.throwIfAborted();
+    const transport = url.protocol === 'http:' ? http : https;
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      const req = transport.request(url, { ...options, signal }, resolve);
+      req.on('error', (err: NodeJS.ErrnoException) => reject(transportError(err, signal)));
+      req.end();
+    }).then(async (res) => {
+      if (res.statusCode === 200) return res;
+      throw await statusError(res);
+    });
+  }
+
+  return {
+    async getJson(path, query, signal) {
+      const res = await open(path, query, signal);
+      try {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        for await (const chunk of res) {
+          const buf = chunk as Buffer;
+          size += buf.length;
+          if (size > MAX_BODY_BYTES) throw new KubeApiError(200, 'TooLarge', `response to ${path} exceeds ${MAX_BODY_BYTES} bytes`);
+          chunks.push(buf);
+        }
+        return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+      } catch (err) {
+        res.destroy();
+        throw err instanceof KubeApiError ? err : transportError(err, signal);
+      }
+    },
+
+    async watch(path, query, signal, onOpen, onEvent) {
+      const res = await open(path, { ...query, watch: 'true' }, signal);
+      onOpen();
+      res.setEncoding('utf8');
+      let pending = '';
+      try {
+        for await (const chunk of res) {
+          pending += chunk as string;
+          let nl: number;
+          while ((nl = pending.indexOf('\n')) >= 0) {
+            const line = pending.slice(0, nl).trim();
+            pending = pending.slice(nl + 1);
+            if (line === '') continue;
+            let event: unknown;
+            try {
+              event = JSON.parse(line);
+            } catch {
+              throw new KubeApiError(200, 'BadWatchLine', `undecodable watch line from ${path}: ${line.slice(0, 200)}`);
+            }
+            onEvent(event);
+          }
+          if (pending.length > MAX_BODY_BYTES) throw new KubeApiError(200, 'TooLarge', `watch line from ${path} exceeds ${MAX_BODY_BYTES} bytes`);
+        }
+      } catch (err) {
+        res.destroy();
+        throw err instanceof Error && !isSocketError(err) ? err : transportError(err, signal);
+      }
+    },
+  };
+}
+
+function isSocketError(err: Error): boolean {
+  return !(err instanceof KubeApiError) && (err.name === 'AbortError' || 'code' in err);
+}
+
+function transportError(err: unknown, signal: AbortSignal): KubeApiError {
+  if (signal.aborted) {
+    const reason: unknown = signal.reason;
+    const text = reason instanceof Error ? reason.message : String(reason);
+    return new KubeApiError(undefined, 'Aborted', text);
+  }
+  const e = err as NodeJS.ErrnoException;
+  return new KubeApiError(undefined, e.code ?? e.name ?? 'Error', e.message ?? String(err));
+}
+
+/** Reads the API server's Status body (bounded) into an error that names reason and message. */
+async function statusError(res: IncomingMessage): Promise<KubeApiError> {
+  const status = res.statusCode ?? 0;
+  let text = '';
+  try {
+    res.setEncoding('utf8');
+    for await (const chunk of res) {
+      text += chunk as string;
+      if (text.length > 64 * 1024) break;
+    }
+  } catch {
+    // The status line is enough to act on; a broken body only loses detail.
+  }
+  res.destroy();
+  let reason = http.STATUS_CODES[status] ?? 'Error';
+  let message = text.slice(0, 500);
+  try {
+    const body = JSON.parse(text) as { reason?: unknown; message?: unknown };
+    if (typeof body.reason === 'string' && body.reason !== '') reason = body.reason;
+    if (typeof body.message === 'string') message = body.message;
+  } catch {
+    // Not a Status object (a proxy in between, say): keep the raw text.
+  }
+  return new KubeApiError(status, reason, `${status} ${reason}: ${message}`);
+}

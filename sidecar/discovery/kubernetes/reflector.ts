@@ -1,0 +1,322 @@
+// One resource's list-then-watch loop and its in-memory cache (the informer discipline, owned
+// here rather than delegated to the library's ListWatch, which stops on any error but 410):
+//
+//   list (consistent read) → watch from the list's resourceVersion, bookmarks on, bounded by
+//   timeoutSeconds → clean close: watch again from the last seen resourceVersion → failure:
+//   back off (capped exponential, equal jitter) and watch again → 410 Gone: relist.
+//
+// A client-side watchdog aborts any watch still open at timeoutSeconds + margin (the server
+// ends it at timeoutSeconds, so a longer one is a half-open connection), and a jittered
+// periodic relist (resyncMs) is a safety net that also logs any drift it finds.
+import type { Logger } from 'pino';
+import { API_BACKOFF, Backoff } from './backoff.js';
+import type { Clock } from './clock.js';
+import { isGone, KubeApiError, type KubeHttp, type Query } from './kube-http.js';
+import { narrowMeta, type Meta, type Narrow } from './objects.js';
+
+export type ReflectorState = 'listing' | 'synced' | 'failing' | 'stopped';
+export type Verb = 'list' | 'watch';
+
+export interface ReflectorListener {
+  /** The cache changed (a relist or a watch event). */
+  changed(): void;
+  /** The state changed; 'synced' means the cache is as fresh as the last list or open watch. */
+  stateChanged(state: ReflectorState): void;
+  /** A list or watch failed (never called for 410 Gone, a clean close, stop() or a restart). */
+  failed(verb: Verb, err: KubeApiError): void;
+}
+
+export interface ReflectorOptions<T> {
+  /** Plural resource name, for logs and messages: pods, replicasets, deployments. */
+  readonly resource: string;
+  /** Collection path, e.g. /api/v1/namespaces/ns/pods. */
+  readonly path: string;
+  readonly narrow: Narrow<T>;
+  readonly http: KubeHttp;
+  readonly watchTimeoutS: number;
+  readonly resyncMs: number;
+  readonly clock: Clock;
+  readonly random: () => number;
+  readonly log: Logger;
+  readonly listener: ReflectorListener;
+}
+
+/** A list must answer within this bound; a hung one is aborted and retried with backoff. */
+const LIST_TIMEOUT_MS = 30_000;
+/** Page size of a list: large enough for any Deployment in one page, bounded for the server. */
+const LIST_PAGE = 500;
+/** A watch that closed cleanly this fast without one event counts as a failure for backoff. */
+const MIN_HEALTHY_WATCH_MS = 1_000;
+
+export function watchdogMs(watchTimeoutS: number): number {
+  // Margin for the server's own close to arrive: 5 s plus 10 %, so one slow close is not a failure.
+  return Math.round(watchTimeoutS * 1_000 * 1.1 + 5_000);
+}
+
+/** Why the loop aborted its own request: not failures, so no backoff and no error report. */
+class Restart extends Error {}
+
+export class Reflector<T extends { readonly metadata: Meta }> {
+  private readonly cache = new Map<string, T>();
+  private query: Query = {};
+  private resourceVersion: string | undefined;
+  private needList = true;
+  private stateNow: ReflectorState = 'listing';
+  private stopped = false;
+  private running: Promise<void> | undefined;
+  private inFlight: AbortController | undefined;
+  private wake: (() => void) | undefined;
+  private resyncTimer: { cancel(): void } | undefined;
+  private readonly backoff: Backoff;
+  private consecutiveGone = 0;
+  /** Set when the relist was asked for by the resync timer: only then is drift worth a warning. */
+  private resyncing = false;
+
+  constructor(private readonly o: ReflectorOptions<T>) {
+    this.backoff = new Backoff(API_BACKOFF, o.random);
+  }
+
+  get state(): ReflectorState {
+    return this.stateNow;
+  }
+
+  /** The cached objects, in no particular order. */
+  items(): IterableIterator<T> {
+    return this.cache.values();
+  }
+
+  /** Starts (or, with a different query, restarts) the loop with these selectors. */
+  start(query: Query): void {
+    if (this.stopped) return;
+    const same = this.running !== undefined && sameQuery(this.query, query);
+    this.query = { ...query };
+    if (same) return;
+    this.needList = true;
+    this.setState('listing');
+    if (this.running === undefined) {
+      this.running = this.loop();
+      return;
+    }
+    this.o.log.info({ resource: this.o.resource, query }, 'selector changed; relisting');
+    this.inFlight?.abort(new Restart('selector changed'));
+    this.wake?.();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.resyncTimer?.cancel();
+    this.inFlight?.abort(new Restart('stopped'));
+    this.wake?.();
+    await this.running;
+    this.setState('stopped');
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      const controller = new AbortController();
+      this.inFlight = controller;
+      let verb: Verb = 'list';
+      try {
+        if (this.needList) await this.list(controller.signal);
+        verb = 'watch';
+        const clean = await this.watch(controller.signal);
+        if (!clean) await this.sleep(this.backoff.next());
+      } catch (err) {
+        if (this.stopped) break;
+        if (controller.signal.reason instanceof Restart) continue;
+        if (isGone(err)) {
+          // The server no longer holds history from our resourceVersion: list again. Repeated
+          // Gone without progress in between is throttled like a failure.
+          this.o.log.info({ resource: this.o.resource, rv: this.resourceVersion }, 'resourceVersion expired (410); relisting');
+          this.needList = true;
+          this.setState('listing');
+          if (this.consecutiveGone++ > 0) await this.sleep(this.backoff.next());
+          continue;
+        }
+        const apiErr = err instanceof KubeApiError ? err : new KubeApiError(undefined, 'Error', String(err));
+        this.setState('failing');
+        this.o.listener.failed(verb, apiErr);
+        await this.sleep(this.backoff.next());
+      } finally {
+        this.inFlight = undefined;
+      }
+    }
+  }
+
+  /** Lists every page and replaces the cache in one step, so readers never see a half list. */
+  private async list(signal: AbortSignal): Promise<void> {
+    const deadline = new AbortController();
+    const timer = this.o.clock.setTimeout(() => deadline.abort(new Error(`list ${this.o.resource} took over ${LIST_TIMEOUT_MS} ms`)), LIST_TIMEOUT_MS);
+    const both = AbortSignal.any([signal, deadline.signal]);
+    const fresh = new Map<string, T>();
+    let rv = '';
+    let cont: string | undefined;
+    try {
+      do {
+        const page = await this.o.http.getJson(this.o.path, { ...this.query, limit: String(LIST_PAGE), continue: cont }, both);
+        const { items, resourceVersion, next } = readList(page);
+        for (const json of items) {
+          const item = this.o.narrow(json);
+          if (item === undefined) this.o.log.warn({ resource: this.o.resource }, 'skipping an object without name or uid');
+          else fresh.set(item.metadata.name, item);
+        }
+        rv = resourceVersion;
+        cont = next;
+      } while (cont !== undefined);
+    } finally {
+      timer.cancel();
+    }
+    const drift = this.resyncing ? countDrift(this.cache, fresh) : 0;
+    if (drift > 0) this.o.log.warn({ resource: this.o.resource, drift }, 'periodic relist found objects the watch had missed');
+    this.resyncing = false;
+    this.cache.clear();
+    for (const [k, v] of fresh) this.cache.set(k, v);
+    this.resourceVersion = rv;
+    this.needList = false;
+    this.backoff.reset();
+    this.scheduleResync();
+    this.o.log.debug({ resource: this.o.resource, items: fresh.size, rv }, 'listed');
+    this.setState('synced');
+    this.o.listener.changed();
+  }
+
+  /** One watch request. Resolves true after a healthy clean close, false after a suspicious one. */
+  private async watch(signal: AbortSignal): Promise<boolean> {
+    const started = this.o.clock.now();
+    let events = 0;
+    const ms = watchdogMs(this.o.watchTimeoutS);
+    const watchdog = new AbortController();
+    const timer = this.o.clock.setTimeout(
+      () => watchdog.abort(new Error(`watch ${this.o.resource} still open ${ms} ms after timeoutSeconds=${this.o.watchTimeoutS}; treating it as dead`)),
+      ms,
+    );
+    const query: Query = {
+      ...this.query,
+      resourceVersion: this.resourceVersion,
+      allowWatchBookmarks: 'true',
+      timeoutSeconds: String(this.o.watchTimeoutS),
+    };
+    try {
+      await this.o.http.watch(
+        this.o.path,
+        query,
+        AbortSignal.any([signal, watchdog.signal]),
+        () => this.setState('synced'),
+        (event) => {
+          events++;
+          this.apply(event);
+        },
+      );
+    } finally {
+      timer.cancel();
+      // Only a watch that delivered something or stayed up a while restarts the backoff schedule:
+      // a server that accepts and drops every watch at once is retried ever more slowly.
+      if (events > 0 || this.o.clock.now() - started >= MIN_HEALTHY_WATCH_MS) this.backoff.reset();
+    }
+    if (events === 0 && this.o.clock.now() - started < MIN_HEALTHY_WATCH_MS) {
+      this.o.log.debug({ resource: this.o.resource }, 'watch closed at once without events; backing off');
+      return false;
+    }
+    return true;
+  }
+
+  private apply(event: unknown): void {
+    const ev = event as { type?: unknown; object?: unknown };
+    const meta = narrowMeta(ev.object);
+    switch (ev.type) {
+      case 'ADDED':
+      case 'MODIFIED': {
+        const item = this.o.narrow(ev.object);
+        if (item === undefined) break;
+        this.cache.set(item.metadata.name, item);
+        this.progress(item.metadata.resourceVersion);
+        this.o.listener.changed();
+        break;
+      }
+      case 'DELETED':
+        if (meta === undefined) break;
+        this.cache.delete(meta.name);
+        this.progress(meta.resourceVersion);
+        this.o.listener.changed();
+        break;
+      case 'BOOKMARK': {
+        // Bookmarks carry only metadata.resourceVersion: progress without a change.
+        const rv = (ev.object as { metadata?: { resourceVersion?: unknown } } | undefined)?.metadata?.resourceVersion;
+        if (typeof rv === 'string') this.progress(rv);
+        break;
+      }
+      case 'ERROR':
+        throw statusObjectError(ev.object);
+      default:
+        this.o.log.debug({ resource: this.o.resource, type: ev.type }, 'ignoring unknown watch event type');
+    }
+  }
+
+  private progress(rv: string): void {
+    if (rv !== '') this.resourceVersion = rv;
+    this.consecutiveGone = 0;
+  }
+
+  private scheduleResync(): void {
+    this.resyncTimer?.cancel();
+    // ±10 % so that the sidecars of every replica do not relist in the same second.
+    const ms = Math.round(this.o.resyncMs * (0.9 + 0.2 * this.o.random()));
+    this.resyncTimer = this.o.clock.setTimeout(() => {
+      if (this.stopped) return;
+      this.needList = true;
+      this.resyncing = true;
+      this.inFlight?.abort(new Restart('periodic resync'));
+    }, ms);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = this.o.clock.setTimeout(done, ms);
+      const self = this;
+      function done(): void {
+        timer.cancel();
+        if (self.wake === done) self.wake = undefined;
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  private setState(state: ReflectorState): void {
+    if (this.stateNow === state || this.stateNow === 'stopped') return;
+    this.stateNow = state;
+    this.o.listener.stateChanged(state);
+  }
+}
+
+function sameQuery(a: Query, b: Query): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const k of keys) if (a[k] !== b[k]) return false;
+  return true;
+}
+
+function readList(page: unknown): { items: unknown[]; resourceVersion: string; next: string | undefined } {
+  const p = page as { items?: unknown; metadata?: { resourceVersion?: unknown; continue?: unknown } } | null;
+  const items = Array.isArray(p?.items) ? p.items : undefined;
+  const rv = p?.metadata?.resourceVersion;
+  if (items === undefined || typeof rv !== 'string') throw new KubeApiError(200, 'BadList', 'list response without items or resourceVersion');
+  const next = p?.metadata?.continue;
+  return { items, resourceVersion: rv, next: typeof next === 'string' && next !== '' ? next : undefined };
+}
+
+function countDrift<T extends { readonly metadata: Meta }>(before: ReadonlyMap<string, T>, after: ReadonlyMap<string, T>): number {
+  let drift = 0;
+  for (const [k, v] of after) if (before.get(k)?.metadata.resourceVersion !== v.metadata.resourceVersion) drift++;
+  for (const k of before.keys()) if (!after.has(k)) drift++;
+  return drift;
+}
+
+/** A watch ERROR event's object is a Status; code 410 means "relist". */
+function statusObjectError(object: unknown): KubeApiError {
+  const s = (object ?? {}) as { code?: unknown; reason?: unknown; message?: unknown };
+  const code = typeof s.code === 'number' ? s.code : undefined;
+  const reason = typeof s.reason === 'string' ? s.reason : 'WatchError';
+  const message = typeof s.message === 'string' ? s.message : JSON.stringify(object);
+  return new KubeApiError(code, reason, `watch error event: ${code ?? '?'} ${reason}: ${message}`);
+}

@@ -1,0 +1,118 @@
+// `apigw-syncer peers`: run discovery once, print what it found and why, exit. Outside a cluster
+// the current kubeconfig is used (KubeConfig.loadFromDefault: in-cluster, else KUBECONFIG or
+// ~/.kube/config), so an operator can see exactly what a sidecar would see.
+import type { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import type { Config } from './config.js';
+import { createDnsSource } from './discovery/dns-source.js';
+import { createKubernetesSource, loadDefaultKubeConfig, type KubernetesSource } from './discovery/kubernetes/kubernetes-source.js';
+import type { PeerSet } from './discovery/peer-set.js';
+import { PeerStore } from './discovery/peer-store.js';
+import type { PeerSource } from './discovery/source.js';
+import { createLogger } from './telemetry/logger.js';
+import { Telemetry } from './telemetry/metrics.js';
+
+export interface PeersCommandOptions {
+  readonly kubeConfig?: KubeConfig;
+  readonly deadlineMs?: number;
+  /** Where logs go; stderr by default, so stdout holds only the table. */
+  readonly logFd?: number;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+const DEFAULT_DEADLINE_MS = 10_000;
+
+export async function runPeersCommand(config: Config, out: NodeJS.WritableStream, options: PeersCommandOptions = {}): Promise<number> {
+  const write = (line = ''): void => void out.write(`${line}\n`);
+  let effective = config;
+  let kubeConfig = options.kubeConfig;
+  if (config.discovery.mode === 'kubernetes') {
+    kubeConfig ??= await loadDefaultKubeConfig();
+    // Outside a pod, POD_NAMESPACE is usually unset: the kubeconfig context's namespace is what
+    // kubectl would use, so it is the least surprising default here.
+    const env = options.env ?? process.env;
+    const contextNs = kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace;
+    if ((env['POD_NAMESPACE'] ?? '') === '' && contextNs !== undefined && contextNs !== '') {
+      effective = { ...config, pod: { ...config.pod, namespace: contextNs } };
+    }
+  }
+  // Operators read the table; only warnings and errors go to the log stream unless asked for more.
+  const logLevel = effective.logLevel === 'info' ? 'warn' : effective.logLevel;
+  const log = createLogger({ ...effective, logLevel }, pino.destination({ dest: options.logFd ?? 2, sync: true }));
+  const telemetry = new Telemetry({ defaultMetrics: false });
+  const store = new PeerStore(log, telemetry);
+  const deps = { config: effective, store, log, telemetry };
+
+  let source: PeerSource;
+  let kube: KubernetesSource | undefined;
+  switch (effective.discovery.mode) {
+    case 'static':
+      store.publish(effective.discovery.staticPeers);
+      printSimple(write, 'static (SYNCER_PEERS)', store.current());
+      return 0;
+    case 'dns':
+      source = createDnsSource(deps);
+      break;
+    case 'kubernetes':
+      kube = createKubernetesSource(deps, { kubeConfig });
+      source = kube;
+      break;
+  }
+
+  const deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), deadlineMs)));
+  source.start();
+  const set = await Promise.race([store.ready(), timedOut]);
+  clearTimeout(timer);
+  await source.stop();
+
+  if (set === undefined) {
+    const why = kube?.lastProblem() ?? (effective.discovery.mode === 'dns' ? `could not resolve ${effective.discovery.dns.name ?? ''}` : undefined);
+    write(`error: no peer set within ${deadlineMs / 1000} s (discovery: ${effective.discovery.mode}, namespace ${effective.pod.namespace})`);
+    write(`  last problem: ${why ?? 'none reported (is the API server slow?)'}`);
+    return 1;
+  }
+  if (kube !== undefined) printKubernetes(write, effective, kube, set);
+  else printSimple(write, `dns (${effective.discovery.dns.name ?? ''}, own IP ${effective.pod.ip ?? 'unset'} left out)`, set);
+  return 0;
+}
+
+function printSimple(write: (line?: string) => void, what: string, set: PeerSet | undefined): void {
+  const peers = set?.peers ?? [];
+  write(`discovery: ${what}`);
+  write();
+  table(write, ['NAME', 'HOST', 'PORT'], peers.map((p) => [p.name, p.host, String(p.port)]));
+  write();
+  write(`${peers.length} peer(s)`);
+}
+
+function printKubernetes(write: (line?: string) => void, config: Config, kube: KubernetesSource, set: PeerSet): void {
+  const c = kube.lastComputation();
+  const k = config.discovery.kubernetes;
+  write(`discovery: kubernetes, Deployment ${kube.deployment() ?? '?'} in namespace ${config.pod.namespace}, scope ${k.scope}`);
+  if (c?.ok === true) write(`active revision ${c.revision ?? '?'} (ReplicaSet ${c.activeReplicaSet ?? '?'}); probe port ${config.probe.port}`);
+  write();
+  const rows = (c?.pods ?? []).map((p) => [
+    p.name,
+    p.ip ?? '-',
+    p.ready ? 'yes' : 'no',
+    p.replicaSet ?? '-',
+    p.revision ?? '-',
+    p.included ? (p.name === config.pod.name ? 'peer (this pod)' : 'peer') : `no: ${p.reason}`,
+  ]);
+  table(write, ['NAME', 'IP', 'READY', 'REPLICASET', 'REVISION', 'INCLUDED'], rows);
+  write();
+  write(`${set.peers.length} peer(s)`);
+}
+
+function table(write: (line?: string) => void, header: readonly string[], rows: readonly (readonly string[])[]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  write(line(header));
+  for (const r of rows) write(line(r));
+}

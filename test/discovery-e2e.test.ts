@@ -1,0 +1,240 @@
+// End to end: a real control plane, the BUILT sidecar (node dist/sidecar/main.js) in kubernetes
+// mode with the roles/ ServiceAccount, and small HTTP servers standing in for nginx on the pod IPs
+// the fake kubelet assigned (127.0.5.x, one port). /v1/synced verdicts follow replicas as they
+// come and go; `apigw-syncer peers` prints the same view.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import t from 'tap';
+import { startControlPlane, waitFor } from './support/control-plane.js';
+import { createDeployment, isReady, markForScaleDown, pods, scaleTo, setupCluster } from './support/discovery-cluster.js';
+import { summary, until } from './support/discovery-harness.js';
+import { ReplicaServer } from './support/replica-server.js';
+import { repoRoot } from './support/tools.js';
+
+const NS = 'apigw';
+const DEP = 'gw';
+const PREFIX = '127.0.5.';
+const TOKEN = 'tok-e2e-1';
+const MAIN = join(repoRoot(), 'dist', 'sidecar', 'main.js');
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+interface CheckAnswer {
+  readonly status: number;
+  readonly tokenStatus: string | null;
+  readonly verdict: string;
+  readonly peers: { name: string; outcome: string }[];
+}
+
+interface Sidecar {
+  readonly child: ChildProcess;
+  readonly lines: Record<string, unknown>[];
+  readonly stderr: string[];
+  check(origin: string): Promise<CheckAnswer>;
+  readyz(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+function startSidecar(env: Record<string, string>, api: number, ops: number): Sidecar {
+  const child = spawn(process.execPath, [MAIN], {
+    env: { PATH: process.env['PATH'] ?? '', ...env, SYNCER_LISTEN_ADDR: `127.0.0.1:${api}`, SYNCER_OPS_ADDR: `127.0.0.1:${ops}` },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: Record<string, unknown>[] = [];
+  const stderr: string[] = [];
+  let pending = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    pending += chunk;
+    let nl: number;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        stderr.push(line);
+      }
+    }
+  });
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => stderr.push(chunk));
+  return {
+    child,
+    lines,
+    stderr,
+    async check(origin) {
+      const res = await fetch(`http://127.0.0.1:${api}/v1/synced`, { headers: { 'X-Auth-Token': TOKEN, 'X-Nginx-Origin': origin } });
+      const body = (await res.json()) as { verdict: string; peers: { name: string; outcome: string }[] };
+      return { status: res.status, tokenStatus: res.headers.get('x-token-status'), verdict: body.verdict, peers: body.peers };
+    },
+    async readyz() {
+      return (await fetch(`http://127.0.0.1:${ops}/readyz`).catch(() => ({ status: 0 }))).status;
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
+}
+
+function runPeers(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [MAIN, 'peers'], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
+}
+
+t.test('built sidecar in kubernetes mode: verdicts follow replicas', async (t) => {
+  const began = Date.now();
+  const cp = await startControlPlane();
+  t.teardown(() => cp.stop());
+  const c = await setupCluster(cp, NS, PREFIX);
+  t.teardown(() => c.kubelet.stop());
+  await createDeployment(c, DEP, 3);
+  const initial = await waitFor(
+    '3 ready pods',
+    async () => {
+      const ready = (await pods(c, `app=${DEP}`)).filter(isReady);
+      return ready.length === 3 ? ready : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 50 },
+  );
+  const podNames = initial.map((p) => p.metadata?.name ?? '').sort();
+  const own = podNames[0] ?? '';
+  const other = podNames[1] ?? '';
+
+  // nginx stand-ins on every pod IP, one port, like pods; all hold the token.
+  const probePort = await freePort();
+  const replicas = new Map<string, ReplicaServer>();
+  const startReplica = async (pod: string, holdsToken: boolean): Promise<void> => {
+    const ip = c.kubelet.ipOf(pod);
+    if (ip === undefined) throw new Error(`no IP for ${pod}`);
+    const r = await ReplicaServer.start({ host: ip, port: probePort });
+    if (holdsToken) r.give(TOKEN);
+    replicas.set(pod, r);
+  };
+  for (const p of podNames) await startReplica(p, true);
+  t.teardown(() => Promise.all([...replicas.values()].map((r) => r.close())));
+
+  const env = {
+    KUBECONFIG: c.sidecarKubeconfig,
+    SYNCER_DISCOVERY: 'kubernetes',
+    POD_NAME: own,
+    POD_NAMESPACE: NS,
+    SYNCER_PROBE_PORT: String(probePort),
+    SYNCER_MAX_RETRIES: '2',
+    SYNCER_RETRY_DELAY_MS: '10',
+    SYNCER_HARD_TIMEOUT_MS: '1500',
+    LOG_LEVEL: 'info',
+  };
+  // Started now, checked at the end: a pod that does not exist fails clearly within the deadline.
+  const failingPeers = runPeers({ ...env, POD_NAME: 'no-such-pod' });
+
+  const sidecar = startSidecar(env, await freePort(), await freePort());
+  t.teardown(() => sidecar.stop());
+  const launched = performance.now();
+  await until(() => sidecar.child.exitCode === null && sidecar.lines.some((l) => l['msg'] === 'peer set changed'), 'the first peer set', 20_000).catch((err: unknown) => {
+    throw new Error(`${String(err)}\nsidecar stderr: ${sidecar.stderr.join('')}\nlogs: ${sidecar.lines.map((l) => JSON.stringify(l)).join('\n')}`);
+  });
+  t.comment(`built sidecar: process start → first peer set ${(performance.now() - launched).toFixed(0)} ms`);
+  const listening = sidecar.lines.find((l) => l['msg'] === 'listening');
+  const firstSet = sidecar.lines.find((l) => l['msg'] === 'peer set changed');
+  t.comment(`built sidecar: listening → first peer set ${Number(firstSet?.['time']) - Number(listening?.['time'])} ms (its own log timestamps)`);
+  t.equal(await sidecar.readyz(), 200, 'ready after the first set');
+
+  const changes: number[] = [];
+  /** Waits for the sidecar's own 'peer set changed' log line satisfying want (no polling of the API). */
+  const nextSet = async (want: (peers: string[]) => boolean, what: string, since: number): Promise<void> => {
+    const start = performance.now();
+    await until(() => sidecar.lines.slice(since).some((l) => l['msg'] === 'peer set changed' && want(l['peers'] as string[])), what, 30_000);
+    changes.push(performance.now() - start);
+  };
+
+  await t.test('all replicas hold the token: Synced, origin excluded', async (t) => {
+    const a = await sidecar.check(own);
+    t.equal(a.status, 200);
+    t.equal(a.tokenStatus, 'Synced');
+    t.equal(a.verdict, 'Synced');
+    t.same(a.peers.map((p) => p.name).sort(), podNames.filter((n) => n !== own), 'this pod is the origin: not probed');
+    const b = await sidecar.check(other);
+    t.same(b.peers.map((p) => p.name).sort(), podNames.filter((n) => n !== other), 'another origin: that pod is excluded, this one probed');
+  });
+
+  await t.test('a new replica without the token: Partialy; removing it: Synced again', async (t) => {
+    const mark = sidecar.lines.length;
+    await scaleTo(c, DEP, 4);
+    const fourth = await waitFor(
+      'the 4th ready pod',
+      async () => (await pods(c, `app=${DEP}`)).filter(isReady).map((p) => p.metadata?.name ?? '').find((n) => !podNames.includes(n)),
+      { timeoutMs: 30_000, intervalMs: 50 },
+    );
+    await startReplica(fourth, false);
+    await nextSet((p) => p.includes(fourth), 'the sidecar to add the 4th replica', mark);
+    const a = await sidecar.check(own);
+    t.equal(a.tokenStatus, 'Partialy', '2 of 3 peers hold the token');
+    t.match(a.peers.find((p) => p.name === fourth), { outcome: 'missing' });
+
+    const mark2 = sidecar.lines.length;
+    await markForScaleDown(c, fourth);
+    await scaleTo(c, DEP, 3);
+    await nextSet((p) => !p.includes(fourth) && p.length === 3, 'the sidecar to drop the 4th replica', mark2);
+    const b = await sidecar.check(own);
+    t.equal(b.tokenStatus, 'Synced');
+    t.same(b.peers.map((p) => p.name).sort(), podNames.filter((n) => n !== own));
+  });
+
+  await t.test('two replicas without the token (of two peers): NotSynced', async (t) => {
+    // Both peers lose the token: restart their stand-ins empty.
+    for (const p of podNames.filter((n) => n !== own)) {
+      await replicas.get(p)?.close();
+      await startReplica(p, false);
+    }
+    const a = await sidecar.check(own);
+    t.equal(a.tokenStatus, 'NotSynced');
+    for (const p of podNames.filter((n) => n !== own)) replicas.get(p)?.give(TOKEN);
+    t.equal((await sidecar.check(own)).tokenStatus, 'Synced');
+  });
+
+  await t.test('an unready replica is no longer probed', async (t) => {
+    const mark = sidecar.lines.length;
+    await c.kubelet.setReady(other, false);
+    await nextSet((p) => !p.includes(other), 'the sidecar to drop the unready replica', mark);
+    const a = await sidecar.check(own);
+    t.notOk(a.peers.some((p) => p.name === other));
+    const mark2 = sidecar.lines.length;
+    await c.kubelet.setReady(other, true);
+    await nextSet((p) => p.includes(other), 'the sidecar to add it back', mark2);
+  });
+
+  await t.test('`apigw-syncer peers` prints the table and exits 0', async (t) => {
+    const r = await runPeers(env);
+    t.equal(r.code, 0, r.stderr);
+    t.match(r.stdout, new RegExp(`Deployment ${DEP} in namespace ${NS}, scope revision`));
+    t.match(r.stdout, /NAME\s+IP\s+READY\s+REPLICASET\s+REVISION\s+INCLUDED/);
+    for (const p of podNames) t.match(r.stdout, new RegExp(`${p}\\s+127\\.0\\.5\\.\\d+\\s+yes\\s+\\S+\\s+1\\s+peer`));
+    t.match(r.stdout, /3 peer\(s\)/);
+    t.comment(`peers output:\n${r.stdout}`);
+    const bad = await failingPeers;
+    t.equal(bad.code, 1);
+    t.match(bad.stdout, /error: no peer set within 10 s/);
+    t.match(bad.stdout, /pod no-such-pod not found in namespace apigw/);
+  });
+
+  t.comment(`latency API change → sidecar peer set (built program, from its logs): ${summary(changes)}`);
+  await sidecar.stop();
+  t.equal(sidecar.child.exitCode, 0, 'clean exit on SIGTERM');
+  t.notOk(sidecar.lines.some((l) => Number(l['level']) >= 50), 'no error logs');
+  t.comment(`whole file ${Date.now() - began} ms`);
+});
