@@ -91,7 +91,7 @@ function printKubernetes(write: (line?: string) => void, config: Config, kube: K
   const c = kube.lastComputation();
   const k = config.discovery.kubernetes;
   write(`discovery: kubernetes, Deployment ${kube.deployment() ?? '?'} in namespace ${config.pod.namespace}, scope ${k.scope}`);
-  if (c?.ok === true) write(`active revision ${c.revision ?? '?'} (ReplicaSet ${c.activeReplicaSet ?? '?'}); probe port ${config.probe.port}`);
+  if (c?.ok === true) write(`active revision ${c.revision ?? '?'} (ReplicaSet ${c.activeReplicaSet ?? '?'}, peers from ${c.servingReplicaSet ?? '?'}); probe port ${config.probe.port}`);
   write();
   const rows = (c?.pods ?? []).map((p) => [
     p.name,

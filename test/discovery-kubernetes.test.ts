@@ -165,6 +165,7 @@ t.test('kubernetes discovery against a real control plane', async (t) => {
       revSets.some((h) => h.names.some(isOld) && h.names.some((n) => !isOld(n))),
       'revision scope never mixes old and new ReplicaSets',
     );
+    t.ok(revSets.length > 0 && revSets.every((h) => h.names.length > 0), 'revision scope never publishes an empty set mid-rollout');
     t.ok(
       depSets.some((h) => h.names.some(isOld) && h.names.some((n) => !isOld(n))),
       'deployment scope holds old and new pods together mid-rollout',

@@ -58,7 +58,29 @@ const rows: Row[] = [
     replicaSets: [OLD, NEW],
     pods: [pod('old-1', { ...READY, rsUid: 'rs1' }), pod('new-1', { ...READY, rsUid: 'rs2' })],
     want: ['new-1'],
-    reasons: { 'old-1': /old revision \(active is 2\)/ },
+    reasons: { 'old-1': /other revision \(serving is 2\)/ },
+  },
+  {
+    name: 'mid-rollout, while the new revision has no ready pod, the newest serving revision is probed',
+    scope: 'revision',
+    deployment: dep('3'),
+    replicaSets: [OLD, NEW, rs('gw-newest', 'rs3', 'dep', '3')],
+    pods: [
+      pod('old-1', { ...READY, rsUid: 'rs1' }),
+      pod('new-1', { ...READY, rsUid: 'rs2' }),
+      pod('new-2', { ip: '10.0.0.7', ready: 'True', rsUid: 'rs2' }),
+      pod('newest-1', { ip: '10.0.0.8', ready: 'False', rsUid: 'rs3' }),
+    ],
+    want: ['new-1', 'new-2'],
+    reasons: { 'old-1': /other revision \(serving is 2\)/, 'newest-1': /other revision \(serving is 2\)/ },
+  },
+  {
+    name: 'once the new revision has a ready pod, it alone is probed',
+    scope: 'revision',
+    deployment: dep('2'),
+    replicaSets: [OLD, NEW],
+    pods: [pod('old-1', { ...READY, rsUid: 'rs1' }), pod('new-1', { ip: '10.0.0.7', ready: 'True', rsUid: 'rs2' }), pod('new-2', { ip: '10.0.0.8', ready: 'False', rsUid: 'rs2' })],
+    want: ['new-1'],
   },
   {
     name: 'deployment scope includes every ReplicaSet of the Deployment',
@@ -167,10 +189,11 @@ for (const row of rows) {
 }
 
 t.test('explanations carry the ReplicaSet and revision of each pod', async (t) => {
-  const result = computePeers({ deployment: dep('2'), replicaSets: [OLD, NEW], pods: [pod('x', { ...READY, rsUid: 'rs1' })] }, 'revision', PORT);
+  const pods = [pod('x', { ...READY, rsUid: 'rs1' }), pod('y', { ip: '10.0.0.2', ready: 'True', rsUid: 'rs2' })];
+  const result = computePeers({ deployment: dep('2'), replicaSets: [OLD, NEW], pods }, 'revision', PORT);
   t.equal(result.ok, true);
   t.match(result.pods[0], { name: 'x', ip: '10.0.0.1', ready: true, replicaSet: 'gw-old', revision: '1', included: false });
-  if (result.ok) t.match(result, { revision: '2', activeReplicaSet: 'gw-new' });
+  if (result.ok) t.match(result, { revision: '2', activeReplicaSet: 'gw-new', servingReplicaSet: 'gw-new' });
 });
 
 t.test('narrowing skips objects without name or uid and reads Date-typed deletionTimestamp', async (t) => {

@@ -28,6 +28,8 @@ export type PeerComputation =
       readonly pods: readonly PodExplanation[];
       readonly revision: string | undefined;
       readonly activeReplicaSet: string | undefined;
+      /** The ReplicaSet whose pods are the peers: the active one, or mid-rollout the newest that serves. */
+      readonly servingReplicaSet: string | undefined;
     }
   /**
    * The objects do not describe a settled state yet (no Deployment, or its active ReplicaSet not
@@ -48,9 +50,23 @@ export function computePeers(objects: DiscoveryObjects, scope: PeerScope, port: 
   const revision = deployment.metadata.annotations[REVISION_ANNOTATION];
   const active = [...owned.values()].find((rs) => revision !== undefined && rs.metadata.annotations[REVISION_ANNOTATION] === revision);
 
-  const pods = [...objects.pods]
-    .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0))
-    .map((pod) => explain(pod, owned, active, scope));
+  const sorted = [...objects.pods].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
+  const explainAll = (serving: ReplicaSetLite | undefined): PodExplanation[] => sorted.map((pod) => explain(pod, owned, serving, scope));
+  let serving = active;
+  let pods = explainAll(active);
+  if (scope === 'revision' && active !== undefined && !pods.some((p) => p.included)) {
+    // A rollout's new ReplicaSet starts with no ready pod while the previous one still serves.
+    // Probing nobody would answer Synced for every token, so until the new revision has a ready
+    // pod, the peers are those of the newest revision that has one.
+    for (const rs of byRevisionDescending(owned.values())) {
+      const candidate = rs === active ? [] : explainAll(rs);
+      if (candidate.some((p) => p.included)) {
+        serving = rs;
+        pods = candidate;
+        break;
+      }
+    }
+  }
   const peers = pods.filter((p) => p.included && p.ip !== undefined).map((p) => ({ name: p.name, host: p.ip ?? '', port }));
 
   if (scope === 'revision' && active === undefined) {
@@ -60,13 +76,18 @@ export function computePeers(objects: DiscoveryObjects, scope: PeerScope, port: 
         : `the active ReplicaSet (revision ${revision}) is not seen yet`;
     return { ok: false, reason, pods };
   }
-  return { ok: true, peers, pods, revision, activeReplicaSet: active?.metadata.name };
+  return { ok: true, peers, pods, revision, activeReplicaSet: active?.metadata.name, servingReplicaSet: serving?.metadata.name };
+}
+
+function byRevisionDescending(replicaSets: Iterable<ReplicaSetLite>): ReplicaSetLite[] {
+  const revisionOf = (rs: ReplicaSetLite): number => Number(rs.metadata.annotations[REVISION_ANNOTATION] ?? 0) || 0;
+  return [...replicaSets].sort((a, b) => revisionOf(b) - revisionOf(a));
 }
 
 function explain(
   pod: PodLite,
   owned: ReadonlyMap<string, ReplicaSetLite>,
-  active: ReplicaSetLite | undefined,
+  serving: ReplicaSetLite | undefined,
   scope: PeerScope,
 ): PodExplanation {
   const owner = controllerOf(pod.metadata);
@@ -79,20 +100,19 @@ function explain(
     replicaSet: rs?.metadata.name ?? owner?.name,
     revision: rsRevision,
   };
-  const reason = exclusion(pod, rs, active, scope);
+  const reason = exclusion(pod, rs, serving, scope);
   return { ...base, included: reason === undefined, reason: reason ?? 'peer' };
 }
 
 function exclusion(
   pod: PodLite,
   rs: ReplicaSetLite | undefined,
-  active: ReplicaSetLite | undefined,
+  serving: ReplicaSetLite | undefined,
   scope: PeerScope,
 ): string | undefined {
   if (rs === undefined) return 'not owned by a ReplicaSet of the Deployment';
-  if (scope === 'revision' && rs !== active) {
-    const activeRevision = active?.metadata.annotations[REVISION_ANNOTATION] ?? '?';
-    return `old revision (active is ${activeRevision})`;
+  if (scope === 'revision' && rs !== serving) {
+    return `other revision (serving is ${serving?.metadata.annotations[REVISION_ANNOTATION] ?? '?'})`;
   }
   if (pod.metadata.deletionTimestamp !== undefined) return 'terminating';
   if (pod.podIP === undefined) return 'no pod IP';
