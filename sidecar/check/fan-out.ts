@@ -1,10 +1,9 @@
 // One check's fan-out: probe every target peer at once, retry per the policy, and answer no later
 // than the hard deadline, which also aborts whatever probes are still in flight.
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.js';
 import type { Peer } from '../discovery/peer-set.js';
 import type { PeerPools } from '../probe/peer-pools.js';
-import { probe, type ProbeResult } from '../probe/prober.js';
+import { DEADLINE, probe, type ProbeResult } from '../probe/prober.js';
 import type { Telemetry } from '../telemetry/metrics.js';
 import { nextStep } from './retry-policy.js';
 import { verdictOf, type PeerOutcome, type Verdict } from './verdict.js';
@@ -34,9 +33,19 @@ export interface FanOutContext {
   readonly onUnexpected: (peer: Peer, status: number) => void;
 }
 
-const DEADLINE = new Error('check deadline');
-
 type MutableReport = { -readonly [K in keyof PeerReport]: PeerReport[K] };
+
+/**
+ * What the deadline must be able to cut short for one peer: its probe in flight, or its wait
+ * before the next retry. Held per peer rather than as listeners on one shared signal, so the
+ * common case (every peer answers) registers nothing and creates no exception objects.
+ */
+interface PeerRun {
+  done: boolean;
+  attempt: AbortController | undefined;
+  retryTimer: NodeJS.Timeout | undefined;
+  wake: (() => void) | undefined;
+}
 
 export function fanOut(targets: readonly Peer[], token: string, ctx: FanOutContext): Promise<CheckResult> {
   const started = ctx.now();
@@ -46,7 +55,7 @@ export function fanOut(targets: readonly Peer[], token: string, ctx: FanOutConte
 
   const { probe: probeConfig } = ctx.config;
   const headers = { [probeConfig.header]: probeConfig.headerPrefix + token };
-  const controller = new AbortController();
+  const runs: PeerRun[] = targets.map(() => ({ done: false, attempt: undefined, retryTimer: undefined, wake: undefined }));
   return new Promise((resolve) => {
     let pending = targets.length;
     let done = false;
@@ -54,46 +63,58 @@ export function fanOut(targets: readonly Peer[], token: string, ctx: FanOutConte
       if (done) return;
       done = true;
       clearTimeout(deadline);
-      // Only a deadline leaves probes in flight; aborting costs an exception object, so skip it otherwise.
-      if (pending > 0) controller.abort(DEADLINE);
+      for (const run of runs) cutShort(run);
       resolve(snapshot(reports, started, ctx));
     };
     const deadline = setTimeout(finish, ctx.config.hardTimeoutMs);
     targets.forEach((peer, i) => {
-      void probeUntilResolved(peer, reports[i]!, headers, controller.signal, ctx).then(() => {
+      void probeUntilResolved(peer, reports[i]!, headers, runs[i]!, ctx).then(() => {
         if (--pending === 0) finish();
       });
     });
   });
 }
 
+/** The deadline passed: abort the peer's probe or end its wait; it stays 'timeout'. */
+function cutShort(run: PeerRun): void {
+  if (run.done) return;
+  run.done = true;
+  run.attempt?.abort(DEADLINE);
+  clearTimeout(run.retryTimer);
+  run.wake?.();
+}
+
 async function probeUntilResolved(
   peer: Peer,
   report: MutableReport,
   headers: Readonly<Record<string, string>>,
-  signal: AbortSignal,
+  run: PeerRun,
   ctx: FanOutContext,
 ): Promise<void> {
   const pool = ctx.pools.get(peer);
   const { path, timeoutMs } = ctx.config.probe;
-  for (;;) {
+  while (!run.done) {
     report.attempts++;
-    const result: ProbeResult = await probe(pool, path, headers, signal, timeoutMs);
+    run.attempt = new AbortController();
+    const result: ProbeResult = await probe(pool, path, headers, run.attempt, timeoutMs);
+    run.attempt = undefined;
     ctx.telemetry.probeDone(result.kind);
     if (result.kind === 'aborted') return;
     report.lastStatus = result.status;
     report.lastError = result.errorCode;
     const step = nextStep(result.kind, report.attempts, ctx.config.retry, ctx.random);
     if (step.kind === 'resolve') {
+      run.done = true;
       report.outcome = step.outcome;
       if (result.kind === 'unexpected' && result.status !== null) ctx.onUnexpected(peer, result.status);
       return;
     }
-    try {
-      await sleep(step.delayMs, undefined, { signal });
-    } catch {
-      return; // the deadline passed while waiting: the peer stays 'timeout'
-    }
+    await new Promise<void>((resolve) => {
+      run.wake = resolve;
+      run.retryTimer = setTimeout(resolve, step.delayMs);
+    });
+    run.wake = undefined;
+    run.retryTimer = undefined;
   }
 }
 

@@ -29,22 +29,23 @@ function errorCodeOf(err: unknown): string {
 
 export const PROBE_TIMEOUT = 'PROBE_TIMEOUT';
 
+/** Abort reasons, made once: a reason object per abort would cost a stack trace each time. */
+export const DEADLINE = new Error('check deadline');
+const TIMED_OUT = new Error('probe timeout');
+
 /**
- * Probes once, bounded by `timeoutMs` (connect, headers and body together) and by the check's
- * `signal`. The bound is our own timer: undici's headersTimeout runs on a coarse ~0.5 s clock.
+ * Probes once. `attempt` is aborted with DEADLINE when the check's deadline passes; this function
+ * aborts it itself after `timeoutMs` (connect, headers and body together): our own timer, because
+ * undici's headersTimeout runs on a coarse ~0.5 s clock.
  */
 export async function probe(
   pool: Dispatcher,
   path: string,
   headers: Readonly<Record<string, string>>,
-  signal: AbortSignal,
+  attempt: AbortController,
   timeoutMs: number,
 ): Promise<ProbeResult> {
-  if (signal.aborted) return { kind: 'aborted', status: null, errorCode: null };
-  const attempt = new AbortController();
-  const onCheckAbort = (): void => attempt.abort();
-  signal.addEventListener('abort', onCheckAbort, { once: true });
-  const timer = setTimeout(() => attempt.abort(), timeoutMs);
+  const timer = setTimeout(() => attempt.abort(TIMED_OUT), timeoutMs);
   let status: number | null = null;
   try {
     const response = await pool.request({ method: 'GET', path, headers, signal: attempt.signal });
@@ -54,10 +55,10 @@ export async function probe(
     await response.body.text();
     return { kind: classifyStatus(status), status, errorCode: null };
   } catch (err) {
-    if (signal.aborted) return { kind: 'aborted', status, errorCode: null };
-    return { kind: 'error', status, errorCode: attempt.signal.aborted ? PROBE_TIMEOUT : errorCodeOf(err) };
+    const reason: unknown = attempt.signal.aborted ? attempt.signal.reason : undefined;
+    if (reason === DEADLINE) return { kind: 'aborted', status, errorCode: null };
+    return { kind: 'error', status, errorCode: reason === TIMED_OUT ? PROBE_TIMEOUT : errorCodeOf(err) };
   } finally {
     clearTimeout(timer);
-    signal.removeEventListener('abort', onCheckAbort);
   }
 }
