@@ -3,7 +3,8 @@
 // and an API server outage/restart on the same port.
 import t from 'tap';
 import { ApiException, AppsV1Api, CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { startControlPlane, waitFor, type ControlPlane } from './support/control-plane.js';
+import { startControlPlane, type ControlPlane } from './support/control-plane.js';
+import { waitFor } from './support/wait.js';
 import { FakeKubelet } from './support/fake-kubelet.js';
 
 const NS = 'cp-test';
@@ -46,13 +47,13 @@ t.test('control plane + fake kubelet', async (t) => {
   });
 
   const pods = await waitFor(
-    '2 Running+Ready pods',
     async () => {
       const list = await core.listNamespacedPod({ namespace: NS, labelSelector: `app=${APP}` });
       const ok = list.items.filter(readyRunning);
       return ok.length === 2 ? ok : undefined;
     },
-    { timeoutMs: 30_000, intervalMs: 100 },
+    '2 Running+Ready pods',
+    { timeoutMs: 30_000, intervalMs: 100, retryOnError: true },
   );
   const ips = pods.map((p) => p.status?.podIP ?? '').sort();
   t.equal(ips.length, 2);
@@ -64,12 +65,12 @@ t.test('control plane + fake kubelet', async (t) => {
   }
 
   const dep = await waitFor(
-    'Deployment revision annotation and available replicas',
     async () => {
       const d = await apps.readNamespacedDeployment({ namespace: NS, name: APP });
       return d.metadata?.annotations?.['deployment.kubernetes.io/revision'] === '1' && d.status?.availableReplicas === 2 ? d : undefined;
     },
-    { timeoutMs: 20_000, intervalMs: 100 },
+    'Deployment revision annotation and available replicas',
+    { timeoutMs: 20_000, intervalMs: 100, retryOnError: true },
   );
   t.equal(dep.metadata?.annotations?.['deployment.kubernetes.io/revision'], '1', 'Deployment revision 1');
   const rsList = await apps.listNamespacedReplicaSet({ namespace: NS, labelSelector: `app=${APP}` });
@@ -88,13 +89,13 @@ t.test('control plane + fake kubelet', async (t) => {
   // the controller replaces the pod with a new one that gets a fresh IP.
   await core.deleteNamespacedPod({ namespace: NS, name: firstName });
   const after = await waitFor(
-    'replacement pod',
     async () => {
       const list = await core.listNamespacedPod({ namespace: NS, labelSelector: `app=${APP}` });
       const ok = list.items.filter(readyRunning);
       return list.items.length === 2 && ok.length === 2 && !list.items.some((p) => p.metadata?.name === firstName) ? ok : undefined;
     },
-    { timeoutMs: 20_000, intervalMs: 100 },
+    'replacement pod',
+    { timeoutMs: 20_000, intervalMs: 100, retryOnError: true },
   );
   const newIps = after.map((p) => p.status?.podIP ?? '');
   t.ok(newIps.every((ip) => /^127\.0\.3\.\d+$/.test(ip)), 'replacement has a prefix IP');
@@ -131,13 +132,13 @@ t.test('control plane + fake kubelet', async (t) => {
   const scale = await apps.readNamespacedDeploymentScale({ namespace: NS, name: APP });
   await apps.replaceNamespacedDeploymentScale({ namespace: NS, name: APP, body: { ...scale, spec: { replicas: 3 } } });
   const three = await waitFor(
-    '3 Running+Ready pods after the outage',
     async () => {
       const list = await core.listNamespacedPod({ namespace: NS, labelSelector: `app=${APP}` });
       const ok = list.items.filter(readyRunning);
       return ok.length === 3 ? ok : undefined;
     },
-    { timeoutMs: 30_000, intervalMs: 100 },
+    '3 Running+Ready pods after the outage',
+    { timeoutMs: 30_000, intervalMs: 100, retryOnError: true },
   );
   t.equal(new Set(three.map((p) => p.status?.podIP)).size, 3, 'three distinct IPs');
 

@@ -8,9 +8,10 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import t from 'tap';
-import { startControlPlane, waitFor } from './support/control-plane.js';
+import { startControlPlane } from './support/control-plane.js';
+import { waitFor } from './support/wait.js';
 import { createDeployment, isReady, markForScaleDown, pods, scaleTo, setupCluster } from './support/discovery-cluster.js';
-import { summary, until } from './support/discovery-harness.js';
+import { summary } from './support/discovery-harness.js';
 import { ReplicaServer } from './support/replica-server.js';
 import { repoRoot } from './support/tools.js';
 
@@ -104,12 +105,12 @@ t.test('built sidecar in kubernetes mode: verdicts follow replicas', async (t) =
   t.teardown(() => c.kubelet.stop());
   await createDeployment(c, DEP, 3);
   const initial = await waitFor(
-    '3 ready pods',
     async () => {
       const ready = (await pods(c, `app=${DEP}`)).filter(isReady);
       return ready.length === 3 ? ready : undefined;
     },
-    { timeoutMs: 30_000, intervalMs: 50 },
+    '3 ready pods',
+    { timeoutMs: 30_000, intervalMs: 50, retryOnError: true },
   );
   const podNames = initial.map((p) => p.metadata?.name ?? '').sort();
   const own = podNames[0] ?? '';
@@ -145,7 +146,7 @@ t.test('built sidecar in kubernetes mode: verdicts follow replicas', async (t) =
   const sidecar = startSidecar(env, await freePort(), await freePort());
   t.teardown(() => sidecar.stop());
   const launched = performance.now();
-  await until(() => sidecar.child.exitCode === null && sidecar.lines.some((l) => l['msg'] === 'peer set changed'), 'the first peer set', 20_000).catch((err: unknown) => {
+  await waitFor(() => sidecar.child.exitCode === null && sidecar.lines.some((l) => l['msg'] === 'peer set changed'), 'the first peer set', { timeoutMs: 20_000 }).catch((err: unknown) => {
     throw new Error(`${String(err)}\nsidecar stderr: ${sidecar.stderr.join('')}\nlogs: ${sidecar.lines.map((l) => JSON.stringify(l)).join('\n')}`);
   });
   t.comment(`built sidecar: process start → first peer set ${(performance.now() - launched).toFixed(0)} ms`);
@@ -158,7 +159,7 @@ t.test('built sidecar in kubernetes mode: verdicts follow replicas', async (t) =
   /** Waits for the sidecar's own 'peer set changed' log line satisfying want (no polling of the API). */
   const nextSet = async (want: (peers: string[]) => boolean, what: string, since: number): Promise<void> => {
     const start = performance.now();
-    await until(() => sidecar.lines.slice(since).some((l) => l['msg'] === 'peer set changed' && want(l['peers'] as string[])), what, 30_000);
+    await waitFor(() => sidecar.lines.slice(since).some((l) => l['msg'] === 'peer set changed' && want(l['peers'] as string[])), what, { timeoutMs: 30_000 });
     changes.push(performance.now() - start);
   };
 
@@ -176,9 +177,9 @@ t.test('built sidecar in kubernetes mode: verdicts follow replicas', async (t) =
     const mark = sidecar.lines.length;
     await scaleTo(c, DEP, 4);
     const fourth = await waitFor(
-      'the 4th ready pod',
       async () => (await pods(c, `app=${DEP}`)).filter(isReady).map((p) => p.metadata?.name ?? '').find((n) => !podNames.includes(n)),
-      { timeoutMs: 30_000, intervalMs: 50 },
+      'the 4th ready pod',
+      { timeoutMs: 30_000, intervalMs: 50, retryOnError: true },
     );
     await startReplica(fourth, false);
     await nextSet((p) => p.includes(fourth), 'the sidecar to add the 4th replica', mark);

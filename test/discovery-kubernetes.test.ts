@@ -11,9 +11,10 @@ import { performance } from 'node:perf_hooks';
 import t from 'tap';
 import { ApiException, CoreV1Api, KubeConfig, RbacAuthorizationV1Api, Watch } from '@kubernetes/client-node';
 import { createKubernetesSource } from '../sidecar/discovery/kubernetes/kubernetes-source.js';
-import { startControlPlane, waitFor } from './support/control-plane.js';
+import { startControlPlane } from './support/control-plane.js';
+import { sleep, waitFor } from './support/wait.js';
 import { BlackholeProxy, createDeployment, isReady, pods, rollout, scaleTo, setupCluster, viaServer } from './support/discovery-cluster.js';
-import { captureLogger, compactEtcd, configFrom, names, newStore, summary, until, waitForSet } from './support/discovery-harness.js';
+import { captureLogger, compactEtcd, configFrom, names, newStore, summary, waitForSet } from './support/discovery-harness.js';
 
 const NS = 'apigw';
 const DEP = 'gw';
@@ -29,12 +30,12 @@ t.test('kubernetes discovery against a real control plane', async (t) => {
   t.teardown(() => c.kubelet.stop());
   await createDeployment(c, DEP, 3);
   const first = await waitFor(
-    '3 ready pods',
     async () => {
       const ready = (await pods(c, `app=${DEP}`)).filter(isReady);
       return ready.length === 3 ? ready : undefined;
     },
-    { timeoutMs: 30_000, intervalMs: 50 },
+    '3 ready pods',
+    { timeoutMs: 30_000, intervalMs: 50, retryOnError: true },
   );
   const own = first[0]?.metadata?.name ?? '';
   const oldRs = first[0]?.metadata?.ownerReferences?.[0]?.name ?? '';
@@ -178,9 +179,9 @@ t.test('kubernetes discovery against a real control plane', async (t) => {
     const before = names(rev.store.current()?.peers ?? []);
     const versions = both.map((s) => s.store.current()?.version);
     await cp.stopApiServer();
-    await until(() => both.every((s) => s.store.discoveryState() === 'stale'), 'both stores stale', 20_000);
+    await waitFor(() => both.every((s) => s.store.discoveryState() === 'stale'), 'both stores stale', { timeoutMs: 20_000 });
     // Stay down long enough for several retries (the backoff grows).
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    await sleep(3_000);
     for (const s of both) {
       t.same(names(s.store.current()?.peers ?? []), before, `${s.scope}: last set kept while the API is down`);
       t.equal(s.store.current()?.version, versions[both.indexOf(s)], `${s.scope}: nothing published during the outage`);
@@ -190,7 +191,7 @@ t.test('kubernetes discovery against a real control plane', async (t) => {
     t.ok(warned.length >= 1 && warned.length <= 3, `one warning per resource per outage, not one per retry (${warned.length})`);
     await cp.startApiServer();
     const restarted = performance.now();
-    await until(() => both.every((s) => s.store.discoveryState() === 'synced'), 'recovery', 30_000);
+    await waitFor(() => both.every((s) => s.store.discoveryState() === 'synced'), 'recovery', { timeoutMs: 30_000 });
     record('recovery (API ready → synced)', performance.now() - restarted);
     const target = before.find((n) => n !== own) ?? '';
     await measure('pod unready after restart', () => c.kubelet.setReady(target, false), (p) => !p.includes(target));
@@ -209,7 +210,7 @@ t.test('kubernetes discovery against a real control plane', async (t) => {
       for (let i = 0; i < 3; i++) await c.core.createNamespacedConfigMap({ namespace: NS, body: { metadata: { generateName: 'bump-' } } });
       const revision = await compactEtcd(cp.etcdUrl);
       t.comment(`etcd compacted at revision ${revision}`);
-      await until(() => both.every(relisted), 'a 410 and relist of pods in both sources', (WATCH_TIMEOUT_S + 2) * 1_000).catch(() => undefined);
+      await waitFor(() => both.every(relisted), 'a 410 and relist of pods in both sources', { timeoutMs: (WATCH_TIMEOUT_S + 2) * 1_000 }).catch(() => undefined);
     }
     if (!both.every(relisted)) t.comment(rev.lines.slice(start).map((l) => JSON.stringify(l)).join('\n'));
     t.ok(both.every(relisted), `both sources relisted pods after a 410 (compactions: ${rounds})`);
@@ -234,7 +235,7 @@ t.test('kubernetes discovery against a real control plane', async (t) => {
     const before = names(s.store.current()?.peers ?? []);
     proxy.freeze();
     const frozen = performance.now();
-    await until(() => s.store.discoveryState() === 'stale', 'stale via the watchdog', (WATCH_TIMEOUT_S * 1.1 + 5 + 5) * 1_000);
+    await waitFor(() => s.store.discoveryState() === 'stale', 'stale via the watchdog', { timeoutMs: (WATCH_TIMEOUT_S * 1.1 + 5 + 5) * 1_000 });
     const detected = performance.now() - frozen;
     t.comment(`black-holed watch declared dead after ${detected.toFixed(0)} ms (timeoutSeconds ${WATCH_TIMEOUT_S} s + margin)`);
     t.ok(detected >= WATCH_TIMEOUT_S * 1_000, 'not before the server would have closed it');
@@ -242,7 +243,7 @@ t.test('kubernetes discovery against a real control plane', async (t) => {
     t.same(names(s.store.current()?.peers ?? []), before, 'last set kept');
     proxy.thaw();
     const thawed = performance.now();
-    await until(() => s.store.discoveryState() === 'synced', 'recovery after the path returns', 20_000);
+    await waitFor(() => s.store.discoveryState() === 'synced', 'recovery after the path returns', { timeoutMs: 20_000 });
     record('recovery after a black-holed path (thaw → synced)', performance.now() - thawed);
     const target = before.find((n) => n !== own) ?? '';
     await measure('pod unready after a black-holed path', () => c.kubelet.setReady(target, false), (p) => !p.includes(target), [s]);
@@ -287,12 +288,12 @@ t.test('kubernetes discovery against a real control plane', async (t) => {
     s.source.start();
     const forbidden = (): typeof s.lines => s.lines.filter((l) => l.level === 50 && /^forbidden/.test(l.msg));
     t.teardown(() => s.source.stop());
-    await until(() => forbidden().length > 0, 'the forbidden log line').catch((err: unknown) => {
+    await waitFor(() => forbidden().length > 0, 'the forbidden log line', { timeoutMs: 15_000 }).catch((err: unknown) => {
       t.comment(s.lines.map((l) => JSON.stringify(l)).join('\n'));
       throw err;
     });
     // Let it retry a few times: the line must not repeat.
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await sleep(1_500);
     const metrics = await s.telemetry.metrics();
     const watchErrors = Number(/syncer_discovery_errors_total\{kind="watch"\} (\d+)/.exec(metrics)?.[1] ?? 0);
     t.ok(watchErrors >= 3, `retried ${watchErrors} times`);
@@ -306,7 +307,7 @@ t.test('kubernetes discovery against a real control plane', async (t) => {
   await t.test('the Deployment recreated with another selector: watches restart with it', async (t) => {
     const before = names(rev.store.current()?.peers ?? []);
     await c.apps.deleteNamespacedDeployment({ namespace: NS, name: DEP, propagationPolicy: 'Background' });
-    await until(() => rev.lines.some((l) => /not found/.test(String(l['reason']))), 'the hold on a missing Deployment');
+    await waitFor(() => rev.lines.some((l) => /not found/.test(String(l['reason']))), 'the hold on a missing Deployment', { timeoutMs: 15_000 });
     t.same(names(rev.store.current()?.peers ?? []), before, 'held: the last set stays while the Deployment is missing');
     const labels = { app: DEP, track: 'v2' };
     const peers = await measure(

@@ -23,6 +23,7 @@ import { runtimeSpec } from './packaging/dockerfile.js';
 import { run } from './packaging/pod-sim.js';
 import { startControlPlane } from './support/control-plane.js';
 import { FakeKubelet } from './support/fake-kubelet.js';
+import { waitFor } from './support/wait.js';
 
 const ROOT = repoRoot();
 const RULES = parse(readFileSync(join(ROOT, 'roles', 'rules.yaml'), 'utf8')) as V1PolicyRule[];
@@ -528,10 +529,14 @@ t.test('installs on a real kube-apiserver: strict validation, restricted Pod Sec
   // The peers command, with the pod's rendered env and the sidecar's own token, finds the
   // other pods: the Role is sufficient for discovery (owner lookup included).
   const ready = await waitForPods(admin, 'apigw-on', selector, replicas);
-  const withIps = await waitUntil(async () => {
-    const pods = await admin.list<V1Pod>('v1', 'Pod', 'apigw-on', selector);
-    return pods.filter((p) => p.status?.podIP && (p.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')).length === ready.length ? pods : undefined;
-  }, 'pods Running+Ready with IPs');
+  const withIps = await waitFor(
+    async () => {
+      const pods = await admin.list<V1Pod>('v1', 'Pod', 'apigw-on', selector);
+      return pods.filter((p) => p.status?.podIP && (p.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')).length === ready.length ? pods : undefined;
+    },
+    'pods Running+Ready with IPs',
+    { timeoutMs: 30_000, intervalMs: 200 },
+  );
   const self = withIps[0];
   const other = withIps[1];
   if (!self?.metadata?.name || !other?.metadata?.name || !self.status?.podIP) throw new Error('pods without names or IPs');
@@ -546,13 +551,3 @@ t.test('installs on a real kube-apiserver: strict validation, restricted Pod Sec
   t.match(peersRun.output(), other.metadata.name, 'lists the other pod');
   t.comment(peersRun.output());
 });
-
-async function waitUntil<T>(fn: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}

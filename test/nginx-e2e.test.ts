@@ -89,8 +89,7 @@ async function startSidecar(i: number, port: number): Promise<Sidecar> {
       },
       `sidecar ${podName(i)} ready`,
       // Deadline, not a wait: cold starts of 4 node processes on 2 busy cores have taken ~15 s.
-      60_000,
-      25,
+      { timeoutMs: 60_000, intervalMs: 25 },
     );
   } catch (err) {
     await proc.stop(500);

@@ -239,7 +239,7 @@ t.test('a running OSS pod', async (t) => {
     const shortLived = newToken('expire');
     await writeToken(pod.baseUrl, shortLived, 'v', 150);
     t.equal(await probe(pod.baseUrl, shortLived), 200);
-    await waitFor(async () => (await probe(pod.baseUrl, shortLived)) === 401, 'expiry', 3_000, 25);
+    await waitFor(async () => (await probe(pod.baseUrl, shortLived)) === 401, 'expiry', { timeoutMs: 3_000, intervalMs: 25 });
     t.pass('expired after its per-key expire');
   });
 

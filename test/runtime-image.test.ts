@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseStages, runtimeSpec } from './packaging/dockerfile.js';
 import { run, stop } from './packaging/pod-sim.js';
+import { waitForHttp } from './support/net.js';
 import { repoRoot } from './support/tools.js';
 
 const execFileP = promisify(execFile);
@@ -28,19 +29,10 @@ async function freePort(): Promise<number> {
 }
 
 async function waitStatus(url: string, status: number, output: () => string, timeoutMs = 20_000): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    try {
-      const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
-      if (r.status === status) return r.status;
-      last = `HTTP ${r.status}`;
-    } catch (err) {
-      last = err instanceof Error ? err.message : String(err);
-    }
-    if (Date.now() > deadline) throw new Error(`no ${status} from ${url} (last: ${last}); output:\n${output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const res = await waitForHttp(url, { status, timeoutMs, intervalMs: 50 }).catch((err: unknown) => {
+    throw new Error(`${err instanceof Error ? err.message : String(err)}; output:\n${output()}`);
+  });
+  return res.status;
 }
 
 t.test('Dockerfile: multi-stage, Node 24, non-root numeric user, exec-form ENTRYPOINT', async (t) => {

@@ -4,6 +4,7 @@
 import type { V1Pod, V1ReplicaSet } from '@kubernetes/client-node';
 import type { KubeObject } from './helm.js';
 import { errorMessage, type KubeClient } from './kube-apply.js';
+import { WaitTimeout, waitFor } from '../support/wait.js';
 
 // helm's install order for the kinds this chart renders.
 const KIND_ORDER = ['Namespace', 'ServiceAccount', 'ConfigMap', 'Role', 'RoleBinding', 'Service', 'Deployment'];
@@ -41,20 +42,26 @@ export async function applyAll(client: KubeClient, objects: readonly KubeObject[
  * (e.g. Pod Security) show up when the controller cannot create pods.
  */
 export async function waitForPods(client: KubeClient, namespace: string, selector: string, count: number, timeoutMs = 30_000): Promise<V1Pod[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const pods = await client.list<V1Pod>('v1', 'Pod', namespace, selector);
-    if (pods.length >= count) return pods;
-    if (Date.now() > deadline) {
-      const sets = await client.list<V1ReplicaSet>('apps/v1', 'ReplicaSet', namespace, selector);
-      const failures = sets.flatMap((rs) => (rs.status?.conditions ?? []).map((c) => `${rs.metadata?.name}: ${c.type} ${c.reason ?? ''}: ${c.message ?? ''}`));
-      const events = await client.send('GET', `/api/v1/namespaces/${namespace}/events?fieldSelector=type%3DWarning`);
-      throw new Error(
-        `only ${pods.length}/${count} pods in ${namespace} after ${timeoutMs} ms; ReplicaSets: ${sets.length}; ` +
-          `conditions: ${failures.join(' | ') || '(none)'}; warning events: ${events.status === 200 ? warningText(events.body) : errorMessage(events.body)}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 200));
+  let seen = 0;
+  try {
+    return await waitFor(
+      async () => {
+        const pods = await client.list<V1Pod>('v1', 'Pod', namespace, selector);
+        seen = pods.length;
+        return pods.length >= count ? pods : undefined;
+      },
+      `${count} pods in ${namespace}`,
+      { timeoutMs, intervalMs: 200 },
+    );
+  } catch (err) {
+    if (!(err instanceof WaitTimeout)) throw err;
+    const sets = await client.list<V1ReplicaSet>('apps/v1', 'ReplicaSet', namespace, selector);
+    const failures = sets.flatMap((rs) => (rs.status?.conditions ?? []).map((c) => `${rs.metadata?.name}: ${c.type} ${c.reason ?? ''}: ${c.message ?? ''}`));
+    const events = await client.send('GET', `/api/v1/namespaces/${namespace}/events?fieldSelector=type%3DWarning`);
+    throw new Error(
+      `only ${seen}/${count} pods in ${namespace} after ${timeoutMs} ms; ReplicaSets: ${sets.length}; ` +
+        `conditions: ${failures.join(' | ') || '(none)'}; warning events: ${events.status === 200 ? warningText(events.body) : errorMessage(events.body)}`,
+    );
   }
 }
 

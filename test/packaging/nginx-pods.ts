@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { runtimeSpec } from './dockerfile.js';
 import { render } from './helm.js';
 import { container, makeEmptyDirs, materializeConfigMaps, runContainer, stop, type Started } from './pod-sim.js';
+import { waitForHttp } from '../support/net.js';
+import { WaitTimeout } from '../support/wait.js';
 import { repoRoot } from '../support/tools.js';
 
 export const DEBIAN_NGINX_MODULES = ['/usr/share/nginx/modules/ndk_http_module.so', '/usr/share/nginx/modules/ngx_http_lua_module.so'];
@@ -40,23 +42,17 @@ export interface SimPod {
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/** Waits for a 200 from `url`; gives up at once if a container exits, naming both containers' output. */
 async function waitHttp(url: string, procs: readonly Started[], timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    for (const p of procs) {
-      if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`a container exited while waiting for ${url}:\n${p.output()}`);
-    }
-    try {
-      const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
-      if (r.status === 200) return;
-      last = `HTTP ${r.status}`;
-    } catch (err) {
-      last = err instanceof Error ? err.message : String(err);
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for 200 from ${url} (last: ${last})\n${procs.map((p) => p.output()).join('\n---\n')}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const outputs = (): string => procs.map((p) => p.output()).join('\n---\n');
+  await waitForHttp(url, {
+    timeoutMs,
+    intervalMs: 50,
+    abortIf: () => (procs.some((p) => p.child.exitCode !== null || p.child.signalCode !== null) ? new Error(`a container exited while waiting for ${url}:\n${outputs()}`) : undefined),
+  }).catch((err: unknown) => {
+    if (err instanceof WaitTimeout) throw new Error(`${err.message}\n${outputs()}`);
+    throw err;
+  });
 }
 
 /** Renders the chart for one pod, lays out its volumes in a temp dir, starts both containers. */

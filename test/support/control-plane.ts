@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ApiException, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { toolPaths } from './tools.js';
+import { waitFor } from './wait.js';
 
 const execFileP = promisify(execFile);
 
@@ -243,7 +244,12 @@ class ManagedProcess {
   /** waitFor() that gives up as soon as this process exits, and reports this process's log tail on failure. */
   async waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number): Promise<T> {
     try {
-      return await waitFor(what, fn, { timeoutMs, intervalMs: 100, abortIf: () => (this.running ? undefined : this.failure(`${this.name} exited while waiting for ${what}`)) });
+      return await waitFor(fn, what, {
+        timeoutMs,
+        intervalMs: 100,
+        abortIf: () => (this.running ? undefined : this.failure(`${this.name} exited while waiting for ${what}`)),
+        retryOnError: true,
+      });
     } catch (err) {
       if (err instanceof ProcessFailure) throw err;
       throw this.failure(err instanceof Error ? err.message : String(err));
@@ -256,33 +262,6 @@ class ProcessFailure extends Error {
 }
 
 // ------------------------------------------------------------------ small helpers
-
-/** Polls fn every intervalMs until it returns a value other than undefined/false, or throws after timeoutMs. */
-export async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false> | T | undefined | false,
-  opts: { timeoutMs?: number; intervalMs?: number; abortIf?: () => Error | undefined } = {},
-): Promise<T> {
-  const timeoutMs = opts.timeoutMs ?? 30_000;
-  const intervalMs = opts.intervalMs ?? 100;
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    const abort = opts.abortIf?.();
-    if (abort) throw abort;
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() >= deadline) {
-      const why = lastError instanceof Error ? `: last error: ${lastError.message}` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
 
 function canListen(port: number): Promise<boolean> {
   return new Promise<boolean>((resolve) => {

@@ -1,5 +1,6 @@
 // Shared pieces for the discovery tests: config from an env map, a logger whose lines the test
-// can read, a manual clock, Kubernetes object builders and an event-driven wait on the store.
+// can read, a manual clock, Kubernetes object builders and an event-driven wait on the store
+// (polling waits are waitFor in wait.ts).
 import { Writable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
@@ -72,15 +73,6 @@ export function waitForSet(store: PeerStore, want: (set: PeerSet) => boolean, wh
       resolve({ set, at });
     });
   });
-}
-
-/** Polls a cheap in-memory condition (state flags, captured log lines) until true or the deadline. */
-export async function until(cond: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /** Median and worst of latency samples, for t.comment. */

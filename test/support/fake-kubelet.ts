@@ -7,6 +7,7 @@
 // kube-apiserver outages) only triggers a reconcile, which lists pods with the typed
 // client and fixes whatever is not in the desired state.
 import { ApiException, CoreV1Api, Watch, type KubeConfig, type V1Pod, type V1PodCondition, type V1ContainerStatus } from '@kubernetes/client-node';
+import { sleep } from './wait.js';
 
 export const FAKE_NODE_NAME = 'fake-node';
 
@@ -17,10 +18,6 @@ export interface FakeKubeletOptions {
 
 function isApiCode(err: unknown, code: number): boolean {
   return err instanceof ApiException && err.code === code;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 export class FakeKubelet {

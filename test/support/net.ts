@@ -1,6 +1,8 @@
-// Small network helpers for tests: a free port, and one HTTP request on a fresh connection.
+// Small network helpers for tests: a free port, one HTTP request on a fresh connection, and
+// waiting for a URL to answer a status.
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { createServer } from 'node:net';
+import { waitFor, type WaitOptions } from './wait.js';
 
 export interface HttpResult {
   readonly status: number;
@@ -42,4 +44,29 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
       srv.close(() => (port > 0 ? resolve(port) : reject(new Error('no port'))));
     });
   });
+}
+
+export interface HttpWaitOptions extends Omit<WaitOptions, 'retryOnError'> {
+  /** The status that means ready (default 200). */
+  readonly status?: number;
+  /** Bound of each request (default 1 000 ms). */
+  readonly requestTimeoutMs?: number;
+}
+
+/**
+ * Polls GET `url` (a fresh connection each time) until it answers `status`, and resolves with
+ * that answer. Refused, failed and timed-out requests and other statuses count as "not yet";
+ * the timeout error names the last of them.
+ */
+export function waitForHttp(url: string, opts: HttpWaitOptions = {}): Promise<HttpResult> {
+  const { status = 200, requestTimeoutMs = 1_000, ...wait } = opts;
+  return waitFor(
+    async () => {
+      const res = await http(url, { timeoutMs: requestTimeoutMs });
+      if (res.status !== status) throw new Error(`HTTP ${res.status}`);
+      return res;
+    },
+    `${status} from ${url}`,
+    { ...wait, retryOnError: true },
+  );
 }

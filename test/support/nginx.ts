@@ -11,9 +11,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { http } from './net.js';
+import { http, waitForHttp } from './net.js';
 import { spawnTracked, type TrackedProcess } from './processes.js';
-import { waitFor } from './wait.js';
 
 const execFileP = promisify(execFile);
 
@@ -169,7 +168,7 @@ async function tail(path: string, lines = 20): Promise<string> {
   }
 }
 
-/** Starts one pod and waits (deadline `readyTimeoutMs`) until its probe location answers. */
+/** Starts one pod and waits (deadline `readyTimeoutMs`) until its probe location answers (401 without a token). */
 export async function startNginxPod(opts: NginxPodOptions, readyTimeoutMs = 10_000): Promise<NginxPod> {
   const layout = await preparePodDir(opts);
   const proc = spawnTracked(NGINX_BIN, ['-p', layout.prefix, '-c', layout.confPath, '-e', layout.errorLog], {
@@ -182,15 +181,13 @@ export async function startNginxPod(opts: NginxPodOptions, readyTimeoutMs = 10_0
   let exitedEarly: number | string | undefined;
   void proc.exited.then((code) => (exitedEarly = code));
   try {
-    await waitFor(
-      async () => {
-        if (exitedEarly !== undefined) throw new Error(`nginx ${opts.name} exited (${exitedEarly}) before ready`);
-        return waitForPod(baseUrl);
-      },
-      `nginx ${opts.name} on ${opts.host}:${opts.port}`,
-      readyTimeoutMs,
-      20,
-    );
+    await waitForHttp(`${baseUrl}${PROBE_PATH}`, {
+      status: 401,
+      requestTimeoutMs: 500,
+      timeoutMs: readyTimeoutMs,
+      intervalMs: 20,
+      abortIf: () => (exitedEarly === undefined ? undefined : new Error(`nginx ${opts.name} exited (${exitedEarly}) before ready`)),
+    });
   } catch (err) {
     await proc.stop(500);
     const message = `${(err as Error).message}\nstderr: ${stderr}\nerror.log:\n${await tail(layout.errorLog)}`;
@@ -213,16 +210,6 @@ export async function startNginxPod(opts: NginxPodOptions, readyTimeoutMs = 10_0
     },
   };
   return pod;
-}
-
-/** One readiness poll: the probe answers (401 without a token) once nginx accepts requests. */
-async function waitForPod(baseUrl: string): Promise<boolean> {
-  try {
-    const res = await http(`${baseUrl}${PROBE_PATH}`, { timeoutMs: 500 });
-    return res.status === 401;
-  } catch {
-    return false;
-  }
 }
 
 /** Removes a stopped pod's prefix dir (logs included: read them first if needed). */

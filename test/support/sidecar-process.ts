@@ -53,7 +53,7 @@ export async function startSidecarProcess(env: Readonly<Record<string, string>>,
   await waitFor(() => {
     if (child.exitCode !== null) throw new Error(`sidecar exited with ${child.exitCode}: ${stderr}`);
     return listening() !== undefined;
-  }, 'the sidecar to listen', timeoutMs).catch((err: unknown) => {
+  }, 'the sidecar to listen', { timeoutMs }).catch((err: unknown) => {
     child.kill('SIGKILL');
     throw err;
   });

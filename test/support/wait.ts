@@ -1,10 +1,57 @@
-// Waiting in tests: a condition checked on every tick of a short interval, bounded by a deadline.
+// Waiting in tests: a condition polled every `intervalMs`, bounded by a deadline. The one
+// polling loop of the test harnesses (event-driven waits, such as waitForSet, are separate).
 
-export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 5_000, everyMs = 10): Promise<void> {
+export interface WaitOptions {
+  /** Deadline from the first poll (default 5 000 ms). */
+  readonly timeoutMs?: number;
+  /** Pause between polls (default 10 ms). */
+  readonly intervalMs?: number;
+  /**
+   * Checked before every poll: an Error returned here is thrown at once (e.g. the process being
+   * waited for has exited, so the condition can never become true).
+   */
+  readonly abortIf?: () => Error | undefined;
+  /**
+   * By default an error thrown by the condition ends the wait with that error. With
+   * retryOnError, it counts as "not yet" (a server still starting refuses connections) and
+   * the last one is named in the timeout error.
+   */
+  readonly retryOnError?: boolean;
+}
+
+/** The deadline of a wait passed (callers add what they know about why). */
+export class WaitTimeout extends Error {
+  override name = 'WaitTimeout';
+}
+
+/**
+ * Polls `fn` until it returns a value other than undefined/false and resolves with that value
+ * (`true` for a plain condition). Throws a WaitTimeout after `timeoutMs`, naming `what`.
+ */
+export async function waitFor<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, what: string, opts: WaitOptions = {}): Promise<T> {
+  const timeoutMs = opts.timeoutMs ?? 5_000;
+  const intervalMs = opts.intervalMs ?? 10;
   const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
   for (;;) {
-    if (await cond()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
+    const abort = opts.abortIf?.();
+    if (abort) throw abort;
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      if (opts.retryOnError !== true) throw err;
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      const why = lastError instanceof Error ? `: last error: ${lastError.message}` : '';
+      throw new WaitTimeout(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
+}
+
+/** Resolves after `ms` (for the few tests that must let time pass, not wait for a condition). */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
