@@ -13,7 +13,7 @@ import { waitFor } from './support/wait.js';
 import { createDeployment, isReady, markForScaleDown, pods, scaleTo, setupCluster } from './support/discovery-cluster.js';
 import { summary } from './support/discovery-harness.js';
 import { ReplicaServer } from './support/replica-server.js';
-import { repoRoot } from './support/tools.js';
+import { repoRoot } from './support/repo-root.js';
 
 const NS = 'apigw';
 const DEP = 'gw';

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { KubeConfig, type V1Container, type V1PolicyRule, type V1Pod } from '@kubernetes/client-node';
 import { VARIABLES, parseConfig } from '../sidecar/config.js';
-import { repoRoot } from './support/tools.js';
+import { repoRoot } from './support/repo-root.js';
 import { CHART_DIR, helmBin, helmTemplate, kubeVersion, parseManifests, render, runHelm, type KubeObject } from './packaging/helm.js';
 import { allContainers, envNames, envVar, ofKind, only, podSpec, resolveEnv } from './packaging/k8s-objects.js';
 import { nginxMissing, startPods, writeToken } from './packaging/nginx-pods.js';

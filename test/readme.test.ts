@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { VARIABLES } from '../sidecar/config.js';
-import { repoRoot } from './support/tools.js';
+import { repoRoot } from './support/repo-root.js';
 
 const readme = readFileSync(join(repoRoot(), 'README.md'), 'utf8');
 

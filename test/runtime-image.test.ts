@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { parseStages, runtimeSpec } from './packaging/dockerfile.js';
 import { run, stop } from './packaging/pod-sim.js';
 import { waitForHttp } from './support/net.js';
-import { repoRoot } from './support/tools.js';
+import { repoRoot } from './support/repo-root.js';
 
 const execFileP = promisify(execFile);
 const ROOT = repoRoot();

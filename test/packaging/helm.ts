@@ -4,7 +4,8 @@ import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
-import { repoRoot, toolPaths, toolVersions } from '../support/tools.js';
+import { toolPaths, toolVersions } from '../support/tools.js';
+import { repoRoot } from '../support/repo-root.js';
 
 export const CHART_DIR = join(repoRoot(), 'helm', 'apigw-syncer');
 

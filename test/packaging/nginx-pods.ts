@@ -8,7 +8,7 @@ import { render } from './helm.js';
 import { container, makeEmptyDirs, materializeConfigMaps, runContainer, stop, type Started } from './pod-sim.js';
 import { waitForHttp } from '../support/net.js';
 import { WaitTimeout } from '../support/wait.js';
-import { repoRoot } from '../support/tools.js';
+import { repoRoot } from '../support/repo-root.js';
 
 export const DEBIAN_NGINX_MODULES = ['/usr/share/nginx/modules/ndk_http_module.so', '/usr/share/nginx/modules/ngx_http_lua_module.so'];
 

@@ -17,7 +17,7 @@ import {
 } from '@kubernetes/client-node';
 import type { ControlPlane } from './control-plane.js';
 import { FakeKubelet } from './fake-kubelet.js';
-import { repoRoot } from './tools.js';
+import { repoRoot } from './repo-root.js';
 
 export const SA_NAME = 'apigw-syncer';
 

@@ -5,14 +5,13 @@
 // <conf dir>/apigw-pod.conf written by nginx-snippets/render-pod-conf.sh.
 // No process started here outlives the test process (see processes.ts).
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { http, waitForHttp } from './net.js';
 import { spawnTracked, type TrackedProcess } from './processes.js';
+import { repoRoot } from './repo-root.js';
 
 const execFileP = promisify(execFile);
 
@@ -24,17 +23,6 @@ export const TOKEN_ZONE = 'apigw_tokens';
 export const FAIL_OPEN_PATH = '/fail-open';
 export const WAIT_STRICT_PATH = '/wait-strict';
 export const BACKEND_BODY = 'served by backend\n';
-
-/** The repository root: the first ancestor of this file holding nginx-snippets/ (works from test/ and dist/test/). */
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'nginx-snippets', 'render-pod-conf.sh'))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('cannot find nginx-snippets/ above this file');
-    dir = parent;
-  }
-}
 
 export const SNIPPETS_DIR = join(repoRoot(), 'nginx-snippets');
 

@@ -2,10 +2,10 @@
 // The version pins live in ONE place, test/tooling/versions.env, which
 // test/tooling/build-go-tools.sh sources and this module parses; both compute the
 // same cache path: ${APIGW_SYNCER_CACHE:-$HOME/.cache/apigw-syncer}/tools/<name>-<version>/<name>.
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { repoRoot } from './repo-root.js';
 
 export interface ToolVersions {
   kubernetes: string;
@@ -21,17 +21,6 @@ export interface ToolPaths {
 }
 
 const VERSIONS_REL = join('test', 'tooling', 'versions.env');
-
-/** The repository root: the first ancestor of this file holding test/tooling/versions.env (works from test/ and dist/test/). */
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, VERSIONS_REL))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`cannot find ${VERSIONS_REL} above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
-}
 
 function parseEnvFile(path: string): Map<string, string> {
   const out = new Map<string, string>();
