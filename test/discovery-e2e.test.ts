@@ -4,11 +4,11 @@
 // come and go; `apigw-syncer peers` prints the same view.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import t from 'tap';
 import { startControlPlane } from './support/control-plane.js';
+import { freePort } from './support/net.js';
 import { waitFor } from './support/wait.js';
 import { createDeployment, isReady, markForScaleDown, pods, scaleTo, setupCluster } from './support/discovery-cluster.js';
 import { summary } from './support/discovery-harness.js';
@@ -20,15 +20,6 @@ const DEP = 'gw';
 const PREFIX = '127.0.5.';
 const TOKEN = 'tok-e2e-1';
 const MAIN = join(repoRoot(), 'dist', 'sidecar', 'main.js');
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 interface CheckAnswer {
   readonly status: number;

@@ -11,22 +11,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseStages, runtimeSpec } from './packaging/dockerfile.js';
 import { run, stop } from './packaging/pod-sim.js';
-import { waitForHttp } from './support/net.js';
+import { freePort, waitForHttp } from './support/net.js';
 import { repoRoot } from './support/repo-root.js';
 
 const execFileP = promisify(execFile);
 const ROOT = repoRoot();
 const DOCKERFILE = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
 const IP = '127.0.4.1';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, IP, resolve));
-  const address = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 async function waitStatus(url: string, status: number, output: () => string, timeoutMs = 20_000): Promise<number> {
   const res = await waitForHttp(url, { status, timeoutMs, intervalMs: 50 }).catch((err: unknown) => {
@@ -122,12 +113,12 @@ t.test('runtime stage reproduced: production install, start as ENTRYPOINT, /heal
 
   // A peer for static discovery: answers the probe path like a replica that has every token.
   const peer: Server = createServer((_req, res) => res.writeHead(200).end());
-  const peerPort = await freePort();
+  const peerPort = await freePort(IP);
   await new Promise<void>((resolve) => peer.listen(peerPort, IP, resolve));
   t.teardown(() => new Promise<void>((resolve) => peer.close(() => resolve())));
 
   const image = runtimeSpec(DOCKERFILE);
-  const [opsPort, apiPort] = [await freePort(), await freePort()];
+  const [opsPort, apiPort] = [await freePort(IP), await freePort(IP)];
   // A container's environment: the image's ENV and what the pod sets, not this shell's.
   const env = {
     ...image.env,

@@ -10,11 +10,11 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, closeSync, openSync, readdirSync, rmSync, mkdtempSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ApiException, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { freePortsBelowEphemeral } from './net.js';
 import { toolPaths } from './tools.js';
 import { waitFor } from './wait.js';
 
@@ -263,29 +263,6 @@ class ProcessFailure extends Error {
 
 // ------------------------------------------------------------------ small helpers
 
-function canListen(port: number): Promise<boolean> {
-  return new Promise<boolean>((resolve) => {
-    const srv = createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen({ port, host: '127.0.0.1', exclusive: true }, () => srv.close(() => resolve(true)));
-  });
-}
-
-/**
- * n distinct ports free on 127.0.0.1, drawn at random from 20000-32767: below Linux's
- * ephemeral range (32768-60999), so neither outgoing connections nor other tests'
- * `listen(0)` get them from the kernel while kube-apiserver is stopped for an outage.
- */
-async function freePorts(n: number): Promise<number[]> {
-  const ports: number[] = [];
-  for (let tries = 0; ports.length < n; tries++) {
-    if (tries > 500) throw new Error('no free ports on 127.0.0.1 in 20000-32767');
-    const port = 20000 + Math.floor(Math.random() * 12768);
-    if (!ports.includes(port) && (await canListen(port))) ports.push(port);
-  }
-  return ports;
-}
-
 interface HttpResult {
   status: number;
   body: string;
@@ -464,7 +441,7 @@ async function startOnce(opts: ControlPlaneOptions): Promise<ControlPlane> {
 
   try {
     const pki = await makePki(join(dir, 'pki'));
-    const [etcdClientPort, etcdPeerPort, apiPort, kcmPort] = (await freePorts(4)) as [number, number, number, number];
+    const [etcdClientPort, etcdPeerPort, apiPort, kcmPort] = (await freePortsBelowEphemeral(4)) as [number, number, number, number];
     const server = `https://127.0.0.1:${apiPort}`;
     const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
     const adminTls = { ca: pki.caPem, cert: pki.adminCertPem, key: pki.adminKeyPem };

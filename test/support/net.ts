@@ -1,4 +1,4 @@
-// Small network helpers for tests: a free port, one HTTP request on a fresh connection, and
+// Small network helpers for tests: free ports, one HTTP request on a fresh connection, and
 // waiting for a URL to answer a status.
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { createServer } from 'node:net';
@@ -33,7 +33,7 @@ export function http(url: string, options: HttpOptions = {}): Promise<HttpResult
   });
 }
 
-/** A port that was free on 127.0.0.1 a moment ago (the kernel picks it). */
+/** A port that was free on `host` a moment ago (the kernel picks it from its ephemeral range). */
 export function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -44,6 +44,30 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
       srv.close(() => (port > 0 ? resolve(port) : reject(new Error('no port'))));
     });
   });
+}
+
+function canListen(port: number, host: string): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen({ port, host, exclusive: true }, () => srv.close(() => resolve(true)));
+  });
+}
+
+/**
+ * n distinct ports free on `host`, drawn at random from 20000-32767: below Linux's ephemeral
+ * range (32768-60999), so neither outgoing connections nor other tests' `listen(0)` get them
+ * from the kernel. For a server that is stopped and started again on the same port (the test
+ * control plane's kube-apiserver during an outage).
+ */
+export async function freePortsBelowEphemeral(n: number, host = '127.0.0.1'): Promise<number[]> {
+  const ports: number[] = [];
+  for (let tries = 0; ports.length < n; tries++) {
+    if (tries > 500) throw new Error(`no free ports on ${host} in 20000-32767`);
+    const port = 20000 + Math.floor(Math.random() * 12768);
+    if (!ports.includes(port) && (await canListen(port, host))) ports.push(port);
+  }
+  return ports;
 }
 
 export interface HttpWaitOptions extends Omit<WaitOptions, 'retryOnError'> {
