@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { freePort, http, type HttpResult } from './support/net.js';
 import { FAIL_OPEN_PATH, WAIT_STRICT_PATH, removePodDir, startNginxPod, writeToken, type NginxPod } from './support/nginx.js';
 import { repoRoot } from './support/repo-root.js';
-import { killGroup, livePids, spawnTracked, type TrackedProcess } from './support/processes.js';
+import { describeExit, killGroup, livePids, spawnTracked, type TrackedProcess } from './support/processes.js';
 import { waitFor } from './support/wait.js';
 import { ReplicationSim, type Lag } from './support/replication-sim.js';
 
@@ -80,12 +80,11 @@ async function startSidecar(i: number, port: number): Promise<Sidecar> {
   proc.child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
   proc.child.stderr?.on('data', (c: Buffer) => (out += c.toString('utf8')));
   const opsUrl = `http://127.0.0.1:${opsPort}`;
-  let exited: number | string | undefined;
-  void proc.exited.then((code) => (exited = code));
   try {
     await waitFor(
       async () => {
-        if (exited !== undefined) throw new Error(`sidecar ${podName(i)} exited (${exited})`);
+        const exit = proc.exitStatus();
+        if (exit !== undefined) throw new Error(`sidecar ${podName(i)} ${describeExit(exit)}`);
         return (await http(`${opsUrl}/readyz`, { timeoutMs: 500 }).catch(() => undefined))?.status === 200;
       },
       `sidecar ${podName(i)} ready`,
@@ -286,7 +285,7 @@ t.test('nginx + sidecar pods end to end', async (t) => {
   await t.test('origin sidecar stopped → fail-open serves, wait-strict rejects', async (t) => {
     const token = newToken('sidecar-down');
     await (await issue(token)).replicated;
-    const code = await origin.sidecar.process.stop(5_000);
+    const { code } = await origin.sidecar.process.stop(5_000);
     t.equal(code, 0, 'sidecar exits 0 on SIGTERM');
     const { open, strict } = await expectPolicies(t, origin, token, 'Unavailable');
     t.ok(open.ms < MARGIN_MS && strict.ms < MARGIN_MS, 'a dead sidecar fails fast (connection refused)');

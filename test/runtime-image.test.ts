@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseStages, runtimeSpec } from './packaging/dockerfile.js';
-import { run, stop } from './packaging/pod-sim.js';
+import { run } from './packaging/pod-sim.js';
 import { freePort, waitForHttp } from './support/net.js';
 import { repoRoot } from './support/repo-root.js';
 
@@ -134,7 +134,7 @@ t.test('runtime stage reproduced: production install, start as ENTRYPOINT, /heal
   const argv = [...image.entrypoint, ...image.cmd].map((a, i) => (i === 0 && a === 'node' ? process.execPath : a));
   const started = Date.now();
   const proc = run(argv, env, app);
-  t.teardown(() => stop(proc));
+  t.teardown(() => proc.stop(10_000));
   await waitStatus(`http://${IP}:${opsPort}/healthz`, 200, proc.output);
   timings.push(`start → /healthz 200 ${Date.now() - started} ms`);
   t.pass('/healthz 200');

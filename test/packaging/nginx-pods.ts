@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runtimeSpec } from './dockerfile.js';
 import { render } from './helm.js';
-import { container, makeEmptyDirs, materializeConfigMaps, runContainer, stop, type Started } from './pod-sim.js';
+import { container, makeEmptyDirs, materializeConfigMaps, runContainer, type Started } from './pod-sim.js';
 import { waitForHttp } from '../support/net.js';
 import { WaitTimeout } from '../support/wait.js';
 import { repoRoot } from '../support/repo-root.js';
@@ -48,7 +48,7 @@ async function waitHttp(url: string, procs: readonly Started[], timeoutMs: numbe
   await waitForHttp(url, {
     timeoutMs,
     intervalMs: 50,
-    abortIf: () => (procs.some((p) => p.child.exitCode !== null || p.child.signalCode !== null) ? new Error(`a container exited while waiting for ${url}:\n${outputs()}`) : undefined),
+    abortIf: () => (procs.some((p) => p.exitStatus() !== undefined) ? new Error(`a container exited while waiting for ${url}:\n${outputs()}`) : undefined),
   }).catch((err: unknown) => {
     if (err instanceof WaitTimeout) throw new Error(`${err.message}\n${outputs()}`);
     throw err;
@@ -105,8 +105,8 @@ export async function startPod(o: PodSpecOptions): Promise<SimPod> {
     nginx,
     syncer,
     async stop() {
-      const exit = await stop(syncer);
-      await stop(nginx);
+      const exit = await syncer.stop(10_000);
+      await nginx.stop(10_000);
       rmSync(dir, { recursive: true, force: true });
       return exit;
     },

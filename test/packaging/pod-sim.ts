@@ -3,13 +3,13 @@
 // each container runs the command and environment the Deployment gives it. The chart is
 // rendered with confDir/runDir in a temp dir and loopback listen addresses, so the only
 // difference from a pod is the filesystem root.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { V1Container } from '@kubernetes/client-node';
 import type { KubeObject } from './helm.js';
 import { allContainers, only, podSpec, resolveEnv } from './k8s-objects.js';
+import { onExitCleanup, spawnTracked, type TrackedProcess } from '../support/processes.js';
 
 /** Writes every configMap volume's items under their mountPath; returns the written paths. */
 export function materializeConfigMaps(objects: readonly KubeObject[]): string[] {
@@ -49,18 +49,14 @@ export function container(objects: readonly KubeObject[], name: string): V1Conta
   return found.container;
 }
 
-export interface Started {
-  readonly child: ChildProcess;
+/** A running container: its tracked process, and its output so far. */
+export interface Started extends TrackedProcess {
   readonly output: () => string;
-  /** Resolves with the exit code (or signal) once the process is gone. */
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 // Process logs outlive their processes (callers read them after exit): removed at exit.
 const logDirs = new Set<string>();
-process.once('exit', () => {
-  for (const d of logDirs) rmSync(d, { recursive: true, force: true });
-});
+let logCleanup: (() => void) | undefined;
 
 /**
  * Runs argv with exactly the given environment (plus PATH). stdout+stderr go to a log file,
@@ -70,32 +66,25 @@ process.once('exit', () => {
 export function run(argv: readonly string[], env: Readonly<Record<string, string>>, cwd?: string): Started {
   const [cmd, ...args] = argv;
   if (cmd === undefined) throw new Error('empty command');
+  logCleanup ??= onExitCleanup(() => logDirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
   const logDir = mkdtempSync(join(tmpdir(), 'apigw-proc-'));
+  logDirs.add(logDir);
   const logFile = join(logDir, 'output.log');
   const fd = openSync(logFile, 'a');
-  let child: ChildProcess;
+  let proc: TrackedProcess;
   try {
-    child = spawn(cmd, args, { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env }, cwd, stdio: ['ignore', fd, fd] });
+    proc = spawnTracked(cmd, args, { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env }, cwd, stdio: ['ignore', fd, fd] });
   } finally {
     closeSync(fd);
   }
-  let spawnError = '';
   const output = (): string => {
     try {
-      return readFileSync(logFile, 'utf8') + spawnError;
+      return readFileSync(logFile, 'utf8');
     } catch {
-      return spawnError;
+      return '';
     }
   };
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-    child.once('error', (err) => {
-      spawnError = `\nspawn failed: ${err.message}`;
-      resolve({ code: -1, signal: null });
-    });
-  });
-  logDirs.add(logDir);
-  return { child, output, exited };
+  return { ...proc, output };
 }
 
 /** A container's command + args, as the kubelet would exec them (no image ENTRYPOINT involved). */
@@ -108,14 +97,4 @@ export function containerArgv(c: V1Container): string[] {
 /** Runs a container of the rendered pod with its rendered env, the pod fields filling fieldRefs. */
 export function runContainer(c: V1Container, fields: Readonly<Record<string, string>>, argv?: readonly string[], cwd?: string): Started {
   return run(argv ?? containerArgv(c), resolveEnv(c, fields), cwd);
-}
-
-export async function stop(p: Started, timeoutMs = 10_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
-  try {
-    return await p.exited;
-  } finally {
-    clearTimeout(timer);
-  }
 }

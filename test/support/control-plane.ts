@@ -2,10 +2,10 @@
 // kube-controller-manager, built from Go modules by test/tooling/build-go-tools.sh.
 // No kubelet and no scheduler run: see fake-kubelet.ts for pods.
 //
-// Everything listens on 127.0.0.1 only, in a fresh temp dir per call. Children are
-// spawned through `setpriv --pdeathsig KILL` (when available) so the kernel kills them
-// if this process dies in any way, and are also killed from 'exit'/signal handlers.
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+// Everything listens on 127.0.0.1 only, in a fresh temp dir per call. Children are started
+// through processes.ts (killed with this process however it dies); the temp dirs are removed
+// at exit, and swept by a later run if this process was SIGKILLed.
+import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, closeSync, openSync, readdirSync, rmSync, mkdtempSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ApiException, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { freePortsBelowEphemeral } from './net.js';
+import { describeExit, onExitCleanup, spawnTracked, type TrackedProcess } from './processes.js';
 import { toolPaths } from './tools.js';
 import { waitFor } from './wait.js';
 
@@ -48,23 +49,10 @@ export interface ControlPlaneOptions {
   extraApiServerArgs?: string[];
 }
 
-// ------------------------------------------------------------------ child process bookkeeping
+// ------------------------------------------------------------------ temp dirs and processes
 
-const liveChildren = new Set<ChildProcess>();
 const liveTempDirs = new Set<string>();
-let handlersInstalled = false;
-let setprivAvailable: boolean | undefined;
-
-function killAllChildrenSync(): void {
-  for (const c of liveChildren) {
-    try {
-      c.kill('SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  }
-  liveChildren.clear();
-}
+let cleanupRegistered = false;
 
 function keepTemp(): boolean {
   return process.env['APIGW_SYNCER_KEEP_TEMP'] === '1';
@@ -93,30 +81,10 @@ function removeTempDirsSync(): void {
   liveTempDirs.clear();
 }
 
-const SIGNALS: Record<'SIGINT' | 'SIGTERM' | 'SIGHUP', number> = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 };
-
-function installExitHandlers(): void {
-  if (handlersInstalled) return;
-  handlersInstalled = true;
-  process.on('exit', () => {
-    killAllChildrenSync();
-    removeTempDirsSync();
-  });
-  for (const sig of Object.keys(SIGNALS) as (keyof typeof SIGNALS)[]) {
-    const onSignal = (): void => {
-      killAllChildrenSync();
-      removeTempDirsSync();
-      if (process.listenerCount(sig) === 0) {
-        // We were the only handler: end the process as the default action would (re-raising
-        // the signal from inside its handler did not reliably terminate Node 20).
-        process.exit(128 + SIGNALS[sig]);
-      } else {
-        // Others (tap, signal-exit) handle it; make sure the process does end.
-        setTimeout(() => process.exit(128 + SIGNALS[sig]), 2000).unref();
-      }
-    };
-    process.once(sig, onSignal);
-  }
+function registerCleanup(): void {
+  if (cleanupRegistered) return;
+  cleanupRegistered = true;
+  onExitCleanup(removeTempDirsSync);
 }
 
 const TEMP_PREFIX = 'apigw-cp-';
@@ -152,13 +120,6 @@ function sweepStaleTempDirs(): void {
   }
 }
 
-function hasSetpriv(): boolean {
-  if (setprivAvailable === undefined) {
-    setprivAvailable = ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync(p));
-  }
-  return setprivAvailable;
-}
-
 function tailFile(path: string, lines = 40): string {
   try {
     const text = readFileSync(path, 'utf8');
@@ -170,9 +131,7 @@ function tailFile(path: string, lines = 40): string {
 
 /** One managed child process whose stdout+stderr go to a log file (appended across restarts). */
 class ManagedProcess {
-  private child: ChildProcess | undefined;
-  private exitPromise: Promise<void> = Promise.resolve();
-  private exitInfo: string | undefined;
+  private proc: TrackedProcess | undefined;
 
   constructor(
     readonly name: string,
@@ -182,63 +141,35 @@ class ManagedProcess {
   ) {}
 
   get running(): boolean {
-    return this.child !== undefined && this.exitInfo === undefined;
+    return this.proc !== undefined && this.proc.exitStatus() === undefined;
   }
 
   /** Why it exited, if it did. */
   get exited(): string | undefined {
-    return this.exitInfo;
+    const exit = this.proc?.exitStatus();
+    return exit === undefined ? undefined : describeExit(exit);
   }
 
   start(): void {
     if (this.running) throw new Error(`${this.name} is already running`);
-    installExitHandlers();
     const fd = openSync(this.logFile, 'a');
-    const [cmd, argv] = hasSetpriv() ? ['setpriv', ['--pdeathsig', 'KILL', '--', this.bin, ...this.args]] : [this.bin, this.args];
-    let child: ChildProcess;
     try {
-      child = spawn(cmd, argv, {
+      this.proc = spawnTracked(this.bin, this.args, {
         stdio: ['ignore', fd, fd],
         env: { ...process.env, NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost' },
       });
     } finally {
       closeSync(fd);
     }
-    this.child = child;
-    this.exitInfo = undefined;
-    liveChildren.add(child);
-    this.exitPromise = new Promise<void>((resolve) => {
-      const done = (info: string): void => {
-        liveChildren.delete(child);
-        if (this.child === child) this.exitInfo = info;
-        resolve();
-      };
-      child.once('exit', (code, signal) => done(signal ? `killed by ${signal}` : `exited with code ${String(code)}`));
-      child.once('error', (err) => done(`failed to start: ${err.message}`));
-    });
   }
 
   /** SIGTERM (or the given signal), then SIGKILL after timeoutMs; resolves once the process is gone. */
   async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<void> {
-    const child = this.child;
-    if (!child || !this.running) return;
-    child.kill(signal);
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      this.exitPromise.then(() => false),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(true), timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (timedOut) {
-      child.kill('SIGKILL');
-      await this.exitPromise;
-    }
+    if (this.proc && this.running) await this.proc.stop(timeoutMs, signal);
   }
 
   failure(what: string): ProcessFailure {
-    return new ProcessFailure(`${what} (${this.name} ${this.exitInfo ?? 'still running'}); last lines of ${this.logFile}:\n${tailFile(this.logFile)}`);
+    return new ProcessFailure(`${what} (${this.name} ${this.exited ?? 'still running'}); last lines of ${this.logFile}:\n${tailFile(this.logFile)}`);
   }
 
   /** waitFor() that gives up as soon as this process exits, and reports this process's log tail on failure. */
@@ -420,7 +351,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
 
 async function startOnce(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const bins = toolPaths();
-  installExitHandlers();
+  registerCleanup();
   sweepStaleTempDirs();
   const dir = mkdtempSync(join(tmpdir(), TEMP_PREFIX));
   liveTempDirs.add(dir);

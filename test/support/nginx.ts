@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { http, waitForHttp } from './net.js';
-import { spawnTracked, type TrackedProcess } from './processes.js';
+import { describeExit, spawnTracked, type TrackedProcess } from './processes.js';
 import { repoRoot } from './repo-root.js';
 
 const execFileP = promisify(execFile);
@@ -166,15 +166,16 @@ export async function startNginxPod(opts: NginxPodOptions, readyTimeoutMs = 10_0
   let stderr = '';
   proc.child.stderr?.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
   const baseUrl = `http://${opts.host}:${opts.port}`;
-  let exitedEarly: number | string | undefined;
-  void proc.exited.then((code) => (exitedEarly = code));
   try {
     await waitForHttp(`${baseUrl}${PROBE_PATH}`, {
       status: 401,
       requestTimeoutMs: 500,
       timeoutMs: readyTimeoutMs,
       intervalMs: 20,
-      abortIf: () => (exitedEarly === undefined ? undefined : new Error(`nginx ${opts.name} exited (${exitedEarly}) before ready`)),
+      abortIf: () => {
+        const exit = proc.exitStatus();
+        return exit === undefined ? undefined : new Error(`nginx ${opts.name} ${describeExit(exit)} before ready`);
+      },
     });
   } catch (err) {
     await proc.stop(500);

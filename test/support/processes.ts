@@ -1,21 +1,42 @@
-// Child processes that never outlive the test process. Each child runs as the leader of its
-// own process group (so nginx's workers go with their master, a node's children with it) and
-// is killed on 'exit'/SIGINT/SIGTERM/SIGHUP. A watchdog `bash` also holds a pipe from us: if
-// we die in a way no hook sees (SIGKILL by a test runner's timeout), the pipe closes, `read`
-// returns, and the watchdog kills the group.
+// Child processes that never outlive the test process. Every child of the test harnesses is
+// started here. Each runs as the leader of its own process group (so nginx's workers go with
+// their master, a node's children with it) and is killed:
+//  - from 'exit' and SIGINT/SIGTERM/SIGHUP handlers (the whole group, SIGKILL);
+//  - by the kernel, through `setpriv --pdeathsig KILL` (when installed), if this process dies
+//    in a way no handler sees (SIGKILL by a test runner's timeout): the group leader gets
+//    SIGKILL the moment its parent is gone;
+//  - by a watchdog `bash` holding a pipe from us: when we die, the pipe closes, `read` returns
+//    and the watchdog kills the rest of the group (pdeathsig reaches the leader only).
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { Socket } from 'node:net';
+
+export interface Exit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
 
 export interface TrackedProcess {
   readonly child: ChildProcess;
   readonly pid: number;
-  /** Resolves with the exit code (or signal name) once the process has exited. */
-  readonly exited: Promise<number | string>;
-  /** SIGTERM the group, SIGKILL it after graceMs; resolves once the leader has exited. */
-  stop(graceMs?: number): Promise<number | string>;
+  /**
+   * Settles with the exit once the process has exited. Awaiting it (any `then`) keeps this
+   * process alive until then; a child nobody waits for does not (see spawnTracked).
+   */
+  readonly exited: PromiseLike<Exit>;
+  /** The exit if the process has exited, undefined while it runs (for abort checks). */
+  exitStatus(): Exit | undefined;
+  /** Sends `signal` to the group (SIGCONT too, to reach a frozen group), SIGKILL after graceMs; resolves once the leader has exited. */
+  stop(graceMs?: number, signal?: NodeJS.Signals): Promise<Exit>;
+}
+
+/** "exited with code 0", "killed by SIGTERM": for error messages. */
+export function describeExit(exit: Exit): string {
+  return exit.signal !== null ? `killed by ${exit.signal}` : `exited with code ${String(exit.code)}`;
 }
 
 const live = new Map<number, ChildProcess>();
+const cleanups = new Set<() => void>();
 let hooksInstalled = false;
 
 /** Sends `signal` to the whole process group led by `pid` (SIGSTOP/SIGCONT freeze and thaw it). */
@@ -27,23 +48,49 @@ export function killGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-function killAllNow(): void {
+function cleanUpNow(): void {
   for (const pid of live.keys()) killGroup(pid, 'SIGKILL');
   live.clear();
+  for (const fn of cleanups) {
+    try {
+      fn();
+    } catch {
+      // Best effort at exit.
+    }
+  }
+  cleanups.clear();
 }
+
+const SIGNALS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const;
 
 function installHooks(): void {
   if (hooksInstalled) return;
   hooksInstalled = true;
-  process.on('exit', killAllNow);
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on('exit', cleanUpNow);
+  for (const signal of Object.keys(SIGNALS) as (keyof typeof SIGNALS)[]) {
     process.once(signal, () => {
-      killAllNow();
-      // Keep the signal's usual effect (death) unless someone else handles it.
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+      cleanUpNow();
+      const status = 128 + SIGNALS[signal];
+      // Alone, end the process as the default action would (re-raising the signal from inside
+      // its handler did not reliably terminate Node 20). With other handlers (tap's), let them
+      // run, but make sure the process does end.
+      if (process.listenerCount(signal) === 0) process.exit(status);
+      else setTimeout(() => process.exit(status), 2_000).unref();
     });
   }
 }
+
+/**
+ * Runs `fn` (synchronous) once when this process exits or dies of SIGINT/SIGTERM/SIGHUP, after
+ * the tracked children are killed: for files they leave behind. Returns what unregisters it.
+ */
+export function onExitCleanup(fn: () => void): () => void {
+  installHooks();
+  cleanups.add(fn);
+  return () => void cleanups.delete(fn);
+}
+
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 
 function startWatchdog(pid: number): ChildProcess {
   // bash, not sh: dash's kill builtin does not take a negative pid (a process group).
@@ -57,39 +104,56 @@ function startWatchdog(pid: number): ChildProcess {
   return dog;
 }
 
-/** Spawns `command` as the leader of a new process group and tracks it (see above). */
+/**
+ * Spawns `command` as the leader of a new process group and tracks it (see above). The child
+ * does not keep the test process alive by itself (a forgotten one is killed at exit); awaiting
+ * `exited` or `stop()` does. Its stdio are the caller's choice (pipes keep the loop alive while
+ * open, as usual).
+ */
 export function spawnTracked(command: string, args: readonly string[], options: SpawnOptions = {}): TrackedProcess {
   installHooks();
-  const child = spawn(command, args, { ...options, detached: true });
+  const [cmd, argv] = SETPRIV === undefined ? [command, args] : [SETPRIV, ['--pdeathsig', 'KILL', '--', command, ...args]];
+  const child = spawn(cmd, argv, { ...options, detached: true });
+  // A failed spawn also emits 'error' (later): it must not become an uncaught exception.
+  child.on('error', () => undefined);
   const pid = child.pid;
   if (pid === undefined) throw new Error(`could not spawn ${command}`);
   live.set(pid, child);
   const dog = startWatchdog(pid);
-  const exited = new Promise<number | string>((resolve) => {
+  let status: Exit | undefined;
+  const settled = new Promise<Exit>((resolve) => {
     child.once('exit', (code, signal) => {
       live.delete(pid);
       // Workers of a dead master, grandchildren of a dead node: nothing of the group stays.
       killGroup(pid, 'SIGKILL');
       // Release the watchdog now, while the group id cannot have been reused yet.
       dog.stdin?.end();
-      resolve(code ?? signal ?? 'unknown');
+      status = { code, signal };
+      resolve(status);
     });
   });
   // A forgotten child must not keep the test process alive; the 'exit' hook still kills it.
   child.unref();
-  const stop = async (graceMs = 3_000): Promise<number | string> => {
-    if (live.has(pid)) {
-      killGroup(pid, 'SIGTERM');
-      // A frozen group (SIGSTOP) would only see the SIGTERM once thawed.
-      killGroup(pid, 'SIGCONT');
-      const timer = setTimeout(() => killGroup(pid, 'SIGKILL'), graceMs);
-      const result = await exited;
-      clearTimeout(timer);
-      return result;
-    }
-    return exited;
+  const exited: PromiseLike<Exit> = {
+    then(onFulfilled, onRejected) {
+      // Someone waits for this exit: the event loop must wait for it too.
+      if (status === undefined) child.ref();
+      return settled.then(onFulfilled, onRejected);
+    },
   };
-  return { child, pid, exited, stop };
+  const stop = async (graceMs = 3_000, signal: NodeJS.Signals = 'SIGTERM'): Promise<Exit> => {
+    if (status !== undefined) return status;
+    killGroup(pid, signal);
+    // A frozen group (SIGSTOP) would only see the signal once thawed.
+    killGroup(pid, 'SIGCONT');
+    const timer = setTimeout(() => killGroup(pid, 'SIGKILL'), graceMs);
+    try {
+      return await exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  return { child, pid, exited, exitStatus: () => status, stop };
 }
 
 /** Pids of tracked process groups still running (tests assert cleanup with it). */
