@@ -2,9 +2,6 @@
 // mode with the roles/ ServiceAccount, and small HTTP servers standing in for nginx on the pod IPs
 // the fake kubelet assigned (127.0.5.x, one port). /v1/synced verdicts follow replicas as they
 // come and go; `apigw-syncer peers` prints the same view.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import t from 'tap';
 import { startControlPlane } from './support/control-plane.js';
@@ -13,79 +10,25 @@ import { waitFor } from './support/wait.js';
 import { createDeployment, isReady, markForScaleDown, pods, scaleTo, setupCluster } from './support/discovery-cluster.js';
 import { summary } from './support/discovery-harness.js';
 import { ReplicaServer } from './support/replica-server.js';
-import { repoRoot } from './support/repo-root.js';
+import { runSidecarCommand, startSidecarProcess, type SidecarProcess } from './support/sidecar-process.js';
 
 const NS = 'apigw';
 const DEP = 'gw';
 const PREFIX = '127.0.5.';
 const TOKEN = 'tok-e2e-1';
-const MAIN = join(repoRoot(), 'dist', 'sidecar', 'main.js');
 
 interface CheckAnswer {
   readonly status: number;
-  readonly tokenStatus: string | null;
-  readonly verdict: string;
+  readonly tokenStatus: string | undefined;
+  readonly verdict: string | undefined;
   readonly peers: { name: string; outcome: string }[];
 }
 
-interface Sidecar {
-  readonly child: ChildProcess;
-  readonly lines: Record<string, unknown>[];
-  readonly stderr: string[];
-  check(origin: string): Promise<CheckAnswer>;
-  readyz(): Promise<number>;
-  stop(): Promise<void>;
-}
-
-function startSidecar(env: Record<string, string>, api: number, ops: number): Sidecar {
-  const child = spawn(process.execPath, [MAIN], {
-    env: { PATH: process.env['PATH'] ?? '', ...env, SYNCER_LISTEN_ADDR: `127.0.0.1:${api}`, SYNCER_OPS_ADDR: `127.0.0.1:${ops}` },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: Record<string, unknown>[] = [];
-  const stderr: string[] = [];
-  let pending = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    pending += chunk;
-    let nl: number;
-    while ((nl = pending.indexOf('\n')) >= 0) {
-      const line = pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        stderr.push(line);
-      }
-    }
-  });
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => stderr.push(chunk));
-  return {
-    child,
-    lines,
-    stderr,
-    async check(origin) {
-      const res = await fetch(`http://127.0.0.1:${api}/v1/synced`, { headers: { 'X-Auth-Token': TOKEN, 'X-Nginx-Origin': origin } });
-      const body = (await res.json()) as { verdict: string; peers: { name: string; outcome: string }[] };
-      return { status: res.status, tokenStatus: res.headers.get('x-token-status'), verdict: body.verdict, peers: body.peers };
-    },
-    async readyz() {
-      return (await fetch(`http://127.0.0.1:${ops}/readyz`).catch(() => ({ status: 0 }))).status;
-    },
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      await once(child, 'exit');
-    },
-  };
-}
-
-function runPeers(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [MAIN, 'peers'], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
+/** A check of TOKEN with `origin` as the asking pod. */
+async function check(sidecar: SidecarProcess, origin: string): Promise<CheckAnswer> {
+  const r = await sidecar.check(TOKEN, origin);
+  if (r.body.peers === undefined) throw new Error(`no peers in the answer (${r.status}): ${JSON.stringify(r.body)}`);
+  return { status: r.status, tokenStatus: r.tokenStatus, verdict: r.body.verdict, peers: r.body.peers };
 }
 
 t.test('built sidecar in kubernetes mode: verdicts follow replicas', async (t) => {
@@ -132,19 +75,23 @@ t.test('built sidecar in kubernetes mode: verdicts follow replicas', async (t) =
     LOG_LEVEL: 'info',
   };
   // Started now, checked at the end: a pod that does not exist fails clearly within the deadline.
-  const failingPeers = runPeers({ ...env, POD_NAME: 'no-such-pod' });
+  const failingPeers = runSidecarCommand(['peers'], { ...env, POD_NAME: 'no-such-pod' });
 
-  const sidecar = startSidecar(env, await freePort(), await freePort());
-  t.teardown(() => sidecar.stop());
+  // The first peer set within 20 s of the launch (listening is on the way there).
+  const FIRST_SET_MS = 20_000;
   const launched = performance.now();
-  await waitFor(() => sidecar.child.exitCode === null && sidecar.lines.some((l) => l['msg'] === 'peer set changed'), 'the first peer set', { timeoutMs: 20_000 }).catch((err: unknown) => {
-    throw new Error(`${String(err)}\nsidecar stderr: ${sidecar.stderr.join('')}\nlogs: ${sidecar.lines.map((l) => JSON.stringify(l)).join('\n')}`);
+  const sidecar = await startSidecarProcess(env, { timeoutMs: FIRST_SET_MS });
+  t.teardown(() => sidecar.stop());
+  await waitFor(() => sidecar.child.exitCode === null && sidecar.lines.some((l) => l['msg'] === 'peer set changed'), 'the first peer set', {
+    timeoutMs: Math.max(0, FIRST_SET_MS - (performance.now() - launched)),
+  }).catch((err: unknown) => {
+    throw new Error(`${String(err)}\nsidecar stderr: ${sidecar.stderr()}\nlogs: ${sidecar.lines.map((l) => JSON.stringify(l)).join('\n')}`);
   });
   t.comment(`built sidecar: process start → first peer set ${(performance.now() - launched).toFixed(0)} ms`);
   const listening = sidecar.lines.find((l) => l['msg'] === 'listening');
   const firstSet = sidecar.lines.find((l) => l['msg'] === 'peer set changed');
   t.comment(`built sidecar: listening → first peer set ${Number(firstSet?.['time']) - Number(listening?.['time'])} ms (its own log timestamps)`);
-  t.equal(await sidecar.readyz(), 200, 'ready after the first set');
+  t.equal((await fetch(`${sidecar.opsUrl}/readyz`).catch(() => ({ status: 0 }))).status, 200, 'ready after the first set');
 
   const changes: number[] = [];
   /** Waits for the sidecar's own 'peer set changed' log line satisfying want (no polling of the API). */
@@ -155,12 +102,12 @@ t.test('built sidecar in kubernetes mode: verdicts follow replicas', async (t) =
   };
 
   await t.test('all replicas hold the token: Synced, origin excluded', async (t) => {
-    const a = await sidecar.check(own);
+    const a = await check(sidecar, own);
     t.equal(a.status, 200);
     t.equal(a.tokenStatus, 'Synced');
     t.equal(a.verdict, 'Synced');
     t.same(a.peers.map((p) => p.name).sort(), podNames.filter((n) => n !== own), 'this pod is the origin: not probed');
-    const b = await sidecar.check(other);
+    const b = await check(sidecar, other);
     t.same(b.peers.map((p) => p.name).sort(), podNames.filter((n) => n !== other), 'another origin: that pod is excluded, this one probed');
   });
 
@@ -174,7 +121,7 @@ t.test('built sidecar in kubernetes mode: verdicts follow replicas', async (t) =
     );
     await startReplica(fourth, false);
     await nextSet((p) => p.includes(fourth), 'the sidecar to add the 4th replica', mark);
-    const a = await sidecar.check(own);
+    const a = await check(sidecar, own);
     t.equal(a.tokenStatus, 'Partialy', '2 of 3 peers hold the token');
     t.match(a.peers.find((p) => p.name === fourth), { outcome: 'missing' });
 
@@ -182,7 +129,7 @@ t.test('built sidecar in kubernetes mode: verdicts follow replicas', async (t) =
     await markForScaleDown(c, fourth);
     await scaleTo(c, DEP, 3);
     await nextSet((p) => !p.includes(fourth) && p.length === 3, 'the sidecar to drop the 4th replica', mark2);
-    const b = await sidecar.check(own);
+    const b = await check(sidecar, own);
     t.equal(b.tokenStatus, 'Synced');
     t.same(b.peers.map((p) => p.name).sort(), podNames.filter((n) => n !== own));
   });
@@ -193,17 +140,17 @@ t.test('built sidecar in kubernetes mode: verdicts follow replicas', async (t) =
       await replicas.get(p)?.close();
       await startReplica(p, false);
     }
-    const a = await sidecar.check(own);
+    const a = await check(sidecar, own);
     t.equal(a.tokenStatus, 'NotSynced');
     for (const p of podNames.filter((n) => n !== own)) replicas.get(p)?.give(TOKEN);
-    t.equal((await sidecar.check(own)).tokenStatus, 'Synced');
+    t.equal((await check(sidecar, own)).tokenStatus, 'Synced');
   });
 
   await t.test('an unready replica is no longer probed', async (t) => {
     const mark = sidecar.lines.length;
     await c.kubelet.setReady(other, false);
     await nextSet((p) => !p.includes(other), 'the sidecar to drop the unready replica', mark);
-    const a = await sidecar.check(own);
+    const a = await check(sidecar, own);
     t.notOk(a.peers.some((p) => p.name === other));
     const mark2 = sidecar.lines.length;
     await c.kubelet.setReady(other, true);
@@ -211,15 +158,15 @@ t.test('built sidecar in kubernetes mode: verdicts follow replicas', async (t) =
   });
 
   await t.test('`apigw-syncer peers` prints the table and exits 0', async (t) => {
-    const r = await runPeers(env);
-    t.equal(r.code, 0, r.stderr);
+    const r = await runSidecarCommand(['peers'], env);
+    t.equal(r.exit.code, 0, r.stderr);
     t.match(r.stdout, new RegExp(`Deployment ${DEP} in namespace ${NS}, scope revision`));
     t.match(r.stdout, /NAME\s+IP\s+READY\s+REPLICASET\s+REVISION\s+INCLUDED/);
     for (const p of podNames) t.match(r.stdout, new RegExp(`${p}\\s+127\\.0\\.5\\.\\d+\\s+yes\\s+\\S+\\s+1\\s+peer`));
     t.match(r.stdout, /3 peer\(s\)/);
     t.comment(`peers output:\n${r.stdout}`);
     const bad = await failingPeers;
-    t.equal(bad.code, 1);
+    t.equal(bad.exit.code, 1);
     t.match(bad.stdout, /error: no peer set within 10 s/);
     t.match(bad.stdout, /pod no-such-pod not found in namespace apigw/);
   });

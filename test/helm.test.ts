@@ -19,10 +19,10 @@ import { allContainers, envNames, envVar, ofKind, only, podSpec, resolveEnv } fr
 import { nginxMissing, startPods, writeToken } from './packaging/nginx-pods.js';
 import { applyAll, restrictedNamespace, waitForPods } from './packaging/cluster-install.js';
 import { KubeClient } from './packaging/kube-apply.js';
-import { runtimeSpec } from './packaging/dockerfile.js';
-import { run } from './packaging/pod-sim.js';
+import { imageArgv, runtimeSpec } from './packaging/dockerfile.js';
 import { startControlPlane } from './support/control-plane.js';
 import { FakeKubelet } from './support/fake-kubelet.js';
+import { runSidecarCommand } from './support/sidecar-process.js';
 import { waitFor } from './support/wait.js';
 
 const ROOT = repoRoot();
@@ -543,11 +543,10 @@ t.test('installs on a real kube-apiserver: strict validation, restricted Pod Sec
   const syncer = self.spec?.containers.find((c) => c.name === 'syncer');
   if (!syncer) throw new Error('no syncer container in the created pod');
   const env = resolveEnv(syncer, { 'metadata.name': self.metadata.name, 'metadata.namespace': 'apigw-on', 'status.podIP': self.status.podIP });
-  const image = runtimeSpec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
-  const argv = [...image.entrypoint, ...image.cmd, 'peers'].map((a, i) => (i === 0 && a === 'node' ? process.execPath : a));
-  const peersRun = run(argv, { ...env, KUBECONFIG: saKubeconfig, HOME: cp.dir }, ROOT);
-  const exit = await peersRun.exited;
-  t.same(exit, { code: 0, signal: null }, `peers command exits 0:\n${peersRun.output()}`);
-  t.match(peersRun.output(), other.metadata.name, 'lists the other pod');
-  t.comment(peersRun.output());
+  const argv = imageArgv(runtimeSpec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8')));
+  const peersRun = await runSidecarCommand(['peers'], { ...env, KUBECONFIG: saKubeconfig, HOME: cp.dir }, { argv, cwd: ROOT });
+  const peersOutput = peersRun.stdout + peersRun.stderr;
+  t.same(peersRun.exit, { code: 0, signal: null }, `peers command exits 0:\n${peersOutput}`);
+  t.match(peersOutput, other.metadata.name, 'lists the other pod');
+  t.comment(peersOutput);
 });

@@ -4,13 +4,11 @@
 // nginx only; replication is played by ReplicationSim. Asserts what the client sees.
 import t from 'tap';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { freePort, http, type HttpResult } from './support/net.js';
+import { freePort, http, waitForHttp, type HttpResult } from './support/net.js';
 import { FAIL_OPEN_PATH, WAIT_STRICT_PATH, removePodDir, startNginxPod, writeToken, type NginxPod } from './support/nginx.js';
-import { repoRoot } from './support/repo-root.js';
-import { describeExit, killGroup, livePids, spawnTracked, type TrackedProcess } from './support/processes.js';
-import { waitFor } from './support/wait.js';
+import { describeExit, killGroup, livePids } from './support/processes.js';
+import { MAIN_JS, startSidecarProcess, type SidecarProcess } from './support/sidecar-process.js';
 import { ReplicationSim, type Lag } from './support/replication-sim.js';
 
 const PODS = 4;
@@ -29,42 +27,36 @@ const RETRY_ENV = {
 };
 const MARGIN_MS = 500;
 
-const MAIN_JS = join(repoRoot(), 'dist', 'sidecar', 'main.js');
-
-interface Sidecar {
-  readonly addr: string;
-  readonly opsUrl: string;
-  readonly process: TrackedProcess;
-  output(): string;
-}
-
 interface Pod {
   readonly name: string;
   readonly host: string;
   nginx: NginxPod;
-  sidecar: Sidecar;
+  readonly sidecar: SidecarProcess;
+  /** host:port of the sidecar's check API, as this pod's nginx is configured. */
+  readonly sidecarAddr: string;
 }
 
 /** What teardown must clean up, registered as soon as each piece exists. */
 interface Started {
   readonly nginx: NginxPod[];
-  readonly sidecars: Sidecar[];
+  readonly sidecars: SidecarProcess[];
 }
 
 const podName = (i: number): string => `apigw-${i}`;
 const podHost = (i: number): string => `127.0.2.${10 + i}`;
 const peersEnv = Array.from({ length: PODS }, (_, i) => `${podName(i)}=${podHost(i)}:${PORT}`).join(',');
 
-async function startSidecar(i: number, port: number): Promise<Sidecar> {
-  const opsPort = await freePort();
-  const proc = spawnTracked(process.execPath, [MAIN_JS], {
-    env: {
-      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+/** Pod i's sidecar on 127.0.0.1:port (its nginx already points there), once /readyz answers 200. */
+async function startSidecar(i: number, port: number): Promise<SidecarProcess> {
+  // Deadline, not a wait: cold starts of 4 node processes on 2 busy cores have taken ~15 s.
+  const READY_MS = 60_000;
+  const launched = performance.now();
+  const sidecar = await startSidecarProcess(
+    {
       POD_NAME: podName(i),
       POD_NAMESPACE: 'e2e',
       POD_IP: podHost(i),
       SYNCER_LISTEN_ADDR: `127.0.0.1:${port}`,
-      SYNCER_OPS_ADDR: `127.0.0.1:${opsPort}`,
       SYNCER_DISCOVERY: 'static',
       SYNCER_PEERS: peersEnv,
       SYNCER_PROBE_PATH: '/apigw-syncer/probe',
@@ -74,28 +66,23 @@ async function startSidecar(i: number, port: number): Promise<Sidecar> {
       LOG_LEVEL: 'info',
       ...RETRY_ENV,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  proc.child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  proc.child.stderr?.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  const opsUrl = `http://127.0.0.1:${opsPort}`;
+    { timeoutMs: READY_MS },
+  );
   try {
-    await waitFor(
-      async () => {
-        const exit = proc.exitStatus();
-        if (exit !== undefined) throw new Error(`sidecar ${podName(i)} ${describeExit(exit)}`);
-        return (await http(`${opsUrl}/readyz`, { timeoutMs: 500 }).catch(() => undefined))?.status === 200;
+    await waitForHttp(`${sidecar.opsUrl}/readyz`, {
+      requestTimeoutMs: 500,
+      timeoutMs: Math.max(0, READY_MS - (performance.now() - launched)),
+      intervalMs: 25,
+      abortIf: () => {
+        const exit = sidecar.process.exitStatus();
+        return exit === undefined ? undefined : new Error(`sidecar ${podName(i)} ${describeExit(exit)}`);
       },
-      `sidecar ${podName(i)} ready`,
-      // Deadline, not a wait: cold starts of 4 node processes on 2 busy cores have taken ~15 s.
-      { timeoutMs: 60_000, intervalMs: 25 },
-    );
+    });
   } catch (err) {
-    await proc.stop(500);
-    throw new Error(`${(err as Error).message}\n${out}`);
+    await sidecar.stop('SIGTERM', 500);
+    throw new Error(`${(err as Error).message}\n${sidecar.output()}`);
   }
-  return { addr: `127.0.0.1:${port}`, opsUrl, process: proc, output: () => out };
+  return sidecar;
 }
 
 let tokenSeq = 0;
@@ -150,7 +137,7 @@ interface CheckJson {
 /** Asks a sidecar directly, as nginx would, to read its JSON body. */
 async function askSidecar(pod: Pod, token: string): Promise<{ status: number; tokenStatus: string | undefined; json: CheckJson; ms: number }> {
   const started = performance.now();
-  const res = await http(`http://${pod.sidecar.addr}/v1/synced`, { headers: { 'x-auth-token': token, 'x-nginx-origin': pod.name } });
+  const res = await http(`${pod.sidecar.apiUrl}/v1/synced`, { headers: { 'x-auth-token': token, 'x-nginx-origin': pod.name } });
   const ms = performance.now() - started;
   const header = res.headers['x-token-status'];
   return { status: res.status, tokenStatus: typeof header === 'string' ? header : undefined, json: JSON.parse(res.body) as CheckJson, ms };
@@ -166,7 +153,7 @@ t.test('nginx + sidecar pods end to end', async (t) => {
   const sim: { current?: ReplicationSim } = {};
   t.teardown(async () => {
     sim.current?.stop();
-    await Promise.all(started.sidecars.map((s) => s.process.stop()));
+    await Promise.all(started.sidecars.map((s) => s.stop()));
     await Promise.all(started.nginx.map((n) => n.stop()));
     await Promise.all(started.nginx.map((n) => removePodDir(n)));
   });
@@ -180,10 +167,11 @@ t.test('nginx + sidecar pods end to end', async (t) => {
   await Promise.all(
     Array.from({ length: PODS }, async (_, i) => {
       const sidecarPort = await freePort();
-      const nginx = await startNginx(i, `127.0.0.1:${sidecarPort}`);
+      const sidecarAddr = `127.0.0.1:${sidecarPort}`;
+      const nginx = await startNginx(i, sidecarAddr);
       const sidecar = await startSidecar(i, sidecarPort);
       started.sidecars.push(sidecar);
-      pods[i] = { name: podName(i), host: podHost(i), nginx, sidecar };
+      pods[i] = { name: podName(i), host: podHost(i), nginx, sidecar, sidecarAddr };
     }),
   );
   t.comment(`${PODS} pods (nginx + sidecar) ready in ${Math.round(performance.now() - startedAt)} ms`);
@@ -264,7 +252,7 @@ t.test('nginx + sidecar pods end to end', async (t) => {
     t.comment(`stopped replica: sidecar ${direct.ms.toFixed(0)} ms, via nginx ${open.ms.toFixed(0)} ms (deadline ${HARD_TIMEOUT_MS} ms)`);
 
     // Back up (empty store, as a restarted pod would be): synced again once it has the token.
-    down.nginx = await startNginx(3, down.sidecar.addr);
+    down.nginx = await startNginx(3, down.sidecarAddr);
     await writeToken(down.nginx.baseUrl, token);
     const again = await client(origin, FAIL_OPEN_PATH, token);
     t.equal(again.headers['x-token-status'], 'Synced', 'restarted replica counts again');
@@ -285,7 +273,7 @@ t.test('nginx + sidecar pods end to end', async (t) => {
   await t.test('origin sidecar stopped → fail-open serves, wait-strict rejects', async (t) => {
     const token = newToken('sidecar-down');
     await (await issue(token)).replicated;
-    const { code } = await origin.sidecar.process.stop(5_000);
+    const code = await origin.sidecar.stop('SIGTERM', 5_000);
     t.equal(code, 0, 'sidecar exits 0 on SIGTERM');
     const { open, strict } = await expectPolicies(t, origin, token, 'Unavailable');
     t.ok(open.ms < MARGIN_MS && strict.ms < MARGIN_MS, 'a dead sidecar fails fast (connection refused)');

@@ -9,10 +9,10 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { parseStages, runtimeSpec } from './packaging/dockerfile.js';
-import { run } from './packaging/pod-sim.js';
+import { imageArgv, parseStages, runtimeSpec } from './packaging/dockerfile.js';
 import { freePort, waitForHttp } from './support/net.js';
 import { repoRoot } from './support/repo-root.js';
+import { runSidecarCommand, startSidecarProcess } from './support/sidecar-process.js';
 
 const execFileP = promisify(execFile);
 const ROOT = repoRoot();
@@ -130,12 +130,12 @@ t.test('runtime stage reproduced: production install, start as ENTRYPOINT, /heal
     SYNCER_OPS_ADDR: `${IP}:${opsPort}`,
     SYNCER_LISTEN_ADDR: `${IP}:${apiPort}`,
   };
-  // "node" resolves through the image's PATH; here that is this test's node.
-  const argv = [...image.entrypoint, ...image.cmd].map((a, i) => (i === 0 && a === 'node' ? process.execPath : a));
+  const argv = imageArgv(image);
   const started = Date.now();
-  const proc = run(argv, env, app);
-  t.teardown(() => proc.stop(10_000));
-  await waitStatus(`http://${IP}:${opsPort}/healthz`, 200, proc.output);
+  // From the start, 20 s to listen and answer /healthz.
+  const proc = await startSidecarProcess(env, { argv, cwd: app, bareEnv: true, timeoutMs: 20_000 });
+  t.teardown(() => proc.stop('SIGTERM', 10_000));
+  await waitStatus(`http://${IP}:${opsPort}/healthz`, 200, proc.output, Math.max(0, 20_000 - (Date.now() - started)));
   timings.push(`start → /healthz 200 ${Date.now() - started} ms`);
   t.pass('/healthz 200');
   await waitStatus(`http://${IP}:${opsPort}/readyz`, 200, proc.output);
@@ -143,13 +143,14 @@ t.test('runtime stage reproduced: production install, start as ENTRYPOINT, /heal
   t.match(await (await fetch(`http://${IP}:${opsPort}/metrics`)).text(), /syncer_peers 1/, 'metrics: one static peer');
 
   // The peers command, as the NOTES tell operators to run it inside the container.
-  const peers = run([...argv, 'peers'], env, app);
-  t.same(await peers.exited, { code: 0, signal: null }, `peers command exits 0:\n${peers.output()}`);
-  t.match(peers.output(), /apigw-1/, 'peers command lists the static peer');
+  const peers = await runSidecarCommand(['peers'], env, { argv, cwd: app });
+  const peersOutput = peers.stdout + peers.stderr;
+  t.same(peers.exit, { code: 0, signal: null }, `peers command exits 0:\n${peersOutput}`);
+  t.match(peersOutput, /apigw-1/, 'peers command lists the static peer');
 
   const stopping = Date.now();
   proc.child.kill('SIGTERM');
-  const exit = await proc.exited;
+  const exit = await proc.process.exited;
   timings.push(`SIGTERM → exit ${Date.now() - stopping} ms`);
   t.same(exit, { code: 0, signal: null }, `SIGTERM → exit code 0:\n${proc.output()}`);
   t.comment(timings.join('; '));

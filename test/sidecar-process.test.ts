@@ -1,18 +1,13 @@
 // The built program as a child process: configuration errors, a normal run, and SIGTERM mid-check.
-import { spawnSync } from 'node:child_process';
 import t from 'tap';
 import { startReplicas } from './support/replica-server.js';
 import { peersEnv } from './support/sidecar-app.js';
-import { MAIN_JS, startSidecarProcess } from './support/sidecar-process.js';
+import { runSidecarCommand, startSidecarProcess } from './support/sidecar-process.js';
 import { waitFor } from './support/wait.js';
 
 t.test('bad configuration: every problem at once on stderr, exit status 2', async (t) => {
-  const r = spawnSync(process.execPath, [MAIN_JS], {
-    env: { PATH: process.env['PATH'] ?? '', SYNCER_HARD_TIMEOUT_MS: '-1', SYNCER_PROBE_PORT: 'eighty', SYNCER_DISCOVERY: 'dns' },
-    encoding: 'utf8',
-    timeout: 20_000,
-  });
-  t.equal(r.status, 2);
+  const r = await runSidecarCommand([], { SYNCER_HARD_TIMEOUT_MS: '-1', SYNCER_PROBE_PORT: 'eighty', SYNCER_DISCOVERY: 'dns' }, { timeoutMs: 20_000 });
+  t.equal(r.exit.code, 2);
   t.match(r.stderr, /SYNCER_HARD_TIMEOUT_MS: must be between 1 and 120000/);
   t.match(r.stderr, /SYNCER_PROBE_PORT: must be an integer/);
   t.match(r.stderr, /SYNCER_DNS_NAME: is required when SYNCER_DISCOVERY=dns/);
@@ -21,8 +16,8 @@ t.test('bad configuration: every problem at once on stderr, exit status 2', asyn
 });
 
 t.test('unknown command: usage, exit status 2', async (t) => {
-  const r = spawnSync(process.execPath, [MAIN_JS, 'serve'], { env: { PATH: process.env['PATH'] ?? '' }, encoding: 'utf8', timeout: 20_000 });
-  t.equal(r.status, 2);
+  const r = await runSidecarCommand(['serve'], {}, { timeoutMs: 20_000 });
+  t.equal(r.exit.code, 2);
   t.match(r.stderr, /usage: apigw-syncer \[peers\]/);
 });
 

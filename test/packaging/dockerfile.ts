@@ -119,3 +119,11 @@ export function runtimeSpec(text: string): RuntimeSpec {
   }
   return { entrypoint, cmd, workdir, env, user };
 }
+
+/**
+ * The image's ENTRYPOINT + CMD (+ extra args) as this machine runs them from the app dir:
+ * "node" resolves through the image's PATH, here to this test's node.
+ */
+export function imageArgv(spec: RuntimeSpec, ...extra: string[]): string[] {
+  return [...spec.entrypoint, ...spec.cmd, ...extra].map((a, i) => (i === 0 && a === 'node' ? process.execPath : a));
+}

@@ -3,12 +3,15 @@
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runtimeSpec } from './dockerfile.js';
+import { imageArgv, runtimeSpec } from './dockerfile.js';
 import { render } from './helm.js';
+import { resolveEnv } from './k8s-objects.js';
 import { container, makeEmptyDirs, materializeConfigMaps, runContainer, type Started } from './pod-sim.js';
 import { waitForHttp } from '../support/net.js';
 import { WaitTimeout } from '../support/wait.js';
+import type { Exit } from '../support/processes.js';
 import { repoRoot } from '../support/repo-root.js';
+import { startSidecarProcess, type SidecarProcess } from '../support/sidecar-process.js';
 
 export const DEBIAN_NGINX_MODULES = ['/usr/share/nginx/modules/ndk_http_module.so', '/usr/share/nginx/modules/ngx_http_lua_module.so'];
 
@@ -37,13 +40,19 @@ export interface SimPod {
   readonly base: string; // http://ip:nginxPort
   readonly ops: string; // http://ip:opsPort
   readonly nginx: Started;
-  readonly syncer: Started;
+  readonly syncer: SidecarProcess;
   /** Stops the sidecar (SIGTERM) and nginx; resolves with the sidecar's exit. */
-  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(): Promise<Exit>;
+}
+
+/** What a pod's readiness wait watches: a container's exit and output. */
+interface Watched {
+  readonly exitStatus: () => Exit | undefined;
+  readonly output: () => string;
 }
 
 /** Waits for a 200 from `url`; gives up at once if a container exits, naming both containers' output. */
-async function waitHttp(url: string, procs: readonly Started[], timeoutMs: number): Promise<void> {
+async function waitHttp(url: string, procs: readonly Watched[], timeoutMs: number): Promise<void> {
   const outputs = (): string => procs.map((p) => p.output()).join('\n---\n');
   await waitForHttp(url, {
     timeoutMs,
@@ -94,10 +103,17 @@ export async function startPod(o: PodSpecOptions): Promise<SimPod> {
 
   // The syncer container has no command: the image's ENTRYPOINT runs, from its WORKDIR.
   const root = repoRoot();
-  const image = runtimeSpec(readFileSync(join(root, 'Dockerfile'), 'utf8'));
-  const argv = [...image.entrypoint, ...image.cmd].map((a, i) => (i === 0 && a === 'node' ? process.execPath : a));
+  const argv = imageArgv(runtimeSpec(readFileSync(join(root, 'Dockerfile'), 'utf8')));
+  const started = Date.now();
   const nginx = runContainer(container(objects, 'nginx'), fields);
-  const syncer = runContainer(container(objects, 'syncer'), fields, argv, root);
+  let syncer: SidecarProcess;
+  try {
+    syncer = await startSidecarProcess(resolveEnv(container(objects, 'syncer'), fields), { argv, cwd: root, bareEnv: true, timeoutMs: 30_000 });
+  } catch (err) {
+    await nginx.stop(10_000);
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\n---\n${nginx.output()}`);
+  }
   const pod: SimPod = {
     name: o.name,
     base: `http://${o.ip}:${o.nginxPort}`,
@@ -105,15 +121,17 @@ export async function startPod(o: PodSpecOptions): Promise<SimPod> {
     nginx,
     syncer,
     async stop() {
-      const exit = await syncer.stop(10_000);
+      const exit = await syncer.process.stop(10_000);
       await nginx.stop(10_000);
       rmSync(dir, { recursive: true, force: true });
       return exit;
     },
   };
+  const watched: Watched[] = [nginx, { exitStatus: syncer.process.exitStatus, output: syncer.output }];
   try {
-    await waitHttp(`${pod.base}/nginx-healthz`, [nginx, syncer], 30_000);
-    await waitHttp(`${pod.ops}/readyz`, [nginx, syncer], 30_000);
+    // Both containers started at `started`: nginx answers within 30 s of it, the sidecar is ready within 30 s after.
+    await waitHttp(`${pod.base}/nginx-healthz`, watched, Math.max(0, 30_000 - (Date.now() - started)));
+    await waitHttp(`${pod.ops}/readyz`, watched, 30_000);
   } catch (err) {
     await pod.stop();
     throw err;

@@ -63,7 +63,7 @@ let logCleanup: (() => void) | undefined;
  * as a container runtime's do: nginx opens /dev/stdout itself, which fails on the socket
  * pairs Node uses for piped stdio (ENXIO) but works on a file, as on a pod's pipe.
  */
-export function run(argv: readonly string[], env: Readonly<Record<string, string>>, cwd?: string): Started {
+function run(argv: readonly string[], env: Readonly<Record<string, string>>): Started {
   const [cmd, ...args] = argv;
   if (cmd === undefined) throw new Error('empty command');
   logCleanup ??= onExitCleanup(() => logDirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -73,7 +73,7 @@ export function run(argv: readonly string[], env: Readonly<Record<string, string
   const fd = openSync(logFile, 'a');
   let proc: TrackedProcess;
   try {
-    proc = spawnTracked(cmd, args, { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env }, cwd, stdio: ['ignore', fd, fd] });
+    proc = spawnTracked(cmd, args, { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', fd, fd] });
   } finally {
     closeSync(fd);
   }
@@ -95,6 +95,6 @@ export function containerArgv(c: V1Container): string[] {
 }
 
 /** Runs a container of the rendered pod with its rendered env, the pod fields filling fieldRefs. */
-export function runContainer(c: V1Container, fields: Readonly<Record<string, string>>, argv?: readonly string[], cwd?: string): Started {
-  return run(argv ?? containerArgv(c), resolveEnv(c, fields), cwd);
+export function runContainer(c: V1Container, fields: Readonly<Record<string, string>>): Started {
+  return run(containerArgv(c), resolveEnv(c, fields));
 }

@@ -1,75 +1,141 @@
 // Runs the BUILT sidecar (dist/sidecar/main.js) as a child process, the way a container runs it,
-// and reads its JSON log lines to learn its listeners and follow what it does.
-import { spawn, type ChildProcess } from 'node:child_process';
+// and reads its JSON log lines to learn its listeners and follow what it does. Every test that
+// starts the built program goes through here; the processes themselves through processes.ts.
+import { type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { describeExit, spawnTracked, type Exit, type TrackedProcess } from './processes.js';
+import { repoRoot } from './repo-root.js';
 import { sendCheck, type CheckReply } from './sidecar-app.js';
 import { waitFor } from './wait.js';
 
-export const MAIN_JS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'sidecar', 'main.js');
+export const MAIN_JS = join(repoRoot(), 'dist', 'sidecar', 'main.js');
 
 export type LogLine = Record<string, unknown>;
 
-export interface SidecarProcess {
-  readonly child: ChildProcess;
-  readonly apiUrl: string;
-  readonly opsUrl: string;
-  /** Parsed stdout log lines, in order, growing while the process runs. */
-  readonly lines: LogLine[];
-  stderr(): string;
-  readonly exited: Promise<number | null>;
-  check(token: string, origin?: string): Promise<CheckReply>;
-  /** Sends `signal` and resolves with the exit code. */
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
+export interface SidecarRunOptions {
+  /** The program's command line (default: this node on MAIN_JS), e.g. the image's ENTRYPOINT + CMD. */
+  readonly argv?: readonly string[];
+  /** Working directory (the image's WORKDIR when argv is relative to it). */
+  readonly cwd?: string;
 }
 
-const running = new Set<ChildProcess>();
-process.once('exit', () => running.forEach((c) => c.kill('SIGKILL')));
+export interface SidecarProcessOptions extends SidecarRunOptions {
+  /** Deadline for the 'listening' log line (default 30 000 ms). */
+  readonly timeoutMs?: number;
+  /**
+   * The environment is `env` plus PATH, as a container's, without the test default of
+   * listeners on free 127.0.0.1 ports.
+   */
+  readonly bareEnv?: boolean;
+}
 
-/** Starts the sidecar with `env` (listeners default to free ports) and waits for its 'listening' line. */
-export async function startSidecarProcess(env: Readonly<Record<string, string>>, timeoutMs = 30_000): Promise<SidecarProcess> {
-  const child = spawn(process.execPath, [MAIN_JS], {
-    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', SYNCER_LISTEN_ADDR: '127.0.0.1:0', SYNCER_OPS_ADDR: '127.0.0.1:0', ...env },
+export interface SidecarProcess {
+  readonly child: ChildProcess;
+  readonly process: TrackedProcess;
+  /** http://host:port of the check API and of the ops listener, from the 'listening' line. */
+  readonly apiUrl: string;
+  readonly opsUrl: string;
+  /** Parsed stdout log lines, in order, growing while the process runs (non-JSON lines as { msg }). */
+  readonly lines: LogLine[];
+  stderr(): string;
+  /** Everything written so far: stdout, then stderr. */
+  output(): string;
+  /** The exit code (null if killed by a signal), once the process has exited and its output is read. */
+  readonly exited: PromiseLike<number | null>;
+  check(token: string, origin?: string): Promise<CheckReply>;
+  /** Sends `signal` (SIGKILL after graceMs) and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<number | null>;
+}
+
+interface Started {
+  readonly proc: TrackedProcess;
+  /** Resolves once stdout and stderr are closed (everything written has been read). */
+  readonly closed: Promise<unknown>;
+  readonly stdout: () => string;
+  readonly stderr: () => string;
+}
+
+function start(args: readonly string[], env: Readonly<Record<string, string>>, opts: SidecarRunOptions): Started {
+  const [command, ...base] = opts.argv ?? [process.execPath, MAIN_JS];
+  if (command === undefined) throw new Error('empty argv');
+  const proc = spawnTracked(command, [...base, ...args], {
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
+    cwd: opts.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  running.add(child);
-  const exited = once(child, 'exit').then(([code]) => {
-    running.delete(child);
-    return code as number | null;
-  });
-  const lines: LogLine[] = [];
+  // 'error' after a successful spawn (a failed kill) must not become an unhandled rejection.
+  const closed = once(proc.child, 'close').catch(() => undefined);
+  let stdout = '';
   let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-  createInterface({ input: child.stdout! }).on('line', (line) => {
+  proc.child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  proc.child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  return { proc, closed, stdout: () => stdout, stderr: () => stderr };
+}
+
+/**
+ * Starts the sidecar with `env` (listeners default to free 127.0.0.1 ports unless env or
+ * bareEnv says otherwise) and waits for its 'listening' line.
+ */
+export async function startSidecarProcess(env: Readonly<Record<string, string>>, opts: SidecarProcessOptions = {}): Promise<SidecarProcess> {
+  const { timeoutMs = 30_000, bareEnv = false } = opts;
+  const { proc, closed, stdout, stderr } = start([], bareEnv ? env : { SYNCER_LISTEN_ADDR: '127.0.0.1:0', SYNCER_OPS_ADDR: '127.0.0.1:0', ...env }, opts);
+  const lines: LogLine[] = [];
+  createInterface({ input: proc.child.stdout! }).on('line', (line) => {
     try {
       lines.push(JSON.parse(line) as LogLine);
     } catch {
       lines.push({ msg: line });
     }
   });
-  const listening = (): LogLine | undefined => lines.find((l) => l['msg'] === 'listening');
-  await waitFor(() => {
-    if (child.exitCode !== null) throw new Error(`sidecar exited with ${child.exitCode}: ${stderr}`);
-    return listening() !== undefined;
-  }, 'the sidecar to listen', { timeoutMs }).catch((err: unknown) => {
-    child.kill('SIGKILL');
-    throw err;
+  const at = await waitFor(() => lines.find((l) => l['msg'] === 'listening'), 'the sidecar to listen', {
+    timeoutMs,
+    abortIf: () => {
+      const exit = proc.exitStatus();
+      return exit === undefined ? undefined : new Error(`sidecar ${describeExit(exit)} before listening`);
+    },
+  }).catch(async (err: unknown) => {
+    await proc.stop(1_000, 'SIGKILL');
+    await closed;
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\nstderr: ${stderr()}\nstdout: ${stdout()}`);
   });
-  const at = listening()!;
   const apiUrl = `http://${String(at['api'])}`;
+  const code = (exit: Exit): Promise<number | null> => closed.then(() => exit.code);
   return {
-    child,
+    child: proc.child,
+    process: proc,
     apiUrl,
     opsUrl: `http://${String(at['ops'])}`,
     lines,
-    stderr: () => stderr,
-    exited,
+    stderr,
+    output: () => stdout() + stderr(),
+    exited: { then: (onFulfilled, onRejected) => proc.exited.then(code).then(onFulfilled, onRejected) },
     check: (token, origin) => sendCheck(apiUrl, origin === undefined ? { 'X-Auth-Token': token } : { 'X-Auth-Token': token, 'X-Nginx-Origin': origin }),
-    stop: (signal = 'SIGTERM') => {
-      if (child.exitCode === null) child.kill(signal);
-      return exited;
-    },
+    stop: async (signal = 'SIGTERM', graceMs = 10_000) => code(await proc.stop(graceMs, signal)),
   };
+}
+
+export interface CommandResult {
+  readonly exit: Exit;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface SidecarCommandOptions extends SidecarRunOptions {
+  /** Stop it (SIGTERM, then SIGKILL) if it has not exited by then; default: no deadline. */
+  readonly timeoutMs?: number;
+}
+
+/** Runs the program once to completion (`peers`, a bad configuration…) with `env` plus PATH. */
+export async function runSidecarCommand(args: readonly string[], env: Readonly<Record<string, string>>, opts: SidecarCommandOptions = {}): Promise<CommandResult> {
+  const { proc, closed, stdout, stderr } = start(args, env, opts);
+  const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => void proc.stop(), opts.timeoutMs);
+  try {
+    const exit = await proc.exited;
+    await closed;
+    return { exit, stdout: stdout(), stderr: stderr() };
+  } finally {
+    clearTimeout(timer);
+  }
 }
