@@ -6,7 +6,6 @@
 //     create the pods (Pod Security "restricted" enforced), and whose RBAC lets the
 //     sidecar's ServiceAccount do exactly what discovery needs.
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +21,7 @@ import { KubeClient } from './packaging/kube-apply.js';
 import { imageArgv, runtimeSpec } from './packaging/dockerfile.js';
 import { startControlPlane } from './support/control-plane.js';
 import { FakeKubelet } from './support/fake-kubelet.js';
+import { execTracked } from './support/processes.js';
 import { runSidecarCommand } from './support/sidecar-process.js';
 import { waitFor } from './support/wait.js';
 
@@ -280,11 +280,7 @@ t.test('metrics: scrape annotations and an optional ServiceMonitor on the ops po
 });
 
 t.test('roles/rbac.yaml is what roles/generate.sh renders from roles/rules.yaml', async (t) => {
-  const out = await new Promise<string>((resolve, reject) =>
-    execFile('bash', [join(ROOT, 'roles', 'generate.sh')], { env: { ...process.env, HELM: helmBin() } }, (err, stdout, stderr) =>
-      err ? reject(new Error(`generate.sh failed: ${stderr}`)) : resolve(stdout),
-    ),
-  );
+  const { stdout: out } = await execTracked('bash', [join(ROOT, 'roles', 'generate.sh')], { env: { ...process.env, HELM: helmBin() } });
   t.equal(readFileSync(join(ROOT, 'roles', 'rbac.yaml'), 'utf8'), out, 'stale roles/rbac.yaml: run roles/generate.sh > roles/rbac.yaml');
   const objects = parseManifests(out);
   t.same(only(objects, 'Role').rules, RULES);

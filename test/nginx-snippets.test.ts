@@ -7,8 +7,6 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { freePort, http } from './support/net.js';
 import {
   BACKEND_BODY,
@@ -21,6 +19,7 @@ import {
   probe,
   removePodDir,
   renderPodConf,
+  runRenderPodConf,
   startNginxPod,
   writeToken,
   type NginxPod,
@@ -28,7 +27,6 @@ import {
 import { livePids } from './support/processes.js';
 import { waitFor } from './support/wait.js';
 
-const execFileP = promisify(execFile);
 const PORT = 18080;
 
 // ---- a scripted stand-in for the sidecar's GET /v1/synced ----------------------------------
@@ -151,10 +149,7 @@ t.test('Plus and OSS examples differ only in the token store and module/stream l
 t.test('render-pod-conf.sh refuses values that could inject config', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'apigw-render-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const run = (env: Record<string, string>): Promise<unknown> =>
-    execFileP('/bin/sh', [join(SNIPPETS_DIR, 'render-pod-conf.sh'), join(dir, 'pod.conf')], {
-      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
-    });
+  const run = (env: Record<string, string>): Promise<unknown> => runRenderPodConf(join(dir, 'pod.conf'), env);
   await t.rejects(run({ POD_NAME: 'x"; } server { listen 1; ' }), 'quote in pod name');
   await t.rejects(run({ POD_NAME: '' }), 'missing pod name');
   await t.rejects(run({ POD_NAME: 'ok', SYNCER_LISTEN_ADDR: '127.0.0.1:80; x' }), 'junk in sidecar address');

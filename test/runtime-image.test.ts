@@ -3,18 +3,16 @@
 // laid out as the runtime stage copies them, then started exactly as its ENTRYPOINT/CMD say
 // (parsed from the Dockerfile, so the two cannot drift), in a bare environment.
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { imageArgv, parseStages, runtimeSpec } from './packaging/dockerfile.js';
 import { freePort, waitForHttp } from './support/net.js';
+import { execTracked } from './support/processes.js';
 import { repoRoot } from './support/repo-root.js';
 import { runSidecarCommand, startSidecarProcess } from './support/sidecar-process.js';
 
-const execFileP = promisify(execFile);
 const ROOT = repoRoot();
 const DOCKERFILE = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
 const IP = '127.0.4.1';
@@ -89,7 +87,7 @@ t.test('runtime stage reproduced: production install, start as ENTRYPOINT, /heal
   // Build stage: the repo's sidecar sources with tsconfig.build.json, into a separate outDir.
   const build = join(dir, 'build');
   await timed('tsc -p tsconfig.build.json', () =>
-    execFileP(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(build, 'dist')], { cwd: ROOT }),
+    execTracked(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(build, 'dist')], { cwd: ROOT }),
   );
   t.ok(existsSync(join(build, 'dist', 'sidecar', 'main.js')), 'build stage output: dist/sidecar/main.js');
   t.notOk(existsSync(join(build, 'dist', 'test')), 'tsconfig.build.json compiles no tests');
@@ -100,10 +98,9 @@ t.test('runtime stage reproduced: production install, start as ENTRYPOINT, /heal
   copyFileSync(join(ROOT, 'package.json'), join(app, 'package.json'));
   copyFileSync(join(ROOT, 'package-lock.json'), join(app, 'package-lock.json'));
   await timed('npm ci --omit=dev', () =>
-    execFileP('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], {
+    execTracked('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], {
       cwd: app,
       env: { ...process.env, npm_config_loglevel: 'error' },
-      maxBuffer: 16 * 1024 * 1024,
     }),
   );
   rmSync(join(app, 'package-lock.json')); // the runtime stage copies only package.json

@@ -1,9 +1,9 @@
 // Runs the Go-built helm (path from test/support/tools.ts) on the chart and parses what it renders.
-import { execFile } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
+import { describeExit, runTracked } from '../support/processes.js';
 import { toolPaths, toolVersions } from '../support/tools.js';
 import { repoRoot } from '../support/repo-root.js';
 
@@ -44,22 +44,15 @@ export function kubeVersion(): string {
   return toolVersions().kubernetes;
 }
 
-export function runHelm(args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<HelmResult> {
-  return new Promise((resolve, reject) => {
-    execFile(helmBin(), [...args], { env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
-      if (err !== null && code === -1) {
-        reject(err);
-        return;
-      }
-      const cleaned = stderr
-        .split('\n')
-        .filter((l) => !l.includes('found symbolic link in path'))
-        .join('\n')
-        .trim();
-      resolve({ code, stdout, stderr: cleaned });
-    });
-  });
+export async function runHelm(args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<HelmResult> {
+  const r = await runTracked(helmBin(), args, { env: { ...process.env, ...env } });
+  if (r.exit.code === null) throw new Error(`helm ${args.join(' ')}: ${describeExit(r.exit)}: ${r.stderr}`);
+  const cleaned = r.stderr
+    .split('\n')
+    .filter((l) => !l.includes('found symbolic link in path'))
+    .join('\n')
+    .trim();
+  return { code: r.exit.code, stdout: r.stdout, stderr: cleaned };
 }
 
 export function parseManifests(text: string): KubeObject[] {

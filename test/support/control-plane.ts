@@ -5,21 +5,17 @@
 // Everything listens on 127.0.0.1 only, in a fresh temp dir per call. Children are started
 // through processes.ts (killed with this process however it dies); the temp dirs are removed
 // at exit, and swept by a later run if this process was SIGKILLed.
-import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, closeSync, openSync, readdirSync, rmSync, mkdtempSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { ApiException, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { freePortsBelowEphemeral } from './net.js';
-import { describeExit, onExitCleanup, spawnTracked, type TrackedProcess } from './processes.js';
+import { describeExit, onExitCleanup, runTracked, spawnTracked, type TrackedProcess } from './processes.js';
 import { toolPaths } from './tools.js';
 import { waitFor } from './wait.js';
-
-const execFileP = promisify(execFile);
 
 export interface ControlPlane {
   server: string; // https://127.0.0.1:<port>
@@ -270,12 +266,8 @@ function ecKeyPair(): { privatePem: string; publicPem: string } {
 }
 
 async function openssl(args: string[], cwd: string): Promise<void> {
-  try {
-    await execFileP('openssl', args, { cwd });
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new Error(`openssl ${args.join(' ')} failed: ${e.stderr ?? e.message}`);
-  }
+  const r = await runTracked('openssl', args, { cwd });
+  if (r.exit.code !== 0) throw new Error(`openssl ${args.join(' ')} failed (${describeExit(r.exit)}): ${r.stderr}`);
 }
 
 async function makePki(dir: string): Promise<Pki> {

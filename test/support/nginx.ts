@@ -4,16 +4,12 @@
 // unchanged through the layout production uses: <conf dir>/apigw-syncer → nginx-snippets/,
 // <conf dir>/apigw-pod.conf written by nginx-snippets/render-pod-conf.sh.
 // No process started here outlives the test process (see processes.ts).
-import { execFile } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { http, waitForHttp } from './net.js';
-import { describeExit, spawnTracked, type TrackedProcess } from './processes.js';
+import { describeExit, execTracked, runTracked, spawnTracked, type TrackedProcess } from './processes.js';
 import { repoRoot } from './repo-root.js';
-
-const execFileP = promisify(execFile);
 
 export const NGINX_BIN = 'nginx';
 export const MODULES = ['/usr/share/nginx/modules/ndk_http_module.so', '/usr/share/nginx/modules/ngx_http_lua_module.so'] as const;
@@ -97,15 +93,14 @@ http {
 `;
 }
 
+/** Runs the shipped render-pod-conf.sh with exactly `env` (plus PATH); rejects if it refuses. */
+export async function runRenderPodConf(out: string, env: Readonly<Record<string, string>>): Promise<void> {
+  await execTracked('/bin/sh', [join(SNIPPETS_DIR, 'render-pod-conf.sh'), out], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env } });
+}
+
 /** Renders the per-pod file with the shipped script, exactly as a container entrypoint would. */
-export async function renderPodConf(out: string, env: { podName: string; sidecarAddr: string }): Promise<void> {
-  await execFileP('/bin/sh', [join(SNIPPETS_DIR, 'render-pod-conf.sh'), out], {
-    env: {
-      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-      POD_NAME: env.podName,
-      SYNCER_LISTEN_ADDR: env.sidecarAddr,
-    },
-  });
+export function renderPodConf(out: string, env: { podName: string; sidecarAddr: string }): Promise<void> {
+  return runRenderPodConf(out, { POD_NAME: env.podName, SYNCER_LISTEN_ADDR: env.sidecarAddr });
 }
 
 /** Creates a pod's prefix dir with config, per-pod file, symlinked snippets, logs and temp dirs. */
@@ -124,13 +119,9 @@ export async function preparePodDir(opts: NginxPodOptions): Promise<NginxPodLayo
 
 /** `nginx -t` on a config; resolves with nginx's output, rejects with it on failure. */
 export async function nginxTest(confPath: string, prefix: string): Promise<string> {
-  try {
-    const { stderr } = await execFileP(NGINX_BIN, ['-t', '-q', '-p', prefix, '-c', confPath, '-e', join(prefix, 'nginx-t.log')]);
-    return stderr;
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new Error(`nginx -t failed for ${confPath}:\n${e.stderr ?? e.message}`);
-  }
+  const r = await runTracked(NGINX_BIN, ['-t', '-q', '-p', prefix, '-c', confPath, '-e', join(prefix, 'nginx-t.log')]);
+  if (r.exit.code !== 0) throw new Error(`nginx -t failed for ${confPath} (${describeExit(r.exit)}):\n${r.stderr}`);
+  return r.stderr;
 }
 
 // ---------------------------------------------------------------------------------------------

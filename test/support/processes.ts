@@ -8,6 +8,7 @@
 //  - by a watchdog `bash` holding a pipe from us: when we die, the pipe closes, `read` returns
 //    and the watchdog kills the rest of the group (pdeathsig reaches the leader only).
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { Socket } from 'node:net';
 
@@ -159,4 +160,67 @@ export function spawnTracked(command: string, args: readonly string[], options: 
 /** Pids of tracked process groups still running (tests assert cleanup with it). */
 export function livePids(): number[] {
   return [...live.keys()];
+}
+
+export interface CollectedOutput {
+  /** Settles once stdout and stderr are read to the end ('exit' may come before that). */
+  readonly closed: Promise<unknown>;
+  readonly stdout: () => string;
+  readonly stderr: () => string;
+}
+
+/** Collects a child's piped stdout and stderr as text. */
+export function collectOutput(child: ChildProcess): CollectedOutput {
+  // 'error' after a successful spawn (a failed kill) must not become an unhandled rejection.
+  const closed = once(child, 'close').catch(() => undefined);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  return { closed, stdout: () => stdout, stderr: () => stderr };
+}
+
+export interface CommandResult {
+  readonly exit: Exit;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface CommandOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  readonly cwd?: string;
+  /** Stop it (SIGTERM, SIGKILL after 3 s) if it has not exited by then; default: no deadline. */
+  readonly timeoutMs?: number;
+}
+
+/** Runs a command to completion (tracked like any child) and resolves with its exit and output, whatever the exit. */
+export async function runTracked(command: string, args: readonly string[], opts: CommandOptions = {}): Promise<CommandResult> {
+  const proc = spawnTracked(command, args, { env: opts.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = collectOutput(proc.child);
+  const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => void proc.stop(), opts.timeoutMs);
+  try {
+    const exit = await proc.exited;
+    await output.closed;
+    return { exit, stdout: output.stdout(), stderr: output.stderr() };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A command that did not exit 0 (execTracked). */
+export class CommandFailed extends Error {
+  override name = 'CommandFailed';
+  constructor(
+    readonly command: string,
+    readonly result: CommandResult,
+  ) {
+    super(`${command} ${describeExit(result.exit)}: ${result.stderr.trim() || result.stdout.trim()}`);
+  }
+}
+
+/** Like runTracked, but rejects with CommandFailed unless the command exits 0 (as execFile does). */
+export async function execTracked(command: string, args: readonly string[], opts: CommandOptions = {}): Promise<CommandResult> {
+  const result = await runTracked(command, args, opts);
+  if (result.exit.code !== 0) throw new CommandFailed([command, ...args].join(' '), result);
+  return result;
 }

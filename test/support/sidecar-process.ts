@@ -2,15 +2,19 @@
 // and reads its JSON log lines to learn its listeners and follow what it does. Every test that
 // starts the built program goes through here; the processes themselves through processes.ts.
 import { type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { describeExit, spawnTracked, type Exit, type TrackedProcess } from './processes.js';
+import { collectOutput, describeExit, runTracked, spawnTracked, type CommandResult, type Exit, type TrackedProcess } from './processes.js';
 import { repoRoot } from './repo-root.js';
 import { sendCheck, type CheckReply } from './sidecar-app.js';
 import { waitFor } from './wait.js';
 
 export const MAIN_JS = join(repoRoot(), 'dist', 'sidecar', 'main.js');
+
+/** `env` and this process's PATH: the whole environment of a run, as a container's. */
+function withPath(env: Readonly<Record<string, string>>): Record<string, string> {
+  return { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env };
+}
 
 export type LogLine = Record<string, unknown>;
 
@@ -49,38 +53,20 @@ export interface SidecarProcess {
   stop(signal?: NodeJS.Signals, graceMs?: number): Promise<number | null>;
 }
 
-interface Started {
-  readonly proc: TrackedProcess;
-  /** Resolves once stdout and stderr are closed (everything written has been read). */
-  readonly closed: Promise<unknown>;
-  readonly stdout: () => string;
-  readonly stderr: () => string;
-}
-
-function start(args: readonly string[], env: Readonly<Record<string, string>>, opts: SidecarRunOptions): Started {
-  const [command, ...base] = opts.argv ?? [process.execPath, MAIN_JS];
-  if (command === undefined) throw new Error('empty argv');
-  const proc = spawnTracked(command, [...base, ...args], {
-    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
-    cwd: opts.cwd,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  // 'error' after a successful spawn (a failed kill) must not become an unhandled rejection.
-  const closed = once(proc.child, 'close').catch(() => undefined);
-  let stdout = '';
-  let stderr = '';
-  proc.child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-  proc.child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  return { proc, closed, stdout: () => stdout, stderr: () => stderr };
-}
-
 /**
  * Starts the sidecar with `env` (listeners default to free 127.0.0.1 ports unless env or
  * bareEnv says otherwise) and waits for its 'listening' line.
  */
 export async function startSidecarProcess(env: Readonly<Record<string, string>>, opts: SidecarProcessOptions = {}): Promise<SidecarProcess> {
   const { timeoutMs = 30_000, bareEnv = false } = opts;
-  const { proc, closed, stdout, stderr } = start([], bareEnv ? env : { SYNCER_LISTEN_ADDR: '127.0.0.1:0', SYNCER_OPS_ADDR: '127.0.0.1:0', ...env }, opts);
+  const [command, ...args] = opts.argv ?? [process.execPath, MAIN_JS];
+  if (command === undefined) throw new Error('empty argv');
+  const proc = spawnTracked(command, args, {
+    env: withPath(bareEnv ? env : { SYNCER_LISTEN_ADDR: '127.0.0.1:0', SYNCER_OPS_ADDR: '127.0.0.1:0', ...env }),
+    cwd: opts.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const { closed, stdout, stderr } = collectOutput(proc.child);
   const lines: LogLine[] = [];
   createInterface({ input: proc.child.stdout! }).on('line', (line) => {
     try {
@@ -116,26 +102,14 @@ export async function startSidecarProcess(env: Readonly<Record<string, string>>,
   };
 }
 
-export interface CommandResult {
-  readonly exit: Exit;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 export interface SidecarCommandOptions extends SidecarRunOptions {
   /** Stop it (SIGTERM, then SIGKILL) if it has not exited by then; default: no deadline. */
   readonly timeoutMs?: number;
 }
 
 /** Runs the program once to completion (`peers`, a bad configuration…) with `env` plus PATH. */
-export async function runSidecarCommand(args: readonly string[], env: Readonly<Record<string, string>>, opts: SidecarCommandOptions = {}): Promise<CommandResult> {
-  const { proc, closed, stdout, stderr } = start(args, env, opts);
-  const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => void proc.stop(), opts.timeoutMs);
-  try {
-    const exit = await proc.exited;
-    await closed;
-    return { exit, stdout: stdout(), stderr: stderr() };
-  } finally {
-    clearTimeout(timer);
-  }
+export function runSidecarCommand(args: readonly string[], env: Readonly<Record<string, string>>, opts: SidecarCommandOptions = {}): Promise<CommandResult> {
+  const [command, ...base] = opts.argv ?? [process.execPath, MAIN_JS];
+  if (command === undefined) throw new Error('empty argv');
+  return runTracked(command, [...base, ...args], { env: withPath(env), cwd: opts.cwd, timeoutMs: opts.timeoutMs });
 }
