@@ -15,12 +15,13 @@ import { VARIABLES, parseConfig } from '../sidecar/config.js';
 import { repoRoot } from './support/repo-root.js';
 import { CHART_DIR, helmBin, helmTemplate, kubeVersion, parseManifests, render, runHelm, type KubeObject } from './packaging/helm.js';
 import { allContainers, envNames, envVar, ofKind, only, podSpec, resolveEnv } from './packaging/k8s-objects.js';
-import { nginxMissing, startPods, writeToken } from './packaging/nginx-pods.js';
+import { podsMissing, startPods } from './packaging/nginx-pods.js';
 import { applyAll, restrictedNamespace, waitForPods } from './packaging/cluster-install.js';
 import { KubeClient } from './packaging/kube-apply.js';
 import { imageArgv, runtimeSpec } from './packaging/dockerfile.js';
 import { startControlPlane } from './support/control-plane.js';
 import { FakeKubelet } from './support/fake-kubelet.js';
+import { postToken, probe } from './support/nginx.js';
 import { execTracked } from './support/processes.js';
 import { runSidecarCommand } from './support/sidecar-process.js';
 import { waitFor } from './support/wait.js';
@@ -400,7 +401,7 @@ t.test('a parent chart can include just the sidecar container', async (t) => {
   t.same(only(objects, 'Role').rules, RULES);
 });
 
-t.test('the rendered nginx config runs: two pods, real nginx + real sidecar', { skip: nginxMissing() ?? false }, async (t) => {
+t.test('the rendered nginx config runs: two pods, real nginx + real sidecar', { skip: podsMissing() ?? false }, async (t) => {
   const ports = { nginxPort: 18000, apiPort: 18080, opsPort: 19090 };
   const peers = 'pod-a=127.0.4.101:18000,pod-b=127.0.4.102:18000';
   const started = Date.now();
@@ -421,16 +422,16 @@ t.test('the rendered nginx config runs: two pods, real nginx + real sidecar', { 
 
   const token = `tok-${Date.now()}`;
   const auth = { Authorization: `Bearer ${token}` };
-  t.equal(await writeToken(a, token), 201, 'token written to pod-a only');
-  t.equal((await fetch(`${a.base}/apigw-syncer/probe`, { headers: auth })).status, 200, 'pod-a probe: has it');
-  t.equal((await fetch(`${b.base}/apigw-syncer/probe`, { headers: auth })).status, 401, 'pod-b probe: not yet');
+  t.equal((await postToken(a.base, token)).status, 201, 'token written to pod-a only');
+  t.equal(await probe(a.base, token), 200, 'pod-a probe: has it');
+  t.equal(await probe(b.base, token), 401, 'pod-b probe: not yet');
 
   const waiting = await fetch(`${a.base}/`, { headers: auth });
   t.equal(waiting.status, 503, 'wait-strict: not on every replica → 503');
   t.match(waiting.headers.get('x-token-status') ?? '', /^(NotSynced|Timeout)$/, 'with the verdict');
   t.equal(waiting.headers.get('retry-after'), '1');
 
-  t.equal(await writeToken(b, token), 201, 'token replicated to pod-b');
+  t.equal((await postToken(b.base, token)).status, 201, 'token replicated to pod-b');
   const synced = await fetch(`${a.base}/`, { headers: auth });
   t.equal(synced.status, 200, 'served once every replica has the token');
   t.equal(synced.headers.get('x-token-status'), 'Synced');

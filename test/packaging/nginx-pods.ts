@@ -1,5 +1,7 @@
 // Starts apigw "pods" from the chart's rendered Deployment and ConfigMap: Debian's nginx + lua
-// (the oss flavor's stand-in) and the built sidecar, each on its own loopback address.
+// (the oss flavor's stand-in) and the built sidecar, each on its own loopback address. What
+// differs from the harness pods of support/nginx.ts is the config: here it is the chart's.
+// Tokens are written and probed with support/nginx.ts (postToken, probe).
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,17 +13,12 @@ import { waitForHttp } from '../support/net.js';
 import { WaitTimeout } from '../support/wait.js';
 import type { Exit } from '../support/processes.js';
 import { repoRoot } from '../support/repo-root.js';
-import { startSidecarProcess, type SidecarProcess } from '../support/sidecar-process.js';
-
-export const DEBIAN_NGINX_MODULES = ['/usr/share/nginx/modules/ndk_http_module.so', '/usr/share/nginx/modules/ngx_http_lua_module.so'];
+import { DEBIAN_NGINX_MODULES, nginxMissing } from '../support/nginx.js';
+import { MAIN_JS, startSidecarProcess, type SidecarProcess } from '../support/sidecar-process.js';
 
 /** Why these tests cannot run here, or undefined when they can. */
-export function nginxMissing(): string | undefined {
-  const root = repoRoot();
-  if (!existsSync('/usr/sbin/nginx') && !existsSync('/usr/bin/nginx')) return 'nginx is not installed (test/tooling/install-nginx.sh)';
-  for (const m of DEBIAN_NGINX_MODULES) if (!existsSync(m)) return `${m} is missing (test/tooling/install-nginx.sh)`;
-  if (!existsSync(join(root, 'dist', 'sidecar', 'main.js'))) return 'dist/sidecar/main.js is not built';
-  return undefined;
+export function podsMissing(): string | undefined {
+  return nginxMissing() ?? (existsSync(MAIN_JS) ? undefined : 'dist/sidecar/main.js is not built');
 }
 
 export interface PodSpecOptions {
@@ -149,14 +146,4 @@ export async function startPods(specs: readonly PodSpecOptions[]): Promise<SimPo
     throw failed.reason;
   }
   return pods;
-}
-
-/** Writes a token into a pod's token store through its keyvals-shaped API. */
-export async function writeToken(pod: SimPod, token: string): Promise<number> {
-  const r = await fetch(`${pod.base}/api/9/http/keyvals/apigw_tokens`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ [token]: 'issued' }),
-  });
-  return r.status;
 }

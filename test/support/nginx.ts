@@ -1,18 +1,23 @@
-// Real nginx "pods" on loopback for the snippet and end-to-end tests.
-// One pod = one nginx master (daemon off, its own prefix dir, pid, logs and temp paths)
+// Debian's nginx with the lua modules, as the tests run it: the module list, whether it is
+// installed, the token store's keyvals-shaped API and its probe location (the same in every
+// config that includes the shipped oss snippets, the chart's too: packaging/nginx-pods.ts), and
+// the harness's own nginx "pods" on loopback for the snippet and end-to-end tests.
+// One harness pod = one nginx master (daemon off, its own prefix dir, pid, logs and temp paths)
 // listening on its own 127.0.2.x address, with the shipped nginx-snippets/ files included
 // unchanged through the layout production uses: <conf dir>/apigw-syncer → nginx-snippets/,
 // <conf dir>/apigw-pod.conf written by nginx-snippets/render-pod-conf.sh.
 // No process started here outlives the test process (see processes.ts).
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { http, waitForHttp } from './net.js';
+import { http, waitForHttp, type HttpResult } from './net.js';
 import { describeExit, execTracked, runTracked, spawnTracked, type TrackedProcess } from './processes.js';
 import { repoRoot } from './repo-root.js';
 
 export const NGINX_BIN = 'nginx';
-export const MODULES = ['/usr/share/nginx/modules/ndk_http_module.so', '/usr/share/nginx/modules/ngx_http_lua_module.so'] as const;
+/** Debian's dynamic modules for the lua token store (the stand-in for Plus's keyval), ndk first. */
+export const DEBIAN_NGINX_MODULES = ['/usr/share/nginx/modules/ndk_http_module.so', '/usr/share/nginx/modules/ngx_http_lua_module.so'] as const;
 export const PROBE_PATH = '/apigw-syncer/probe';
 export const TOKEN_ZONE = 'apigw_tokens';
 /** Test locations the harness adds to every pod: each serves a static file behind a policy. */
@@ -21,6 +26,13 @@ export const WAIT_STRICT_PATH = '/wait-strict';
 export const BACKEND_BODY = 'served by backend\n';
 
 export const SNIPPETS_DIR = join(repoRoot(), 'nginx-snippets');
+
+/** Why nginx with the lua modules cannot run here, or undefined when it can. */
+export function nginxMissing(): string | undefined {
+  if (!['/usr/sbin/nginx', '/usr/bin/nginx'].some((p) => existsSync(p))) return 'nginx is not installed (test/tooling/install-nginx.sh)';
+  for (const m of DEBIAN_NGINX_MODULES) if (!existsSync(m)) return `${m} is missing (test/tooling/install-nginx.sh)`;
+  return undefined;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Pod config: the harness's nginx.conf plays the user's nginx.conf; everything apigw-syncer
@@ -53,7 +65,7 @@ master_process on;
 worker_processes 1;
 pid ${p('nginx.pid')};
 error_log ${p('logs/error.log')} info;
-${MODULES.map((m) => `load_module ${m};`).join('\n')}
+${DEBIAN_NGINX_MODULES.map((m) => `load_module ${m};`).join('\n')}
 
 events {
     worker_connections 512;
@@ -204,14 +216,19 @@ export function keyvalsUrl(baseUrl: string, zone = TOKEN_ZONE): string {
   return `${baseUrl}/api/9/http/keyvals/${zone}`;
 }
 
-/** Adds a token to one replica's store (POST, like the Plus API); throws unless 201. */
-export async function writeToken(baseUrl: string, token: string, value = 'issued', expireMs?: number): Promise<void> {
+/** POSTs a token to one replica's store, like the Plus API; resolves with the answer (201 when written). */
+export function postToken(baseUrl: string, token: string, value = 'issued', expireMs?: number): Promise<HttpResult> {
   const entry = expireMs === undefined ? value : { value, expire: expireMs };
-  const res = await http(keyvalsUrl(baseUrl), {
+  return http(keyvalsUrl(baseUrl), {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ [token]: entry }),
   });
+}
+
+/** Adds a token to one replica's store; throws unless 201. */
+export async function writeToken(baseUrl: string, token: string, value = 'issued', expireMs?: number): Promise<void> {
+  const res = await postToken(baseUrl, token, value, expireMs);
   if (res.status !== 201) throw new Error(`write to ${baseUrl}: ${res.status} ${res.body}`);
 }
 
