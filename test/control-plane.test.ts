@@ -25,6 +25,17 @@ t.test('control plane + fake kubelet', async (t) => {
   const kc = cp.adminKubeConfig();
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
+  /** Exactly `count` Running+Ready pods of the app (deadline 30 s). */
+  const runningReady = (count: number, what: string): Promise<V1Pod[]> =>
+    waitFor(
+      async () => {
+        const list = await core.listNamespacedPod({ namespace: NS, labelSelector: `app=${APP}` });
+        const ok = list.items.filter(readyRunning);
+        return ok.length === count ? ok : undefined;
+      },
+      what,
+      { timeoutMs: 30_000, intervalMs: 100, retryOnError: true },
+    );
 
   await core.createNamespace({ body: { metadata: { name: NS } } });
   const kubelet = new FakeKubelet(kc, NS, '127.0.3.', { log: (m) => t.comment(`kubelet: ${m}`) });
@@ -46,15 +57,7 @@ t.test('control plane + fake kubelet', async (t) => {
     },
   });
 
-  const pods = await waitFor(
-    async () => {
-      const list = await core.listNamespacedPod({ namespace: NS, labelSelector: `app=${APP}` });
-      const ok = list.items.filter(readyRunning);
-      return ok.length === 2 ? ok : undefined;
-    },
-    '2 Running+Ready pods',
-    { timeoutMs: 30_000, intervalMs: 100, retryOnError: true },
-  );
+  const pods = await runningReady(2, '2 Running+Ready pods');
   const ips = pods.map((p) => p.status?.podIP ?? '').sort();
   t.equal(ips.length, 2);
   for (const ip of ips) t.match(ip, /^127\.0\.3\.\d+$/, 'pod IP from the fake kubelet prefix');
@@ -131,15 +134,7 @@ t.test('control plane + fake kubelet', async (t) => {
   // The fake kubelet's watch survives the outage: scale up and see a third pod run.
   const scale = await apps.readNamespacedDeploymentScale({ namespace: NS, name: APP });
   await apps.replaceNamespacedDeploymentScale({ namespace: NS, name: APP, body: { ...scale, spec: { replicas: 3 } } });
-  const three = await waitFor(
-    async () => {
-      const list = await core.listNamespacedPod({ namespace: NS, labelSelector: `app=${APP}` });
-      const ok = list.items.filter(readyRunning);
-      return ok.length === 3 ? ok : undefined;
-    },
-    '3 Running+Ready pods after the outage',
-    { timeoutMs: 30_000, intervalMs: 100, retryOnError: true },
-  );
+  const three = await runningReady(3, '3 Running+Ready pods after the outage');
   t.equal(new Set(three.map((p) => p.status?.podIP)).size, 3, 'three distinct IPs');
 
   await kubelet.stop();

@@ -6,8 +6,8 @@ import { performance } from 'node:perf_hooks';
 import t from 'tap';
 import { startControlPlane } from './support/control-plane.js';
 import { freePort } from './support/net.js';
-import { waitFor } from './support/wait.js';
-import { createDeployment, isReady, markForScaleDown, pods, scaleTo, setupCluster } from './support/discovery-cluster.js';
+import { deadline, waitFor } from './support/wait.js';
+import { createDeployment, isReady, markForScaleDown, pods, scaleTo, setupCluster, waitForReadyPods } from './support/discovery-cluster.js';
 import { summary } from './support/discovery-harness.js';
 import { ReplicaServer } from './support/replica-server.js';
 import { runSidecarCommand, startSidecarProcess, type SidecarProcess } from './support/sidecar-process.js';
@@ -38,14 +38,7 @@ t.test('built sidecar in kubernetes mode: verdicts follow replicas', async (t) =
   const c = await setupCluster(cp, NS, PREFIX);
   t.teardown(() => c.kubelet.stop());
   await createDeployment(c, DEP, 3);
-  const initial = await waitFor(
-    async () => {
-      const ready = (await pods(c, `app=${DEP}`)).filter(isReady);
-      return ready.length === 3 ? ready : undefined;
-    },
-    '3 ready pods',
-    { timeoutMs: 30_000, intervalMs: 50, retryOnError: true },
-  );
+  const initial = await waitForReadyPods(c, DEP, 3);
   const podNames = initial.map((p) => p.metadata?.name ?? '').sort();
   const own = podNames[0] ?? '';
   const other = podNames[1] ?? '';
@@ -78,14 +71,13 @@ t.test('built sidecar in kubernetes mode: verdicts follow replicas', async (t) =
   const failingPeers = runSidecarCommand(['peers'], { ...env, POD_NAME: 'no-such-pod' });
 
   // The first peer set within 20 s of the launch (listening is on the way there).
-  const FIRST_SET_MS = 20_000;
+  const firstSetDeadline = deadline(20_000);
   const launched = performance.now();
-  const sidecar = await startSidecarProcess(env, { timeoutMs: FIRST_SET_MS });
+  const sidecar = await startSidecarProcess(env, { timeoutMs: firstSetDeadline.remainingMs() });
   t.teardown(() => sidecar.stop());
   await waitFor(() => sidecar.child.exitCode === null && sidecar.lines.some((l) => l['msg'] === 'peer set changed'), 'the first peer set', {
-    timeoutMs: Math.max(0, FIRST_SET_MS - (performance.now() - launched)),
-  }).catch((err: unknown) => {
-    throw new Error(`${String(err)}\nsidecar stderr: ${sidecar.stderr()}\nlogs: ${sidecar.lines.map((l) => JSON.stringify(l)).join('\n')}`);
+    timeoutMs: firstSetDeadline.remainingMs(),
+    context: () => `sidecar stderr: ${sidecar.stderr()}\nlogs: ${sidecar.lines.map((l) => JSON.stringify(l)).join('\n')}`,
   });
   t.comment(`built sidecar: process start → first peer set ${(performance.now() - launched).toFixed(0)} ms`);
   const listening = sidecar.lines.find((l) => l['msg'] === 'listening');

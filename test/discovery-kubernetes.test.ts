@@ -13,7 +13,7 @@ import { ApiException, CoreV1Api, KubeConfig, RbacAuthorizationV1Api, Watch } fr
 import { createKubernetesSource } from '../sidecar/discovery/kubernetes/kubernetes-source.js';
 import { startControlPlane } from './support/control-plane.js';
 import { sleep, waitFor } from './support/wait.js';
-import { BlackholeProxy, createDeployment, isReady, pods, rollout, scaleTo, setupCluster, viaServer } from './support/discovery-cluster.js';
+import { BlackholeProxy, createDeployment, isReady, pods, rollout, scaleTo, setupCluster, viaServer, waitForReadyPods } from './support/discovery-cluster.js';
 import { captureLogger, compactEtcd, configFrom, names, newStore, summary, waitForSet } from './support/discovery-harness.js';
 
 const NS = 'apigw';
@@ -29,14 +29,7 @@ t.test('kubernetes discovery against a real control plane', async (t) => {
   const c = await setupCluster(cp, NS, PREFIX);
   t.teardown(() => c.kubelet.stop());
   await createDeployment(c, DEP, 3);
-  const first = await waitFor(
-    async () => {
-      const ready = (await pods(c, `app=${DEP}`)).filter(isReady);
-      return ready.length === 3 ? ready : undefined;
-    },
-    '3 ready pods',
-    { timeoutMs: 30_000, intervalMs: 50, retryOnError: true },
-  );
+  const first = await waitForReadyPods(c, DEP, 3);
   const own = first[0]?.metadata?.name ?? '';
   const oldRs = first[0]?.metadata?.ownerReferences?.[0]?.name ?? '';
 

@@ -10,6 +10,7 @@ import { FAIL_OPEN_PATH, WAIT_STRICT_PATH, removePodDir, startNginxPod, writeTok
 import { describeExit, killGroup, livePids } from './support/processes.js';
 import { MAIN_JS, startSidecarProcess, type SidecarProcess } from './support/sidecar-process.js';
 import { ReplicationSim, type Lag } from './support/replication-sim.js';
+import { deadline } from './support/wait.js';
 
 const PODS = 4;
 const PORT = 18080;
@@ -49,8 +50,7 @@ const peersEnv = Array.from({ length: PODS }, (_, i) => `${podName(i)}=${podHost
 /** Pod i's sidecar on 127.0.0.1:port (its nginx already points there), once /readyz answers 200. */
 async function startSidecar(i: number, port: number): Promise<SidecarProcess> {
   // Deadline, not a wait: cold starts of 4 node processes on 2 busy cores have taken ~15 s.
-  const READY_MS = 60_000;
-  const launched = performance.now();
+  const ready = deadline(60_000);
   const sidecar = await startSidecarProcess(
     {
       POD_NAME: podName(i),
@@ -66,12 +66,12 @@ async function startSidecar(i: number, port: number): Promise<SidecarProcess> {
       LOG_LEVEL: 'info',
       ...RETRY_ENV,
     },
-    { timeoutMs: READY_MS },
+    { timeoutMs: ready.remainingMs() },
   );
   try {
     await waitForHttp(`${sidecar.opsUrl}/readyz`, {
       requestTimeoutMs: 500,
-      timeoutMs: Math.max(0, READY_MS - (performance.now() - launched)),
+      timeoutMs: ready.remainingMs(),
       intervalMs: 25,
       abortIf: () => {
         const exit = sidecar.process.exitStatus();

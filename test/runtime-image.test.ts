@@ -12,17 +12,11 @@ import { freePort, waitForHttp } from './support/net.js';
 import { execTracked } from './support/processes.js';
 import { repoRoot } from './support/repo-root.js';
 import { runSidecarCommand, startSidecarProcess } from './support/sidecar-process.js';
+import { deadline } from './support/wait.js';
 
 const ROOT = repoRoot();
 const DOCKERFILE = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
 const IP = '127.0.4.1';
-
-async function waitStatus(url: string, status: number, output: () => string, timeoutMs = 20_000): Promise<number> {
-  const res = await waitForHttp(url, { status, timeoutMs, intervalMs: 50 }).catch((err: unknown) => {
-    throw new Error(`${err instanceof Error ? err.message : String(err)}; output:\n${output()}`);
-  });
-  return res.status;
-}
 
 t.test('Dockerfile: multi-stage, Node 24, non-root numeric user, exec-form ENTRYPOINT', async (t) => {
   const stages = parseStages(DOCKERFILE);
@@ -130,12 +124,14 @@ t.test('runtime stage reproduced: production install, start as ENTRYPOINT, /heal
   const argv = imageArgv(image);
   const started = Date.now();
   // From the start, 20 s to listen and answer /healthz.
-  const proc = await startSidecarProcess(env, { argv, cwd: app, bareEnv: true, timeoutMs: 20_000 });
+  const healthy = deadline(20_000);
+  const proc = await startSidecarProcess(env, { argv, cwd: app, bareEnv: true, timeoutMs: healthy.remainingMs() });
   t.teardown(() => proc.stop('SIGTERM', 10_000));
-  await waitStatus(`http://${IP}:${opsPort}/healthz`, 200, proc.output, Math.max(0, 20_000 - (Date.now() - started)));
+  const output = (): string => `output:\n${proc.output()}`;
+  await waitForHttp(`http://${IP}:${opsPort}/healthz`, { timeoutMs: healthy.remainingMs(), intervalMs: 50, context: output });
   timings.push(`start → /healthz 200 ${Date.now() - started} ms`);
   t.pass('/healthz 200');
-  await waitStatus(`http://${IP}:${opsPort}/readyz`, 200, proc.output);
+  await waitForHttp(`http://${IP}:${opsPort}/readyz`, { timeoutMs: 20_000, intervalMs: 50, context: output });
   t.pass('/readyz 200');
   t.match(await (await fetch(`http://${IP}:${opsPort}/metrics`)).text(), /syncer_peers 1/, 'metrics: one static peer');
 

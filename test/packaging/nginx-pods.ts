@@ -10,7 +10,7 @@ import { render } from './helm.js';
 import { resolveEnv } from './k8s-objects.js';
 import { container, makeEmptyDirs, materializeConfigMaps, runContainer, type Started } from './pod-sim.js';
 import { waitForHttp } from '../support/net.js';
-import { WaitTimeout } from '../support/wait.js';
+import { deadline } from '../support/wait.js';
 import type { Exit } from '../support/processes.js';
 import { repoRoot } from '../support/repo-root.js';
 import { DEBIAN_NGINX_MODULES, nginxMissing } from '../support/nginx.js';
@@ -40,25 +40,6 @@ export interface SimPod {
   readonly syncer: SidecarProcess;
   /** Stops the sidecar (SIGTERM) and nginx; resolves with the sidecar's exit. */
   stop(): Promise<Exit>;
-}
-
-/** What a pod's readiness wait watches: a container's exit and output. */
-interface Watched {
-  readonly exitStatus: () => Exit | undefined;
-  readonly output: () => string;
-}
-
-/** Waits for a 200 from `url`; gives up at once if a container exits, naming both containers' output. */
-async function waitHttp(url: string, procs: readonly Watched[], timeoutMs: number): Promise<void> {
-  const outputs = (): string => procs.map((p) => p.output()).join('\n---\n');
-  await waitForHttp(url, {
-    timeoutMs,
-    intervalMs: 50,
-    abortIf: () => (procs.some((p) => p.exitStatus() !== undefined) ? new Error(`a container exited while waiting for ${url}:\n${outputs()}`) : undefined),
-  }).catch((err: unknown) => {
-    if (err instanceof WaitTimeout) throw new Error(`${err.message}\n${outputs()}`);
-    throw err;
-  });
 }
 
 /** Renders the chart for one pod, lays out its volumes in a temp dir, starts both containers. */
@@ -101,7 +82,8 @@ export async function startPod(o: PodSpecOptions): Promise<SimPod> {
   // The syncer container has no command: the image's ENTRYPOINT runs, from its WORKDIR.
   const root = repoRoot();
   const argv = imageArgv(runtimeSpec(readFileSync(join(root, 'Dockerfile'), 'utf8')));
-  const started = Date.now();
+  // Both containers start now: nginx answers within 30 s of it, the sidecar is ready within 30 s after.
+  const nginxUp = deadline(30_000);
   const nginx = runContainer(container(objects, 'nginx'), fields);
   let syncer: SidecarProcess;
   try {
@@ -124,11 +106,17 @@ export async function startPod(o: PodSpecOptions): Promise<SimPod> {
       return exit;
     },
   };
-  const watched: Watched[] = [nginx, { exitStatus: syncer.process.exitStatus, output: syncer.output }];
+  /** A 200 from url; gives up at once if a container exits; names both containers' output. */
+  const waitHttp = (url: string, timeoutMs: number): Promise<unknown> =>
+    waitForHttp(url, {
+      timeoutMs,
+      intervalMs: 50,
+      abortIf: () => (nginx.exitStatus() !== undefined || syncer.process.exitStatus() !== undefined ? new Error(`a container exited while waiting for ${url}`) : undefined),
+      context: () => `${nginx.output()}\n---\n${syncer.output()}`,
+    });
   try {
-    // Both containers started at `started`: nginx answers within 30 s of it, the sidecar is ready within 30 s after.
-    await waitHttp(`${pod.base}/nginx-healthz`, watched, Math.max(0, 30_000 - (Date.now() - started)));
-    await waitHttp(`${pod.ops}/readyz`, watched, 30_000);
+    await waitHttp(`${pod.base}/nginx-healthz`, nginxUp.remainingMs());
+    await waitHttp(`${pod.ops}/readyz`, 30_000);
   } catch (err) {
     await pod.stop();
     throw err;

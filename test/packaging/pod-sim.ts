@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import type { V1Container } from '@kubernetes/client-node';
 import type { KubeObject } from './helm.js';
 import { allContainers, only, podSpec, resolveEnv } from './k8s-objects.js';
-import { onExitCleanup, spawnTracked, type TrackedProcess } from '../support/processes.js';
+import { onExitCleanup, spawnTracked, withPath, type TrackedProcess } from '../support/processes.js';
 
 /** Writes every configMap volume's items under their mountPath; returns the written paths. */
 export function materializeConfigMaps(objects: readonly KubeObject[]): string[] {
@@ -73,7 +73,7 @@ function run(argv: readonly string[], env: Readonly<Record<string, string>>): St
   const fd = openSync(logFile, 'a');
   let proc: TrackedProcess;
   try {
-    proc = spawnTracked(cmd, args, { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', fd, fd] });
+    proc = spawnTracked(cmd, args, { env: withPath(env), stdio: ['ignore', fd, fd] });
   } finally {
     closeSync(fd);
   }

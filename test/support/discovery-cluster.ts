@@ -18,6 +18,7 @@ import {
 import type { ControlPlane } from './control-plane.js';
 import { FakeKubelet } from './fake-kubelet.js';
 import { repoRoot } from './repo-root.js';
+import { waitFor } from './wait.js';
 
 export const SA_NAME = 'apigw-syncer';
 
@@ -80,6 +81,18 @@ export function isReady(p: V1Pod): boolean {
 
 export async function pods(c: Cluster, labelSelector: string): Promise<V1Pod[]> {
   return (await c.core.listNamespacedPod({ namespace: c.namespace, labelSelector })).items;
+}
+
+/** Waits (deadline 30 s) until exactly `count` pods labelled app=<deployment> are ready; resolves with them. */
+export function waitForReadyPods(c: Cluster, deployment: string, count: number): Promise<V1Pod[]> {
+  return waitFor(
+    async () => {
+      const ready = (await pods(c, `app=${deployment}`)).filter(isReady);
+      return ready.length === count ? ready : undefined;
+    },
+    `${count} ready pods`,
+    { timeoutMs: 30_000, intervalMs: 50, retryOnError: true },
+  );
 }
 
 export async function scaleTo(c: Cluster, name: string, replicas: number): Promise<void> {

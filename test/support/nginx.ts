@@ -12,7 +12,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { http, waitForHttp, type HttpResult } from './net.js';
-import { describeExit, execTracked, runTracked, spawnTracked, type TrackedProcess } from './processes.js';
+import { describeExit, execTracked, runTracked, spawnTracked, withPath, type TrackedProcess } from './processes.js';
 import { repoRoot } from './repo-root.js';
 
 export const NGINX_BIN = 'nginx';
@@ -107,7 +107,7 @@ http {
 
 /** Runs the shipped render-pod-conf.sh with exactly `env` (plus PATH); rejects if it refuses. */
 export async function runRenderPodConf(out: string, env: Readonly<Record<string, string>>): Promise<void> {
-  await execTracked('/bin/sh', [join(SNIPPETS_DIR, 'render-pod-conf.sh'), out], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env } });
+  await execTracked('/bin/sh', [join(SNIPPETS_DIR, 'render-pod-conf.sh'), out], { env: withPath(env) });
 }
 
 /** Renders the per-pod file with the shipped script, exactly as a container entrypoint would. */

@@ -91,6 +91,11 @@ export function onExitCleanup(fn: () => void): () => void {
   return () => void cleanups.delete(fn);
 }
 
+/** `env` plus this process's PATH: the whole environment of a child that must not see ours (a container's). */
+export function withPath(env: Readonly<Record<string, string>>): Record<string, string> {
+  return { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env };
+}
+
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 
 function startWatchdog(pid: number): ChildProcess {

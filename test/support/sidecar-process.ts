@@ -4,17 +4,12 @@
 import { type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { collectOutput, describeExit, runTracked, spawnTracked, type CommandResult, type Exit, type TrackedProcess } from './processes.js';
+import { collectOutput, describeExit, runTracked, spawnTracked, withPath, type CommandResult, type Exit, type TrackedProcess } from './processes.js';
 import { repoRoot } from './repo-root.js';
 import { sendCheck, type CheckReply } from './sidecar-app.js';
 import { waitFor } from './wait.js';
 
 export const MAIN_JS = join(repoRoot(), 'dist', 'sidecar', 'main.js');
-
-/** `env` and this process's PATH: the whole environment of a run, as a container's. */
-function withPath(env: Readonly<Record<string, string>>): Record<string, string> {
-  return { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env };
-}
 
 export type LogLine = Record<string, unknown>;
 

@@ -17,6 +17,8 @@ export interface WaitOptions {
    * the last one is named in the timeout error.
    */
   readonly retryOnError?: boolean;
+  /** What to add to the error if the wait fails (a process's output, say); read only then. */
+  readonly context?: () => string;
 }
 
 /** The deadline of a wait passed (callers add what they know about why). */
@@ -29,6 +31,17 @@ export class WaitTimeout extends Error {
  * (`true` for a plain condition). Throws a WaitTimeout after `timeoutMs`, naming `what`.
  */
 export async function waitFor<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, what: string, opts: WaitOptions = {}): Promise<T> {
+  const { context } = opts;
+  if (context === undefined) return poll(fn, what, opts);
+  try {
+    return await poll(fn, what, opts);
+  } catch (err) {
+    const message = `${err instanceof Error ? err.message : String(err)}\n${context()}`;
+    throw err instanceof WaitTimeout ? new WaitTimeout(message) : new Error(message, { cause: err });
+  }
+}
+
+async function poll<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, what: string, opts: WaitOptions): Promise<T> {
   const timeoutMs = opts.timeoutMs ?? 5_000;
   const intervalMs = opts.intervalMs ?? 10;
   const deadline = Date.now() + timeoutMs;
@@ -49,6 +62,12 @@ export async function waitFor<T>(fn: () => T | undefined | false | Promise<T | u
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
+}
+
+/** A deadline shared by several waits in a row: each gets what is left of it. */
+export function deadline(totalMs: number): { remainingMs(): number } {
+  const end = Date.now() + totalMs;
+  return { remainingMs: () => Math.max(0, end - Date.now()) };
 }
 
 /** Resolves after `ms` (for the few tests that must let time pass, not wait for a condition). */
