@@ -79,7 +79,7 @@ export class App {
         'retries outlast the hard deadline: a replica that never gets a token is reported Timeout, not missing',
       );
     }
-    log.info({ api: `${api.address}:${api.port}`, ops: `${ops.address}:${ops.port}`, discovery: config.discovery.mode }, 'listening');
+    log.info({ api: `${api.address}:${api.port}`, ops: `${ops.address}:${ops.port}`, discovery: config.discovery.mode, node: process.version }, 'listening');
     return { api, ops };
   }
 

@@ -131,6 +131,8 @@ t.test('runtime stage reproduced: production install, start as ENTRYPOINT, /heal
   await waitForHttp(`http://${IP}:${opsPort}/healthz`, { timeoutMs: healthy.remainingMs(), intervalMs: 50, context: output });
   timings.push(`start → /healthz 200 ${Date.now() - started} ms`);
   t.pass('/healthz 200');
+  const listening = proc.lines.find((l) => l['msg'] === 'listening');
+  t.match(listening?.['node'], /^v24\./, `runs on the image's Node 24 LTS (${String(listening?.['node'])})`);
   await waitForHttp(`http://${IP}:${opsPort}/readyz`, { timeoutMs: 20_000, intervalMs: 50, context: output });
   t.pass('/readyz 200');
   t.match(await (await fetch(`http://${IP}:${opsPort}/metrics`)).text(), /syncer_peers 1/, 'metrics: one static peer');

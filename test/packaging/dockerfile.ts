@@ -2,6 +2,7 @@
 // CMD, WORKDIR, ENV, USER of the final stage) instead of repeating those facts by hand.
 // Covers what our Dockerfile uses: comments, line continuations, FROM … AS name, exec-form
 // JSON arrays, and ENV key=value pairs. Anything else is kept as raw text.
+import { nodeRuntimePath } from '../support/tools.js';
 
 export interface Instruction {
   readonly keyword: string; // upper-case, e.g. "RUN"
@@ -125,5 +126,6 @@ export function runtimeSpec(text: string): RuntimeSpec {
  * "node" resolves through the image's PATH, here to this test's node.
  */
 export function imageArgv(spec: RuntimeSpec, ...extra: string[]): string[] {
-  return [...spec.entrypoint, ...spec.cmd, ...extra].map((a, i) => (i === 0 && a === 'node' ? process.execPath : a));
+  // The image's `node` is Node 24 LTS: run the same major here, not the machine's Node.
+  return [...spec.entrypoint, ...spec.cmd, ...extra].map((a, i) => (i === 0 && a === 'node' ? nodeRuntimePath() : a));
 }

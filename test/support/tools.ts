@@ -1,4 +1,5 @@
-// Paths of the Go-built test tools (etcd, kube-apiserver, kube-controller-manager, helm).
+// Paths of the test tools: Go-built etcd, kube-apiserver, kube-controller-manager and helm, and
+// the production Node runtime.
 // The version pins live in ONE place, test/tooling/versions.env, which
 // test/tooling/build-go-tools.sh sources and this module parses; both compute the
 // same cache path: ${APIGW_SYNCER_CACHE:-$HOME/.cache/apigw-syncer}/tools/<name>-<version>/<name>.
@@ -49,6 +50,20 @@ export function toolVersions(): ToolVersions {
 export function toolsCacheDir(): string {
   const root = process.env['APIGW_SYNCER_CACHE'] || join(process.env['HOME'] || homedir(), '.cache', 'apigw-syncer');
   return resolve(root, 'tools');
+}
+
+/** The production image's Node (NODE_RUNTIME_VERSION), installed by test/tooling/install-node-runtime.sh. */
+export function nodeRuntimePath(): string {
+  const file = join(repoRoot(), VERSIONS_REL);
+  const version = parseEnvFile(file).get('NODE_RUNTIME_VERSION');
+  if (!version) throw new Error(`${file}: NODE_RUNTIME_VERSION is not set`);
+  const path = join(toolsCacheDir(), `node-${version}`, 'bin', 'node');
+  try {
+    accessSync(path, constants.X_OK);
+  } catch {
+    throw new Error(`${path} is missing: run \`bash test/tooling/install-node-runtime.sh\` (npm test's pretest does)`);
+  }
+  return path;
 }
 
 /**
