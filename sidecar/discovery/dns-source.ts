@@ -5,7 +5,7 @@
 import { lookup } from 'node:dns/promises';
 import type { Peer } from './peer-set.js';
 import type { PeerSource, SourceDeps } from './source.js';
-import { realClock, type Clock } from './kubernetes/clock.js';
+import { realClock, type Clock } from './clock.js';
 
 /** Resolves a name to its addresses; rejects when it cannot (NXDOMAIN, timeout, …). */
 export type Resolver = (name: string) => Promise<readonly string[]>;

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
 import { parseConfig, type Config } from '../../sidecar/config.js';
-import type { Clock } from '../../sidecar/discovery/kubernetes/clock.js';
+import type { Clock } from '../../sidecar/discovery/clock.js';
 import type { Peer, PeerSet } from '../../sidecar/discovery/peer-set.js';
 import { PeerStore } from '../../sidecar/discovery/peer-store.js';
 import { Telemetry } from '../../sidecar/telemetry/metrics.js';

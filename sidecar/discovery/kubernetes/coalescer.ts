@@ -1,7 +1,7 @@
 // Joins a burst of watch events into one recomputation. The window opens at the first event
 // and is not extended by later ones, so the delay from any change to its peer set is bounded
 // by windowMs (a trailing debounce could be postponed forever by a busy stream).
-import type { Clock } from './clock.js';
+import type { Clock } from '../clock.js';
 
 export class Coalescer {
   private timer: { cancel(): void } | undefined;

@@ -8,7 +8,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { API_BACKOFF, Backoff } from './backoff.js';
 import { ApiErrorReporter, type ApiResource } from './api-errors.js';
-import { realClock, type Clock } from './clock.js';
+import { realClock, type Clock } from '../clock.js';
 import { Coalescer } from './coalescer.js';
 import { createKubeHttp, type KubeHttp } from './kube-http.js';
 import { narrowDeployment, narrowPod, narrowReplicaSet, type DeploymentLite, type Meta } from './objects.js';

@@ -10,7 +10,7 @@
 // periodic relist (resyncMs) is a safety net that also logs any drift it finds.
 import type { Logger } from 'pino';
 import { API_BACKOFF, Backoff } from './backoff.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../clock.js';
 import { isGone, KubeApiError, type KubeHttp, type Query } from './kube-http.js';
 import { narrowMeta, type Meta, type Narrow } from './objects.js';
 
