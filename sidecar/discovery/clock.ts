@@ -1,6 +1,5 @@
 // Time as a dependency of discovery: the reflector's watchdog, backoff sleeps, resync timer and
-// the DNS interval read it,
-// so tests can drive them without waiting.
+// the DNS interval read it, so tests can drive them without waiting.
 
 export interface Clock {
   now(): number;
