@@ -54,19 +54,20 @@ function handleCheck(req: IncomingMessage, res: ServerResponse, checkId: string,
   telemetry.checkStarted();
   const { result, shared } = deps.checker.check(parsed.token, parsed.origin);
   void result.then((r) => {
-    const durationMs = deps.now() - started;
-    telemetry.checkAnswered(r.verdict, durationMs / 1000, shared);
-    const counts = { synced: 0, missing: 0, error: 0, timeout: 0 };
-    for (const p of r.peers) counts[p.outcome]++;
-    log.info(
-      { checkId, origin: parsed.origin, fp: tokenFingerprint(parsed.token), verdict: r.verdict, durationMs: round(durationMs), peers: r.peers.length, ...counts, shared },
-      'check',
-    );
-    if (log.isLevelEnabled('debug')) log.debug({ checkId, peers: r.peers }, 'check peers');
+    const durationMs = round(deps.now() - started);
     // Strict checks deny with 403 unless Synced: auth_request passes 403 on, so nginx can reject
     // without any further logic; the verdict header and body are the same either way.
     const status = parsed.strict && r.verdict !== 'Synced' ? 403 : 200;
-    sendJson(res, status, { checkId, verdict: r.verdict, durationMs: round(durationMs), shared, peers: r.peers }, { 'X-Token-Status': r.verdict });
+    // Answer first: nginx is holding a client request; logging and metrics can follow.
+    sendJson(res, status, { checkId, verdict: r.verdict, durationMs, shared, peers: r.peers }, { 'X-Token-Status': r.verdict });
+    telemetry.checkAnswered(r.verdict, durationMs / 1000, shared);
+    if (log.isLevelEnabled('info')) {
+      const counts = { synced: 0, missing: 0, error: 0, timeout: 0 };
+      for (const p of r.peers) counts[p.outcome]++;
+      const fp = tokenFingerprint(parsed.token);
+      log.info({ checkId, origin: parsed.origin, fp, verdict: r.verdict, durationMs, peers: r.peers.length, ...counts, shared }, 'check');
+    }
+    if (log.isLevelEnabled('debug')) log.debug({ checkId, peers: r.peers }, 'check peers');
   });
 }
 
