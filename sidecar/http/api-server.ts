@@ -18,7 +18,7 @@ export interface ApiDeps {
   readonly isDraining: () => boolean;
 }
 
-export const CHECK_PATH = '/v1/synced';
+const CHECK_PATH = '/v1/synced';
 
 export function createApiServer(deps: ApiDeps): Server {
   let sequence = 0;

@@ -29,10 +29,6 @@ export class PeerPools {
     }
   }
 
-  get size(): number {
-    return this.pools.size;
-  }
-
   async close(): Promise<void> {
     const pools = [...this.pools.values()];
     this.pools.clear();
