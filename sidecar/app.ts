@@ -1,4 +1,5 @@
-// Wires discovery, probing, checking and both listeners together, and owns the shutdown order.
+// Wires discovery, probing, checking and both listeners together, subscribes logs and metrics
+// to what they report, and owns the shutdown order.
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,7 +13,9 @@ import { PeerStore } from './discovery/peer-store.js';
 import type { PeerSource, SourceDeps } from './discovery/source.js';
 import { createApiServer } from './http/api-server.js';
 import { createOpsServer } from './http/ops-server.js';
-import { PeerPools } from './probe/peer-pools.js';
+import { PeerChannels } from './probe/peer-channels.js';
+import { CheckLog } from './telemetry/check-log.js';
+import { DiscoveryLog } from './telemetry/discovery-log.js';
 import { Telemetry } from './telemetry/metrics.js';
 
 export interface AppOptions {
@@ -33,7 +36,7 @@ export interface Listening {
 export class App {
   readonly store: PeerStore;
   readonly telemetry: Telemetry;
-  private readonly pools: PeerPools;
+  private readonly channels: PeerChannels;
   private readonly checker: Checker;
   private readonly source: PeerSource;
   private readonly api: Server;
@@ -43,29 +46,55 @@ export class App {
 
   constructor(private readonly options: AppOptions) {
     const { config, log } = options;
-    this.telemetry = options.telemetry ?? new Telemetry();
-    this.store = new PeerStore(log, this.telemetry);
-    this.pools = new PeerPools(config.probe);
     const now = options.now ?? (() => performance.now());
+    const telemetry = (this.telemetry = options.telemetry ?? new Telemetry());
+    const checkLog = new CheckLog(log, config.probe.path, now);
+    const each = observers(log);
+
+    this.channels = new PeerChannels(config.probe, now);
     this.checker = new Checker(
-      this.store,
-      { config, pools: this.pools, telemetry: this.telemetry, now, random: options.random ?? Math.random },
-      log,
+      {
+        hardTimeoutMs: config.hardTimeoutMs,
+        retry: config.retry,
+        probeHeader: config.probe.header,
+        probeHeaderPrefix: config.probe.headerPrefix,
+        ...config.checks,
+      },
+      this.channels,
+      { now, random: options.random ?? Math.random },
+      { fanOutDone: each('fan-out', (r) => telemetry.fanOutDone(r), (r) => checkLog.fanOutDone(r)) },
     );
-    this.store.onChange((set) => this.pools.retain(set.peers));
-    const deps: SourceDeps = { config, store: this.store, log, telemetry: this.telemetry };
-    this.source = (options.source ?? createPeerSource)(deps);
+    telemetry.countInFlight(() => this.checker.waiting);
+
+    this.store = new PeerStore((err) => log.error({ err }, 'an observer of the peer set failed'));
+    // The checker first: its channels must follow a new set before anyone reports on it.
+    this.store.observe({ changed: (set, diff) => this.checker.peersChanged(set, diff) });
+    this.store.observe(telemetry);
+    this.store.observe(new DiscoveryLog(log));
+    this.source = (options.source ?? createPeerSource)({ config, store: this.store, log });
+
     const isDraining = (): boolean => this.draining;
     this.api = createApiServer({
       checker: this.checker,
-      store: this.store,
-      telemetry: this.telemetry,
+      hasPeers: () => this.store.current() !== undefined,
+      observer: {
+        wantsFingerprint: checkLog.wantsFingerprint,
+        answered: each('check', (e) => telemetry.answered(e), (e) => checkLog.answered(e)),
+        rejected: each('rejection', (reason) => telemetry.rejected(reason)),
+      },
       log,
       defaultOrigin: config.pod.name,
       now,
       isDraining,
     });
-    this.ops = createOpsServer({ store: this.store, telemetry: this.telemetry, isDraining });
+    this.ops = createOpsServer({
+      current: () => this.store.current(),
+      discoveryState: () => this.store.discoveryState(),
+      renderMetrics: () => telemetry.metrics(),
+      metricsContentType: telemetry.contentType,
+      isDraining,
+      now,
+    });
   }
 
   async start(): Promise<Listening> {
@@ -83,7 +112,7 @@ export class App {
     return { api, ops };
   }
 
-  /** Readiness goes 503, new checks are refused, in-flight checks finish, then everything closes. */
+  /** Readiness goes 503, new checks get 503, in-flight checks finish, then everything closes. */
   stop(): Promise<void> {
     this.stopping ??= this.shutdown();
     return this.stopping;
@@ -93,16 +122,36 @@ export class App {
     const { log } = this.options;
     this.draining = true;
     log.info('shutting down: refusing new checks, finishing in-flight ones');
-    const apiClosed = closeServer(this.api);
+    // The listener stays open while checks finish: connections still in the accept queue and
+    // requests already sent are answered (503, Connection: close), not reset by a closed socket.
     await this.checker.idle();
-    // Idle keep-alive connections from nginx would hold the server open; in-flight ones are done.
-    this.api.closeAllConnections();
+    // One more turn of the event loop, so requests that arrived meanwhile are read and answered.
+    await new Promise((resolve) => setImmediate(resolve));
+    const apiClosed = closeServer(this.api);
+    this.api.closeIdleConnections();
     await apiClosed;
-    await Promise.all([this.source.stop(), this.pools.close()]);
+    await Promise.all([this.source.stop(), this.channels.close()]);
     this.ops.closeAllConnections();
     await closeServer(this.ops);
     log.info('stopped');
   }
+}
+
+/**
+ * Composes observers of one event. Each is called in turn; one that throws is logged and reaches
+ * neither the others nor the check that reported the event.
+ */
+function observers(log: Logger) {
+  return <A extends unknown[]>(what: string, ...fns: Array<(...args: A) => void>): ((...args: A) => void) =>
+    (...args: A): void => {
+      for (const fn of fns) {
+        try {
+          fn(...args);
+        } catch (err) {
+          log.error({ err, event: what }, 'an observer of this event failed');
+        }
+      }
+    };
 }
 
 async function listen(server: Server, at: HostPort): Promise<AddressInfo> {

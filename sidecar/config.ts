@@ -1,18 +1,13 @@
 // The one typed configuration object, parsed and validated from the environment in one place.
 // Every problem is collected so an operator sees them all at once, each with its variable's name.
 import { isIP } from 'node:net';
+import { peerOrigin, type Peer } from './model.js';
 
 export type DiscoveryMode = 'static' | 'kubernetes' | 'dns';
 export type PeerScope = 'revision' | 'deployment';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
-
-export interface StaticPeer {
-  readonly name: string;
   readonly host: string;
   readonly port: number;
 }
@@ -24,7 +19,7 @@ export interface Config {
   readonly ops: HostPort;
   readonly discovery: {
     readonly mode: DiscoveryMode;
-    readonly staticPeers: readonly StaticPeer[];
+    readonly staticPeers: readonly Peer[];
     readonly kubernetes: {
       readonly deployment: string | undefined;
       readonly scope: PeerScope;
@@ -51,6 +46,11 @@ export interface Config {
     readonly maxRetries: number;
   };
   readonly hardTimeoutMs: number;
+  readonly checks: {
+    readonly maxInFlight: number;
+    readonly syncedTtlMs: number;
+    readonly syncedMax: number;
+  };
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -96,6 +96,9 @@ export const VARIABLES = {
   SYNCER_RETRY_JITTER: { default: '0.2', doc: 'Each delay varies by ± this fraction, so replicas do not retry in lockstep.' },
   SYNCER_MAX_RETRIES: { default: '8', doc: 'Retries per peer after its first probe.' },
   SYNCER_HARD_TIMEOUT_MS: { default: '1500', doc: 'Deadline of a whole check; unresolved peers are then "timeout".' },
+  SYNCER_MAX_IN_FLIGHT: { default: '256', doc: 'Check requests that may wait for a verdict at once; past it, 503 + Retry-After (overloaded).' },
+  SYNCER_SYNCED_TTL_MS: { default: '30000', doc: 'How long a Synced verdict is remembered and answered again without probing (0: never).' },
+  SYNCER_SYNCED_MAX: { default: '100000', doc: 'Most Synced verdicts remembered; the oldest are forgotten first.' },
 } as const;
 
 export type VariableName = keyof typeof VARIABLES;
@@ -105,6 +108,8 @@ const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debu
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // A DNS-1123 name, or any string kubelet would accept as a pod name / peer name in our lists.
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+// An RFC 1123 host name: labels of letters, digits and inner hyphens, 253 characters at most.
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/i;
 
 /** Collects errors while reading variables, so that parsing reports all of them at once. */
 class Reader {
@@ -174,10 +179,29 @@ export function parseHostPort(text: string): HostPort | string {
   return { host, port };
 }
 
-function parsePeers(r: Reader): StaticPeer[] {
+/**
+ * Why `host` cannot be probed, or undefined when it can: checked the way the probe URL is built
+ * (model.ts peerOrigin, then WHATWG URL as undici parses it), so configuration accepts only
+ * what the probe layer accepts.
+ */
+export function unprobeableHost(host: string, port: number, scheme: 'http' | 'https'): string | undefined {
+  if (isIP(host) === 0 && !HOST_NAME.test(host)) return `"${host}" is not an IP address or host name`;
+  const origin = peerOrigin(scheme, host, port);
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return `"${host}" cannot be part of a URL (${origin})`;
+  }
+  const expected = isIP(host) === 6 ? `[${host}]` : host.toLowerCase();
+  if (url.hostname !== expected) return `"${host}" would be probed as "${url.hostname}": write that instead`;
+  return undefined;
+}
+
+function parsePeers(r: Reader, scheme: 'http' | 'https'): Peer[] {
   const text = r.raw('SYNCER_PEERS');
   if (text === undefined) return [];
-  const peers: StaticPeer[] = [];
+  const peers: Peer[] = [];
   const names = new Set<string>();
   for (const item of text.split(',')) {
     const entry = item.trim();
@@ -191,6 +215,11 @@ function parsePeers(r: Reader): StaticPeer[] {
     const hp = parseHostPort(entry.slice(eq + 1));
     if (typeof hp === 'string' || hp.port === 0) {
       r.fail('SYNCER_PEERS', `peer "${name}": ${typeof hp === 'string' ? hp : 'port must not be 0'}`);
+      continue;
+    }
+    const unprobeable = unprobeableHost(hp.host, hp.port, scheme);
+    if (unprobeable !== undefined) {
+      r.fail('SYNCER_PEERS', `peer "${name}": ${unprobeable}`);
       continue;
     }
     if (names.has(name)) {
@@ -212,7 +241,8 @@ export function parseConfig(env: Env, context: ConfigContext): ConfigResult {
 
   const inCluster = (env['KUBERNETES_SERVICE_HOST'] ?? '') !== '';
   const mode = r.oneOf<DiscoveryMode>('SYNCER_DISCOVERY', ['static', 'kubernetes', 'dns'], inCluster ? 'kubernetes' : 'static');
-  const staticPeers = parsePeers(r);
+  const scheme = r.oneOf('SYNCER_PROBE_SCHEME', ['http', 'https'] as const, 'http');
+  const staticPeers = parsePeers(r, scheme);
   const dnsName = r.raw('SYNCER_DNS_NAME');
   if (mode === 'dns' && dnsName === undefined) r.fail('SYNCER_DNS_NAME', 'is required when SYNCER_DISCOVERY=dns');
   if (mode !== 'static' && staticPeers.length > 0) {
@@ -248,7 +278,7 @@ export function parseConfig(env: Env, context: ConfigContext): ConfigResult {
       dns: { name: dnsName, intervalMs: r.number('SYNCER_DNS_INTERVAL_MS', 5_000, 100, 3_600_000) },
     },
     probe: {
-      scheme: r.oneOf('SYNCER_PROBE_SCHEME', ['http', 'https'] as const, 'http'),
+      scheme,
       port: r.number('SYNCER_PROBE_PORT', 80, 1, 65_535),
       path,
       header,
@@ -264,6 +294,11 @@ export function parseConfig(env: Env, context: ConfigContext): ConfigResult {
       maxRetries: r.number('SYNCER_MAX_RETRIES', 8, 0, 1_000),
     },
     hardTimeoutMs: r.number('SYNCER_HARD_TIMEOUT_MS', 1_500, 1, 120_000),
+    checks: {
+      maxInFlight: r.number('SYNCER_MAX_IN_FLIGHT', 256, 1, 100_000),
+      syncedTtlMs: r.number('SYNCER_SYNCED_TTL_MS', 30_000, 0, 3_600_000),
+      syncedMax: r.number('SYNCER_SYNCED_MAX', 100_000, 1, 10_000_000),
+    },
   };
   return r.errors.length > 0 ? { ok: false, errors: r.errors } : { ok: true, config };
 }

@@ -6,11 +6,11 @@ import { pino } from 'pino';
 import type { Config } from './config.js';
 import { createDnsSource } from './discovery/dns-source.js';
 import { createKubernetesSource, loadDefaultKubeConfig, type KubernetesSource } from './discovery/kubernetes/kubernetes-source.js';
-import type { PeerSet } from './discovery/peer-set.js';
 import { PeerStore } from './discovery/peer-store.js';
 import type { PeerSource } from './discovery/source.js';
+import type { PeerSet } from './model.js';
+import { DiscoveryLog } from './telemetry/discovery-log.js';
 import { createLogger } from './telemetry/logger.js';
-import { Telemetry } from './telemetry/metrics.js';
 
 export interface PeersCommandOptions {
   readonly kubeConfig?: KubeConfig;
@@ -39,9 +39,9 @@ export async function runPeersCommand(config: Config, out: NodeJS.WritableStream
   // Operators read the table; only warnings and errors go to the log stream unless asked for more.
   const logLevel = effective.logLevel === 'info' ? 'warn' : effective.logLevel;
   const log = createLogger({ ...effective, logLevel }, pino.destination({ dest: options.logFd ?? 2, sync: true }));
-  const telemetry = new Telemetry({ defaultMetrics: false });
-  const store = new PeerStore(log, telemetry);
-  const deps = { config: effective, store, log, telemetry };
+  const store = new PeerStore();
+  store.observe(new DiscoveryLog(log));
+  const deps = { config: effective, store, log };
 
   let source: PeerSource;
   let kube: KubernetesSource | undefined;

@@ -22,6 +22,8 @@ t.before(async () => {
     SYNCER_RETRY_DELAY_MS: '5',
     SYNCER_RETRY_MAX_DELAY_MS: '40',
     SYNCER_MAX_RETRIES: String(MAX_RETRIES),
+    // These tests are about probing: every check probes (the Synced memo has check-memo.test.ts).
+    SYNCER_SYNCED_TTL_MS: '0',
   });
 });
 t.teardown(async () => {

@@ -30,5 +30,8 @@ t.test('rejected tokens say why, and never echo the token', async (t) => {
   }
   t.equal(parseCheckRequest(['a', 'b'], undefined, 'me').ok, false, 'repeated header');
   t.equal(parseCheckRequest('tok', 'bad origin', 'me').ok, false, 'malformed origin');
-  t.same(parseCheckRequest('tok', undefined, 'me', 'strict=yes'), { ok: false, error: 'strict must be true or false' });
+  t.same(parseCheckRequest('tok', undefined, 'me', 'strict=yes'), { ok: false, reason: 'bad_query', error: 'strict must be true or false' });
+  t.same(parseCheckRequest('tok', 'bad origin', 'me'), { ok: false, reason: 'bad_origin', error: 'X-Nginx-Origin must be a pod name or IP' }, 'each rejection says what was wrong');
+  t.same(parseCheckRequest(undefined, undefined, 'me'), { ok: false, reason: 'bad_token', error: 'X-Auth-Token header is required' });
+  t.same(parseCheckRequest('tok', ['a', 'b'], 'me'), { ok: false, reason: 'bad_origin', error: 'X-Nginx-Origin may be sent only once' });
 });

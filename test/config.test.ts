@@ -50,6 +50,7 @@ t.test('every variable is read and has a default in the table', async (t) => {
     SYNCER_RETRY_JITTER: '0', SYNCER_MAX_RETRIES: '3', SYNCER_HARD_TIMEOUT_MS: '900', SYNCER_DEPLOYMENT: 'apigw',
     SYNCER_PEER_SCOPE: 'deployment', SYNCER_RESYNC_MS: '60000', SYNCER_COALESCE_MS: '10', SYNCER_WATCH_TIMEOUT_S: '30',
     SYNCER_DNS_NAME: 'apigw-headless', SYNCER_DNS_INTERVAL_MS: '1000',
+    SYNCER_MAX_IN_FLIGHT: '64', SYNCER_SYNCED_TTL_MS: '0', SYNCER_SYNCED_MAX: '10',
   };
   t.same(Object.keys(env).sort(), Object.keys(VARIABLES).sort(), 'the test covers exactly the documented variables');
   const c = ok(env);
@@ -58,6 +59,7 @@ t.test('every variable is read and has a default in the table', async (t) => {
   t.same(c.discovery.staticPeers, [{ name: 'a', host: '10.1.0.8', port: 8000 }, { name: 'b', host: 'apigw-b.gw.svc', port: 8001 }]);
   t.same(c.probe, { scheme: 'https', port: 8443, path: '/probe', header: 'X-Token', headerPrefix: '', timeoutMs: 100, connectionsPerPeer: 4 });
   t.same(c.retry, { delayMs: 5, backoff: 1.5, maxDelayMs: 50, jitter: 0, maxRetries: 3 });
+  t.same(c.checks, { maxInFlight: 64, syncedTtlMs: 0, syncedMax: 10 });
   t.same(c.discovery.kubernetes, { deployment: 'apigw', scope: 'deployment', resyncMs: 60000, coalesceMs: 10, watchTimeoutS: 30 });
   t.same(c.discovery.dns, { name: 'apigw-headless', intervalMs: 1000 });
 });
@@ -91,4 +93,16 @@ t.test('mode-specific requirements', async (t) => {
   t.match(errors({ SYNCER_DISCOVERY: 'dns' }), [/^SYNCER_DNS_NAME: is required/]);
   t.match(errors({ SYNCER_DISCOVERY: 'kubernetes', SYNCER_PEERS: 'a=1.1.1.1:80' }), [/^SYNCER_PEERS: is only used with SYNCER_DISCOVERY=static/]);
   t.match(errors({ SYNCER_PEER_SCOPE: 'cluster' }), [/^SYNCER_PEER_SCOPE: must be one of revision, deployment/]);
+});
+
+t.test('static peers: only hosts the probe URL can be built from (IPv6 included)', async (t) => {
+  t.same(
+    ok({ SYNCER_PEERS: 'a=10.0.0.1:80,b=[fd00::2]:8000,c=Apigw-C.gw.svc:81' }).discovery.staticPeers,
+    [{ name: 'a', host: '10.0.0.1', port: 80 }, { name: 'b', host: 'fd00::2', port: 8000 }, { name: 'c', host: 'Apigw-C.gw.svc', port: 81 }],
+  );
+  t.same(errors({ SYNCER_PEERS: 'a=host/x:80' }), ['SYNCER_PEERS: peer "a": "host/x" is not an IP address or host name'], 'the crash of issue 9: refused at start');
+  t.same(errors({ SYNCER_PEERS: 'a=user@host:80' }), ['SYNCER_PEERS: peer "a": "user@host" is not an IP address or host name']);
+  t.same(errors({ SYNCER_PEERS: 'a=-bad.host:80' }), ['SYNCER_PEERS: peer "a": "-bad.host" is not an IP address or host name']);
+  t.same(errors({ SYNCER_PEERS: 'a=[fe80::1%eth0]:80' }), ['SYNCER_PEERS: peer "a": "fe80::1%eth0" cannot be part of a URL (http://[fe80::1%eth0]:80)'], 'zone IDs have no URL form');
+  t.same(errors({ SYNCER_PEERS: 'a=127.1:80' }), ['SYNCER_PEERS: peer "a": "127.1" would be probed as "127.0.0.1": write that instead']);
 });

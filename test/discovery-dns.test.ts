@@ -16,7 +16,7 @@ function setup(answers: (string[] | Error)[]) {
     if (next instanceof Error) throw next;
     return next;
   };
-  const source = createDnsSource({ config, store, log, telemetry }, { resolver, clock });
+  const source = createDnsSource({ config, store, log }, { resolver, clock });
   return { source, store, telemetry, clock, asked, lines };
 }
 
@@ -70,8 +70,8 @@ t.test('an initial failure leaves discovery pending (never publishes an empty se
 t.test('stop() does not wait for a stuck lookup', async (t) => {
   const config = configFrom({ SYNCER_DISCOVERY: 'dns', SYNCER_DNS_NAME: 'x' });
   const { log } = captureLogger();
-  const { store, telemetry } = newStore(log);
-  const source = createDnsSource({ config, store, log, telemetry }, { resolver: () => new Promise(() => undefined) });
+  const { store } = newStore(log);
+  const source = createDnsSource({ config, store, log }, { resolver: () => new Promise(() => undefined) });
   source.start();
   await source.stop();
   t.pass('stopped');

@@ -48,7 +48,7 @@ t.test('kubernetes discovery against a real control plane', async (t) => {
     });
     const { log, lines } = captureLogger('debug');
     const { store, telemetry } = newStore(log);
-    const source = createKubernetesSource({ config, store, log, telemetry }, { kubeConfig: kc });
+    const source = createKubernetesSource({ config, store, log }, { kubeConfig: kc });
     const history: { at: number; names: string[] }[] = [];
     store.onChange((set) => history.push({ at: performance.now(), names: names(set.peers) }));
     return { scope, config, store, telemetry, source, lines, history };

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { verdictOf, type PeerOutcome } from '../sidecar/check/verdict.js';
+import { verdictOf } from '../sidecar/check/verdict.js';
+import type { PeerOutcome } from '../sidecar/model.js';
 
 const s: PeerOutcome = 'synced', m: PeerOutcome = 'missing', e: PeerOutcome = 'error', to: PeerOutcome = 'timeout';
 const table: Array<[PeerOutcome[], string]> = [

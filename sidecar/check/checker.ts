@@ -1,51 +1,102 @@
-// Answers checks: picks the peers to probe from the current snapshot and lets identical
-// concurrent checks (same token, same origin) share one fan-out instead of multiplying probes.
-import type { Logger } from 'pino';
-import type { PeerStore } from '../discovery/peer-store.js';
-import { peerKey, type Peer } from '../discovery/peer-set.js';
-import { fanOut, type CheckResult, type FanOutContext } from './fan-out.js';
+// Answers checks: admits them up to a bound, answers a check already known Synced from the
+// memo, lets identical concurrent checks (same token AND origin) share one fan-out, and
+// otherwise fans out to every peer but the origin, with the peer channels of the current set.
+import type { FanOutResult, PeerSet, PeerSetDiff } from '../model.js';
+import type { PeerChannel } from '../probe/peer-channel.js';
+import type { PeerChannels } from '../probe/peer-channels.js';
+import { fanOut, type FanOutDeps, type FanOutSettings } from './fan-out.js';
+import { SyncedMemo } from './synced-memo.js';
+import { checkKey } from './token-keys.js';
 
-export interface CheckOutcome {
-  readonly result: Promise<CheckResult>;
-  /** True when this check joined one already in flight. */
-  readonly shared: boolean;
+export interface CheckerSettings extends FanOutSettings {
+  /** Check requests that may wait for a verdict at once; past it they are refused (overloaded). */
+  readonly maxInFlight: number;
+  readonly syncedTtlMs: number;
+  readonly syncedMax: number;
+  /** Name of the token header on probes, and the text before the token in it. */
+  readonly probeHeader: string;
+  readonly probeHeaderPrefix: string;
 }
 
-/** Repeated misconfiguration warnings for one peer and status are kept to one per this period. */
-const WARN_EVERY_MS = 10_000;
+export interface CheckerObserver {
+  /** A fan-out ended (once per fan-out, however many requests shared it). */
+  fanOutDone(result: FanOutResult): void;
+}
+
+export type Admission =
+  | { readonly kind: 'cached' }
+  | { readonly kind: 'overloaded' }
+  | { readonly kind: 'running'; readonly result: Promise<FanOutResult>; readonly shared: boolean };
+
+const CACHED: Admission = Object.freeze({ kind: 'cached' });
+const OVERLOADED: Admission = Object.freeze({ kind: 'overloaded' });
+/** Origins seen with one peer set (pod names and IPs): each keeps its own target list. */
+const MAX_TARGET_LISTS = 64;
+
+interface Flight {
+  readonly result: Promise<FanOutResult>;
+  /** Requests waiting on it, the first included. */
+  requests: number;
+}
 
 export class Checker {
-  private readonly inflight = new Map<string, Promise<CheckResult>>();
+  private readonly inflight = new Map<string, Flight>();
+  private readonly memo: SyncedMemo;
   private readonly idleWaiters: Array<() => void> = [];
-  private readonly lastWarned = new Map<string, number>();
-  private readonly ctx: FanOutContext;
+  private channels: readonly PeerChannel[] = [];
+  private targetsByOrigin = new Map<string, readonly PeerChannel[]>();
+  /** Bumped when the peer set gains a peer: verdicts from before did not ask it. */
+  private epoch = 0;
+  private waitingNow = 0;
 
   constructor(
-    private readonly store: PeerStore,
-    ctx: Omit<FanOutContext, 'onUnexpected'>,
-    private readonly log: Logger,
+    private readonly settings: CheckerSettings,
+    private readonly peerChannels: PeerChannels,
+    private readonly deps: FanOutDeps,
+    private readonly observer: CheckerObserver,
   ) {
-    this.ctx = { ...ctx, onUnexpected: (peer, status) => this.warnUnexpected(peer, status) };
+    this.memo = new SyncedMemo(settings.syncedTtlMs, settings.syncedMax, deps.now);
   }
 
-  /** Peers to probe for a token issued at `origin` (a pod name or IP): everyone else. */
-  static targets(peers: readonly Peer[], origin: string): readonly Peer[] {
-    return peers.filter((p) => p.name !== origin && p.host !== origin);
+  /** Check requests waiting for a verdict now. */
+  get waiting(): number {
+    return this.waitingNow;
   }
 
-  /** Starts (or joins) a check. Callers must first make sure the store has a peer set. */
-  check(token: string, origin: string): CheckOutcome {
-    const key = `${origin}\n${token}`;
+  /** Follows a new peer set: its channels, fresh target lists, and a forgotten memo if a peer joined. */
+  peersChanged(set: PeerSet, diff: PeerSetDiff): void {
+    this.channels = this.peerChannels.update(set.peers);
+    this.targetsByOrigin = new Map();
+    if (diff.added.length > 0) {
+      this.epoch++;
+      this.memo.clear();
+    }
+  }
+
+  /** Admits a check of `token` issued at `origin` (a pod name or IP). Callers make sure a peer set exists. */
+  check(token: string, origin: string): Admission {
+    const key = checkKey(origin, token);
+    if (this.memo.has(key)) return CACHED;
     const running = this.inflight.get(key);
-    if (running !== undefined) return { result: running, shared: true };
-    const peers = this.store.current()?.peers ?? [];
-    const result = fanOut(Checker.targets(peers, origin), token, this.ctx);
-    this.inflight.set(key, result);
-    void result.then(() => {
-      this.inflight.delete(key);
-      if (this.inflight.size === 0) this.idleWaiters.splice(0).forEach((wake) => wake());
-    });
-    return { result, shared: false };
+    if (running === undefined && this.waitingNow >= this.settings.maxInFlight) return OVERLOADED;
+    this.waitingNow++;
+    if (running !== undefined) {
+      running.requests++;
+      return { kind: 'running', result: running.result, shared: true };
+    }
+    const headers = [this.settings.probeHeader, this.settings.probeHeaderPrefix + token];
+    const flight: Flight = { result: fanOut(this.targets(origin), headers, this.settings, this.deps), requests: 1 };
+    this.inflight.set(key, flight);
+    const epoch = this.epoch;
+    flight.result.then(
+      (result) => {
+        this.land(key, flight);
+        if (result.verdict === 'Synced' && epoch === this.epoch) this.memo.remember(key);
+        this.observer.fanOutDone(result);
+      },
+      () => this.land(key, flight),
+    );
+    return { kind: 'running', result: flight.result, shared: false };
   }
 
   /** Resolves once no check is in flight (each is bounded by the hard deadline). */
@@ -54,16 +105,20 @@ export class Checker {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  private warnUnexpected(peer: Peer, status: number): void {
-    const key = `${peerKey(peer)} ${status}`;
-    const now = this.ctx.now();
-    const last = this.lastWarned.get(key);
-    if (last !== undefined && now - last < WARN_EVERY_MS) return;
-    if (this.lastWarned.size >= 1024) this.lastWarned.clear(); // peers come and go: keep the memory bounded
-    this.lastWarned.set(key, now);
-    this.log.warn(
-      { peer: peer.name, host: peer.host, port: peer.port, status, path: this.ctx.config.probe.path },
-      'peer answered the probe with an unexpected status: check SYNCER_PROBE_PATH, SYNCER_PROBE_PORT and the peer’s probe location',
-    );
+  /** Every peer but the origin (matched by pod name or IP), built once per peer set and origin. */
+  private targets(origin: string): readonly PeerChannel[] {
+    let targets = this.targetsByOrigin.get(origin);
+    if (targets === undefined) {
+      targets = this.channels.filter((c) => c.peer.name !== origin && c.peer.host !== origin);
+      if (this.targetsByOrigin.size >= MAX_TARGET_LISTS) this.targetsByOrigin.clear();
+      this.targetsByOrigin.set(origin, targets);
+    }
+    return targets;
+  }
+
+  private land(key: string, flight: Flight): void {
+    this.inflight.delete(key);
+    this.waitingNow -= flight.requests;
+    if (this.inflight.size === 0) this.idleWaiters.splice(0).forEach((wake) => wake());
   }
 }

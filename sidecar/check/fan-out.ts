@@ -1,124 +1,182 @@
-// One check's fan-out: probe every target peer at once, retry per the policy, and answer no later
-// than the hard deadline, which also aborts whatever probes are still in flight.
-import type { Config } from '../config.js';
-import type { Peer } from '../discovery/peer-set.js';
-import type { PeerPools } from '../probe/peer-pools.js';
-import { DEADLINE, probe, type ProbeResult } from '../probe/prober.js';
-import type { Telemetry } from '../telemetry/metrics.js';
-import { nextStep } from './retry-policy.js';
-import { verdictOf, type PeerOutcome, type Verdict } from './verdict.js';
+// One check's fan-out: probe every target peer at once, retry per the policy, and settle no later
+// than the hard deadline, which also cuts whatever probes are still waiting or in flight. It
+// takes what it needs and returns a result; it reports nothing to anyone on the way.
+import type { FanOutResult, Misconfigured, PeerOutcome, PeerReport, ProbeResultKind, ProbeTally } from '../model.js';
+import type { PeerChannel } from '../probe/peer-channel.js';
+import { CUT, type Probe, type ProbeListener, type ProbeResult } from '../probe/probe.js';
+import { nextStep, type RetrySettings } from './retry-policy.js';
+import { verdictOf } from './verdict.js';
 
-export interface PeerReport {
-  readonly name: string;
-  readonly outcome: PeerOutcome;
-  readonly attempts: number;
-  readonly lastStatus: number | null;
-  /** Why the last attempt failed without a status (ECONNREFUSED, …); null otherwise. */
-  readonly lastError: string | null;
+export interface FanOutSettings {
+  readonly hardTimeoutMs: number;
+  readonly retry: RetrySettings;
 }
 
-export interface CheckResult {
-  readonly verdict: Verdict;
-  readonly durationMs: number;
-  readonly peers: readonly PeerReport[];
-}
-
-export interface FanOutContext {
-  readonly config: Config;
-  readonly pools: PeerPools;
-  readonly telemetry: Telemetry;
+export interface FanOutDeps {
   readonly now: () => number;
   readonly random: () => number;
-  /** Told of statuses that stop retrying (403, 404, …): they mean misconfiguration. */
-  readonly onUnexpected: (peer: Peer, status: number) => void;
 }
-
-type MutableReport = { -readonly [K in keyof PeerReport]: PeerReport[K] };
 
 /**
- * What the deadline must be able to cut short for one peer: its probe in flight, or its wait
- * before the next retry. Held per peer rather than as listeners on one shared signal, so the
- * common case (every peer answers) registers nothing and creates no exception objects.
+ * Probes `targets` with `headers` ([name, value] carrying the token). Rejects only on a bug (an
+ * exception in this check's own decisions), never because of anything a peer does.
  */
-interface PeerRun {
-  done: boolean;
-  attempt: AbortController | undefined;
-  retryTimer: NodeJS.Timeout | undefined;
-  wake: (() => void) | undefined;
+export function fanOut(targets: readonly PeerChannel[], headers: string[], settings: FanOutSettings, deps: FanOutDeps): Promise<FanOutResult> {
+  return new Promise((resolve, reject) => new FanOut(targets, headers, settings, deps, resolve, reject).start());
 }
 
-export function fanOut(targets: readonly Peer[], token: string, ctx: FanOutContext): Promise<CheckResult> {
-  const started = ctx.now();
-  // Until a peer resolves, its outcome is what it would be at the deadline.
-  const reports: MutableReport[] = targets.map((p) => ({ name: p.name, outcome: 'timeout', attempts: 0, lastStatus: null, lastError: null }));
-  if (targets.length === 0) return Promise.resolve(snapshot(reports, started, ctx));
+const NONE: readonly Misconfigured[] = Object.freeze([]);
 
-  const { probe: probeConfig } = ctx.config;
-  const headers = { [probeConfig.header]: probeConfig.headerPrefix + token };
-  const runs: PeerRun[] = targets.map(() => ({ done: false, attempt: undefined, retryTimer: undefined, wake: undefined }));
-  return new Promise((resolve) => {
-    let pending = targets.length;
-    let done = false;
-    const finish = (): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(deadline);
-      for (const run of runs) cutShort(run);
-      resolve(snapshot(reports, started, ctx));
-    };
-    const deadline = setTimeout(finish, ctx.config.hardTimeoutMs);
-    targets.forEach((peer, i) => {
-      void probeUntilResolved(peer, reports[i]!, headers, runs[i]!, ctx).then(() => {
-        if (--pending === 0) finish();
-      });
-    });
-  });
-}
+/** One peer within a check: its attempts, its probe in flight or its wait before the next one. */
+class PeerRun implements ProbeListener {
+  outcome: PeerOutcome = 'timeout'; // what it is if the deadline comes first
+  attempts = 0;
+  lastStatus: number | null = null;
+  lastError: string | null = null;
+  done = false;
+  private probe: Probe | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
 
-/** The deadline passed: abort the peer's probe or end its wait; it stays 'timeout'. */
-function cutShort(run: PeerRun): void {
-  if (run.done) return;
-  run.done = true;
-  run.attempt?.abort(DEADLINE);
-  clearTimeout(run.retryTimer);
-  run.wake?.();
-}
+  constructor(
+    readonly channel: PeerChannel,
+    private readonly check: FanOut,
+  ) {}
 
-async function probeUntilResolved(
-  peer: Peer,
-  report: MutableReport,
-  headers: Readonly<Record<string, string>>,
-  run: PeerRun,
-  ctx: FanOutContext,
-): Promise<void> {
-  const pool = ctx.pools.get(peer);
-  const { path, timeoutMs } = ctx.config.probe;
-  while (!run.done) {
-    report.attempts++;
-    run.attempt = new AbortController();
-    const result: ProbeResult = await probe(pool, path, headers, run.attempt, timeoutMs);
-    run.attempt = undefined;
-    ctx.telemetry.probeDone(result.kind);
-    if (result.kind === 'aborted') return;
-    report.lastStatus = result.status;
-    report.lastError = result.errorCode;
-    const step = nextStep(result.kind, report.attempts, ctx.config.retry, ctx.random);
-    if (step.kind === 'resolve') {
-      run.done = true;
-      report.outcome = step.outcome;
-      if (result.kind === 'unexpected' && result.status !== null) ctx.onUnexpected(peer, result.status);
-      return;
+  /** One bound function per peer and check, not one closure per retry. */
+  private readonly retry = (): void => {
+    this.retryTimer = undefined;
+    try {
+      this.send();
+    } catch (err) {
+      this.check.fail(err);
     }
-    await new Promise<void>((resolve) => {
-      run.wake = resolve;
-      run.retryTimer = setTimeout(resolve, step.delayMs);
-    });
-    run.wake = undefined;
-    run.retryTimer = undefined;
+  };
+
+  send(): void {
+    if (this.done) return;
+    if (this.channel.departed) return this.resolve('departed');
+    this.attempts++;
+    this.probe = this.channel.probe(this.check.headers, this);
+  }
+
+  probeSettled(probe: Probe, result: ProbeResult): void {
+    if (this.probe === probe) this.probe = undefined;
+    this.check.tally[result.kind]++;
+    if (this.done || result.kind === 'aborted') return;
+    // Called from undici's callbacks: an exception here must fail this check, not undici's request.
+    try {
+      this.lastStatus = result.status;
+      this.lastError = result.errorCode;
+      const step = this.check.nextStep(result.kind, this.attempts);
+      if (result.kind === 'unexpected') this.check.misconfigured(this.channel, result);
+      if (step.kind === 'resolve') this.resolve(step.outcome);
+      else this.retryTimer = setTimeout(this.retry, step.delayMs);
+    } catch (err) {
+      this.check.fail(err);
+    }
+  }
+
+  /** The deadline passed: cut the probe or the wait; the outcome stays 'timeout' unless the peer left. */
+  cutShort(): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.channel.departed) this.outcome = 'departed';
+    clearTimeout(this.retryTimer);
+    this.probe?.cut(CUT.deadline);
+  }
+
+  report(): PeerReport {
+    return { name: this.channel.peer.name, outcome: this.outcome, attempts: this.attempts, lastStatus: this.lastStatus, lastError: this.lastError };
+  }
+
+  private resolve(outcome: PeerOutcome): void {
+    this.done = true;
+    this.outcome = outcome;
+    this.check.peerResolved();
   }
 }
 
-function snapshot(reports: readonly MutableReport[], started: number, ctx: FanOutContext): CheckResult {
-  const peers = reports.map((r) => ({ ...r }));
-  return { verdict: verdictOf(peers.map((p) => p.outcome)), durationMs: ctx.now() - started, peers };
+class FanOut {
+  readonly tally: ProbeTally = { synced: 0, missing: 0, error: 0, unexpected: 0, departed: 0, aborted: 0 };
+  private misconfiguredPeers: Misconfigured[] | undefined;
+  private readonly runs: PeerRun[];
+  private readonly started: number;
+  private pending: number;
+  private settled = false;
+  private deadline: NodeJS.Timeout | undefined;
+
+  constructor(
+    targets: readonly PeerChannel[],
+    readonly headers: string[],
+    private readonly settings: FanOutSettings,
+    private readonly deps: FanOutDeps,
+    private readonly resolve: (result: FanOutResult) => void,
+    private readonly reject: (err: unknown) => void,
+  ) {
+    this.started = deps.now();
+    this.runs = targets.map((channel) => new PeerRun(channel, this));
+    this.pending = this.runs.length;
+  }
+
+  start(): void {
+    try {
+      if (this.pending === 0) return this.finish();
+      this.deadline = setTimeout(this.onDeadline, this.settings.hardTimeoutMs);
+      for (const run of this.runs) run.send();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  nextStep(result: ProbeResultKind, attempts: number): ReturnType<typeof nextStep> {
+    return nextStep(result, attempts, this.settings.retry, this.deps.random);
+  }
+
+  misconfigured(channel: PeerChannel, result: ProbeResult): void {
+    (this.misconfiguredPeers ??= []).push({ peer: channel.peer, status: result.status, errorCode: result.errorCode });
+  }
+
+  peerResolved(): void {
+    if (--this.pending === 0) this.finish();
+  }
+
+  /** An exception in one of this check's own steps: this check fails (a 500), nothing else does. */
+  fail(err: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.deadline);
+    for (const run of this.runs) run.cutShort();
+    this.reject(err);
+  }
+
+  private readonly onDeadline = (): void => {
+    try {
+      this.finish();
+    } catch (err) {
+      this.fail(err);
+    }
+  };
+
+  private finish(): void {
+    if (this.settled) return;
+    const peers: PeerReport[] = [];
+    const outcomes: PeerOutcome[] = [];
+    for (const run of this.runs) {
+      run.cutShort();
+      const report = run.report();
+      peers.push(report);
+      outcomes.push(report.outcome);
+    }
+    const result: FanOutResult = {
+      verdict: verdictOf(outcomes),
+      durationMs: this.deps.now() - this.started,
+      peers,
+      probes: this.tally,
+      misconfigured: this.misconfiguredPeers ?? NONE,
+    };
+    // Settled only once the result exists: if building it threw, fail() still answers the check.
+    this.settled = true;
+    clearTimeout(this.deadline);
+    this.resolve(result);
+  }
 }

@@ -1,7 +1,6 @@
 // What to do after each probe of a peer: a pure decision, with randomness injected.
 import type { Config } from '../config.js';
-import type { ProbeResultKind } from '../probe/prober.js';
-import type { PeerOutcome } from './verdict.js';
+import type { PeerOutcome, ProbeResultKind } from '../model.js';
 
 export type RetrySettings = Config['retry'];
 
@@ -19,10 +18,12 @@ export function retryDelay(retry: number, s: RetrySettings, random: () => number
 }
 
 /** After `attempts` probes whose last one ended as `result`: resolve the peer, or retry after a delay. */
-export function nextStep(result: Exclude<ProbeResultKind, 'aborted'>, attempts: number, s: RetrySettings, random: () => number): PeerStep {
+export function nextStep(result: ProbeResultKind, attempts: number, s: RetrySettings, random: () => number): PeerStep {
   switch (result) {
     case 'synced':
       return { kind: 'resolve', outcome: 'synced' };
+    case 'departed':
+      return { kind: 'resolve', outcome: 'departed' };
     case 'unexpected':
       // A 403 or 404 will not change by retrying: it is a misconfiguration, reported at once.
       return { kind: 'resolve', outcome: 'error' };

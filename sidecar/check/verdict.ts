@@ -1,18 +1,20 @@
 // The verdict rule, as one pure function. The strings are a contract: nginx configs match on them.
-
-export type Verdict = 'Synced' | 'Partialy' | 'NotSynced' | 'Timeout';
-export type PeerOutcome = 'synced' | 'missing' | 'error' | 'timeout';
+import type { PeerOutcome, Verdict } from '../model.js';
 
 /**
- * Any peer unresolved at the deadline → Timeout; all synced (or no peers) → Synced;
- * more than half synced → Partialy; otherwise, exactly half included → NotSynced.
+ * Peers that left the set during the check are not counted. Of the rest: any unresolved at the
+ * deadline → Timeout; all synced (or none left) → Synced; more than half synced → Partialy;
+ * otherwise, exactly half included → NotSynced.
  */
 export function verdictOf(outcomes: readonly PeerOutcome[]): Verdict {
   let synced = 0;
+  let counted = 0;
   for (const outcome of outcomes) {
+    if (outcome === 'departed') continue;
     if (outcome === 'timeout') return 'Timeout';
+    counted++;
     if (outcome === 'synced') synced++;
   }
-  if (synced === outcomes.length) return 'Synced';
-  return synced * 2 > outcomes.length ? 'Partialy' : 'NotSynced';
+  if (synced === counted) return 'Synced';
+  return synced * 2 > counted ? 'Partialy' : 'NotSynced';
 }

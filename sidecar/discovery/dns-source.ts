@@ -3,7 +3,7 @@
 // the sidecar is not ready before its first peer set, so without it the first replica would
 // never see even itself in DNS (the name would not resolve) and never become ready.
 import { lookup } from 'node:dns/promises';
-import type { Peer } from './peer-set.js';
+import type { Peer } from '../model.js';
 import type { PeerSource, SourceDeps } from './source.js';
 import { realClock, type Clock } from './clock.js';
 
@@ -27,7 +27,7 @@ export function peersFromAddresses(addresses: readonly string[], ownIp: string |
 }
 
 export function createDnsSource(deps: SourceDeps, options: DnsSourceOptions = {}): PeerSource {
-  const { config, store, telemetry } = deps;
+  const { config, store } = deps;
   const log = deps.log.child({ component: 'discovery', mode: 'dns' });
   const name = config.discovery.dns.name ?? '';
   const resolver = options.resolver ?? systemResolver;
@@ -51,8 +51,7 @@ export function createDnsSource(deps: SourceDeps, options: DnsSourceOptions = {}
       if (stopped) return;
       const e = err as NodeJS.ErrnoException;
       const reason = `resolving ${name} failed: ${e.code ?? e.message}`;
-      telemetry.discoveryError('resolve');
-      store.markStale(reason);
+      store.reportFailure('resolve', reason);
       const hint = e.code === 'ENOTFOUND' || e.code === 'ENODATA' ? 'is it a headless Service with publishNotReadyAddresses: true?' : undefined;
       if (!failing) log.warn({ name, code: e.code, hint }, reason);
       else log.debug({ name, code: e.code }, reason);

@@ -1,28 +1,6 @@
-// The immutable peer-set snapshot every discovery source produces and the checker reads.
-
-export interface Peer {
-  /** Pod name (kubernetes), configured name (static) or address (dns). */
-  readonly name: string;
-  /** IP address or host name to probe. */
-  readonly host: string;
-  readonly port: number;
-}
-
-export interface PeerSet {
-  /** Increases by one with every published change; 1 is the first set. */
-  readonly version: number;
-  readonly peers: readonly Peer[];
-}
-
-/** Stable identity of a peer's endpoint: one connection pool per key. */
-export function peerKey(peer: Peer): string {
-  return `${peer.name}@${peer.host}:${peer.port}`;
-}
-
-export interface PeerSetDiff {
-  readonly added: readonly Peer[];
-  readonly removed: readonly Peer[];
-}
+// Operations on peer-set snapshots: the diff between two, and the normal form every set is
+// published in. The types themselves are the shared model's (model.ts).
+import { peerKey, type Peer, type PeerSetDiff } from '../model.js';
 
 export function diffPeers(before: readonly Peer[], after: readonly Peer[]): PeerSetDiff {
   const beforeKeys = new Set(before.map(peerKey));

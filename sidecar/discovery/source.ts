@@ -1,11 +1,10 @@
 // A discovery source: anything that publishes whole peer sets into the PeerStore.
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { Telemetry } from '../telemetry/metrics.js';
 import type { PeerStore } from './peer-store.js';
 
 export interface PeerSource {
-  /** Begins discovery; failures are reported through the store (stale) and logs, never thrown. */
+  /** Begins discovery; failures are reported to the store (reportFailure) and logs, never thrown. */
   start(): void;
   /** Stops watches and timers; resolves when nothing of the source is left running. */
   stop(): Promise<void>;
@@ -15,5 +14,4 @@ export interface SourceDeps {
   readonly config: Config;
   readonly store: PeerStore;
   readonly log: Logger;
-  readonly telemetry: Telemetry;
 }

@@ -1,17 +1,27 @@
-// The check API that nginx auth_request calls on localhost: GET /v1/synced.
+// The check API that nginx auth_request calls on localhost: GET (or HEAD) /v1/synced.
+// Every request gets an answer: a verdict, a refusal that says why, or — if this code has a bug —
+// a 500 for that request alone and a log line; nothing thrown here reaches another request.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { Checker } from '../check/checker.js';
-import type { PeerStore } from '../discovery/peer-store.js';
-import type { Telemetry } from '../telemetry/metrics.js';
-import { tokenFingerprint } from '../telemetry/logger.js';
+import type { Admission, Checker } from '../check/checker.js';
+import { tokenFingerprint } from '../check/token-keys.js';
+import type { CheckAnswered, CheckResult, FanOutResult, RejectReason } from '../model.js';
 import { parseCheckRequest } from './check-request.js';
 import { pathOf, queryOf, sendError, sendJson } from './respond.js';
 
+export interface ApiObserver {
+  /** Whether answered() wants CheckAnswered.fingerprint (hashing the token costs a little). */
+  readonly wantsFingerprint: boolean;
+  answered(event: CheckAnswered): void;
+  rejected(reason: RejectReason): void;
+}
+
 export interface ApiDeps {
   readonly checker: Checker;
-  readonly store: PeerStore;
-  readonly telemetry: Telemetry;
+  /** Whether discovery has produced a peer set yet. */
+  readonly hasPeers: () => boolean;
+  readonly observer: ApiObserver;
+  /** For this listener's own failures (a bug answered 500); check lines go through the observer. */
   readonly log: Logger;
   readonly defaultOrigin: string;
   readonly now: () => number;
@@ -19,56 +29,91 @@ export interface ApiDeps {
 }
 
 const CHECK_PATH = '/v1/synced';
+/** A memo hit's verdict, the same object every time (its peers were probed by an earlier check). */
+const CACHED_RESULT: CheckResult = Object.freeze({ verdict: 'Synced', durationMs: 0, peers: Object.freeze([]) });
+const RETRY_AFTER = { 'Retry-After': '1' } as const;
 
 export function createApiServer(deps: ApiDeps): Server {
   let sequence = 0;
   const idPrefix = process.pid.toString(36);
-  const server = createServer(
+  return createServer(
     // Tokens up to 8 KiB must reach our own 400 answer instead of Node's bare 431.
     { maxHeaderSize: 32 * 1024, keepAliveTimeout: 65_000 },
     (req, res) => {
-      if (pathOf(req.url) !== CHECK_PATH) return sendError(res, 404, 'not found');
-      if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'method not allowed', { Allow: 'GET, HEAD' });
-      handleCheck(req, res, `${idPrefix}-${(++sequence).toString(36)}`, deps);
+      const checkId = `${idPrefix}-${(++sequence).toString(36)}`;
+      try {
+        if (pathOf(req.url) !== CHECK_PATH) return sendError(res, 404, 'not found');
+        if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'method not allowed', { Allow: 'GET, HEAD' });
+        handleCheck(req, res, checkId, deps);
+      } catch (err) {
+        internalError(res, checkId, err, deps);
+      }
     },
   );
-  return server;
 }
 
 function handleCheck(req: IncomingMessage, res: ServerResponse, checkId: string, deps: ApiDeps): void {
-  const { telemetry, log } = deps;
-  if (deps.isDraining()) {
-    telemetry.checkRejected('shutting_down');
-    return sendError(res, 503, 'shutting down', { Connection: 'close' });
-  }
+  const { observer } = deps;
+  if (deps.isDraining()) return reject(res, 'shutting_down', 503, 'shutting down', deps, { Connection: 'close' });
   const parsed = parseCheckRequest(req.headers['x-auth-token'], req.headers['x-nginx-origin'], deps.defaultOrigin, queryOf(req.url));
-  if (!parsed.ok) {
-    telemetry.checkRejected('bad_token');
-    return sendError(res, 400, parsed.error);
-  }
-  if (deps.store.current() === undefined) {
-    telemetry.checkRejected('not_ready');
-    return sendError(res, 503, 'discovery has not produced a peer set yet');
-  }
+  if (!parsed.ok) return reject(res, parsed.reason, 400, parsed.error, deps);
+  if (!deps.hasPeers()) return reject(res, 'not_ready', 503, 'discovery has not produced a peer set yet', deps);
   const started = deps.now();
-  telemetry.checkStarted();
-  const { result, shared } = deps.checker.check(parsed.token, parsed.origin);
-  void result.then((r) => {
-    const durationMs = round(deps.now() - started);
-    // Strict checks deny with 403 unless Synced: auth_request passes 403 on, so nginx can reject
-    // without any further logic; the verdict header and body are the same either way.
-    const status = parsed.strict && r.verdict !== 'Synced' ? 403 : 200;
-    // Answer first: nginx is holding a client request; logging and metrics can follow.
-    sendJson(res, status, { checkId, verdict: r.verdict, durationMs, shared, peers: r.peers }, { 'X-Token-Status': r.verdict });
-    telemetry.checkAnswered(r.verdict, durationMs / 1000, shared);
-    if (log.isLevelEnabled('info')) {
-      const counts = { synced: 0, missing: 0, error: 0, timeout: 0 };
-      for (const p of r.peers) counts[p.outcome]++;
-      const fp = tokenFingerprint(parsed.token);
-      log.info({ checkId, origin: parsed.origin, fp, verdict: r.verdict, durationMs, peers: r.peers.length, ...counts, shared }, 'check');
+  const admission: Admission = deps.checker.check(parsed.token, parsed.origin);
+  const fingerprint = observer.wantsFingerprint ? tokenFingerprint(parsed.token) : undefined;
+  switch (admission.kind) {
+    case 'overloaded':
+      return reject(res, 'overloaded', 503, 'overloaded: too many checks in flight', deps, RETRY_AFTER);
+    case 'cached':
+      return answer(res, { checkId, origin: parsed.origin, fingerprint, status: 200, durationMs: round(deps.now() - started), shared: false, cached: true, result: CACHED_RESULT }, deps);
+    case 'running': {
+      const { shared } = admission;
+      admission.result.then(
+        (result: FanOutResult) => {
+          // Strict checks deny with 403 unless Synced: auth_request passes 403 on, so nginx can
+          // reject without further logic; the verdict header and body are the same either way.
+          const status = parsed.strict && result.verdict !== 'Synced' ? 403 : 200;
+          try {
+            answer(res, { checkId, origin: parsed.origin, fingerprint, status, durationMs: round(deps.now() - started), shared, cached: false, result }, deps);
+          } catch (err) {
+            internalError(res, checkId, err, deps);
+          }
+        },
+        (err: unknown) => internalError(res, checkId, err, deps),
+      );
     }
-    if (log.isLevelEnabled('debug')) log.debug({ checkId, peers: r.peers }, 'check peers');
-  });
+  }
+}
+
+/** Answer first: nginx is holding a client request; logs and metrics follow. */
+function answer(res: ServerResponse, event: CheckAnswered, deps: ApiDeps): void {
+  const { result } = event;
+  sendJson(
+    res,
+    event.status,
+    { checkId: event.checkId, verdict: result.verdict, durationMs: event.durationMs, shared: event.shared, cached: event.cached, peers: result.peers },
+    { 'X-Token-Status': result.verdict },
+  );
+  deps.observer.answered(event);
+}
+
+function reject(res: ServerResponse, reason: RejectReason, status: number, error: string, deps: ApiDeps, headers?: Readonly<Record<string, string>>): void {
+  sendError(res, status, error, headers);
+  deps.observer.rejected(reason);
+}
+
+function internalError(res: ServerResponse, checkId: string, err: unknown, deps: ApiDeps): void {
+  deps.log.error({ err, checkId, answered: res.headersSent }, 'internal error in a check (a bug): answered 500 unless already answered');
+  if (!res.headersSent) {
+    try {
+      sendError(res, 500, 'internal error');
+    } catch {
+      res.destroy();
+    }
+  } else if (!res.writableEnded) {
+    res.destroy();
+  }
+  deps.observer.rejected('internal_error');
 }
 
 function round(ms: number): number {

@@ -1,16 +1,41 @@
 // Ops listener for the kubelet and Prometheus: liveness, readiness, metrics.
 import { createServer, type Server } from 'node:http';
-import type { PeerStore } from '../discovery/peer-store.js';
-import type { Telemetry } from '../telemetry/metrics.js';
+import type { DiscoveryState, PeerSet } from '../model.js';
 import { pathOf, sendError, sendJson } from './respond.js';
 
 export interface OpsDeps {
-  readonly store: PeerStore;
-  readonly telemetry: Telemetry;
+  readonly current: () => PeerSet | undefined;
+  readonly discoveryState: () => DiscoveryState;
+  /** Renders the Prometheus text; called at most once per METRICS_TTL_MS, however often scraped. */
+  readonly renderMetrics: () => Promise<string>;
+  readonly metricsContentType: string;
   readonly isDraining: () => boolean;
+  readonly now: () => number;
 }
 
+/**
+ * Rendered metrics are served again for this long, and concurrent scrapes share one render: a
+ * scrape flood (the listener is reachable from the pod network) costs at most ten renders a
+ * second (about 1 % of a core), not one per request, so it cannot starve checks on the shared
+ * event loop. Short enough that no reader notices: Prometheus scrapes every 15 s or so.
+ */
+export const METRICS_TTL_MS = 100;
+
 export function createOpsServer(deps: OpsDeps): Server {
+  let rendered: { text: Promise<string>; at: number } | undefined;
+  const metrics = (): Promise<string> => {
+    const now = deps.now();
+    if (rendered === undefined || now - rendered.at >= METRICS_TTL_MS) {
+      const text = deps.renderMetrics();
+      rendered = { text, at: now };
+      // A failed render is not served again.
+      text.catch(() => {
+        if (rendered?.text === text) rendered = undefined;
+      });
+    }
+    return rendered.text;
+  };
+
   return createServer((req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'method not allowed', { Allow: 'GET, HEAD' });
     switch (pathOf(req.url)) {
@@ -18,19 +43,21 @@ export function createOpsServer(deps: OpsDeps): Server {
         return sendJson(res, 200, { status: 'ok' });
       case '/readyz': {
         // Readiness depends only on the first peer set: a stale set still answers checks.
-        const set = deps.store.current();
+        const set = deps.current();
         if (deps.isDraining()) return sendJson(res, 503, { status: 'shutting down' });
         if (set === undefined) return sendJson(res, 503, { status: 'waiting for discovery' });
-        return sendJson(res, 200, { status: 'ready', discovery: deps.store.discoveryState(), peers: set.peers.length, version: set.version });
+        return sendJson(res, 200, { status: 'ready', discovery: deps.discoveryState(), peers: set.peers.length, version: set.version });
       }
       case '/metrics':
-        deps.telemetry.metrics().then(
+        metrics().then(
           (text) => {
-            res.writeHead(200, { 'Content-Type': deps.telemetry.contentType });
-            res.end(text);
+            res.writeHead(200, { 'Content-Type': deps.metricsContentType });
+            res.end(req.method === 'HEAD' ? undefined : text);
           },
           () => sendError(res, 500, 'metrics collection failed'),
-        );
+        )
+          // Writing to a socket that just closed must not become an unhandled rejection.
+          .catch(() => res.destroy());
         return;
       default:
         return sendError(res, 404, 'not found');

@@ -1,5 +1,4 @@
 // pino JSON logs on stdout, with the pod and namespace on every line so one pod's stream reads alone.
-import { createHash } from 'node:crypto';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import type { Config } from '../config.js';
 
@@ -15,9 +14,4 @@ export function createLogger(config: Config, destination?: DestinationStream): L
   // Asynchronous stdout: a slow log reader must not stall checks on the event loop. pino flushes
   // it synchronously on process exit, so fatal lines before process.exit are not lost.
   return pino(options, destination ?? pino.destination({ dest: 1, sync: false }));
-}
-
-/** A short, stable fingerprint to correlate one token's checks across pods without revealing it. */
-export function tokenFingerprint(token: string): string {
-  return createHash('sha256').update(token).digest('hex').slice(0, 12);
 }

@@ -1,21 +1,25 @@
 // Prometheus metrics, on a registry of our own so tests can run several instances in one process.
-// Labels are closed sets (verdicts, outcomes, states): no token, origin or peer IP ever becomes a label.
+// An observer: app.ts subscribes it to the store, the checker and the check API, which never
+// import it. Labels are closed sets (verdicts, outcomes, states, reasons): no token, origin or
+// peer address ever becomes a label. Label handles are bound once, not looked up per check.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { DiscoveryState } from '../discovery/peer-store.js';
-import type { PeerSetDiff } from '../discovery/peer-set.js';
-import type { ProbeResultKind } from '../probe/prober.js';
-import type { Verdict } from '../check/verdict.js';
+import type { CheckAnswered, DiscoveryState, FanOutResult, PeerSet, PeerSetDiff, ProbeTally, RejectReason, Verdict } from '../model.js';
 
 const DISCOVERY_STATES: readonly DiscoveryState[] = ['pending', 'synced', 'stale'];
+const PROBE_RESULTS: ReadonlyArray<keyof ProbeTally> = ['synced', 'missing', 'error', 'unexpected', 'departed', 'aborted'];
+
+interface CheckHandles {
+  readonly count: { inc(): void };
+  readonly duration: { observe(value: number): void };
+}
 
 export class Telemetry {
   readonly registry = new Registry();
-  private readonly checks: Counter<'verdict'>;
-  private readonly checkDuration: Histogram<'verdict'>;
+  private readonly byVerdict: Readonly<Record<Verdict, CheckHandles>>;
   private readonly checksShared: Counter;
-  private readonly checksInFlight: Gauge;
+  private readonly checksCached: Counter;
   private readonly checksRejected: Counter<'reason'>;
-  private readonly probes: Counter<'result'>;
+  private readonly probes: Readonly<Record<keyof ProbeTally, { inc(n: number): void }>>;
   private readonly peers: Gauge;
   private readonly peerChanges: Counter<'change'>;
   private readonly discovery: Gauge<'state'>;
@@ -23,27 +27,42 @@ export class Telemetry {
 
   constructor(options: { defaultMetrics: boolean } = { defaultMetrics: true }) {
     const registers = [this.registry];
-    this.checks = new Counter({ name: 'syncer_checks_total', help: 'Checks answered, by verdict.', labelNames: ['verdict'], registers });
-    this.checkDuration = new Histogram({
+    const checks = new Counter({ name: 'syncer_checks_total', help: 'Checks answered, by verdict.', labelNames: ['verdict'], registers });
+    const checkDuration = new Histogram({
       name: 'syncer_check_duration_seconds',
       help: 'Time from a check request to its verdict.',
       labelNames: ['verdict'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
+    const handles = (v: Verdict): CheckHandles => ({ count: checks.labels(v), duration: checkDuration.labels(v) });
+    this.byVerdict = { Synced: handles('Synced'), Partialy: handles('Partialy'), NotSynced: handles('NotSynced'), Timeout: handles('Timeout') };
     this.checksShared = new Counter({
       name: 'syncer_checks_shared_total',
       help: 'Checks answered by joining an identical check already in flight (no extra probes).',
       registers,
     });
-    this.checksInFlight = new Gauge({ name: 'syncer_checks_in_flight', help: 'Check requests waiting for their verdict.', registers });
+    this.checksCached = new Counter({
+      name: 'syncer_checks_cached_total',
+      help: 'Checks answered Synced from the memo of recent Synced verdicts (no probes).',
+      registers,
+    });
     this.checksRejected = new Counter({
       name: 'syncer_checks_rejected_total',
-      help: 'Check requests refused before probing, by reason.',
+      help: 'Check requests answered without a verdict, by reason.',
       labelNames: ['reason'],
       registers,
     });
-    this.probes = new Counter({ name: 'syncer_probes_total', help: 'Probes sent to peers, by result.', labelNames: ['result'], registers });
+    const probes = new Counter({ name: 'syncer_probes_total', help: 'Probes sent to peers, by result.', labelNames: ['result'], registers });
+    const byResult = (r: keyof ProbeTally): { inc(n: number): void } => probes.labels(r);
+    this.probes = {
+      synced: byResult('synced'),
+      missing: byResult('missing'),
+      error: byResult('error'),
+      unexpected: byResult('unexpected'),
+      departed: byResult('departed'),
+      aborted: byResult('aborted'),
+    };
     this.peers = new Gauge({ name: 'syncer_peers', help: 'Peers in the current peer set.', registers });
     this.peerChanges = new Counter({
       name: 'syncer_peer_set_changes_total',
@@ -63,41 +82,62 @@ export class Telemetry {
       labelNames: ['kind'],
       registers,
     });
+    this.stateChanged('pending');
+    // prom-client's defaults include the event-loop delay (nodejs_eventloop_lag_*, from
+    // monitorEventLoopDelay): what eats the margin between retries and the deadline.
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }
 
-  checkStarted(): void {
-    this.checksInFlight.inc();
+  /** syncer_checks_in_flight, read from `read` at each scrape instead of counted per check. */
+  countInFlight(read: () => number): void {
+    new Gauge({
+      name: 'syncer_checks_in_flight',
+      help: 'Check requests waiting for their verdict.',
+      registers: [this.registry],
+      collect() {
+        this.set(read());
+      },
+    });
   }
 
-  checkAnswered(verdict: Verdict, seconds: number, shared: boolean): void {
-    this.checksInFlight.dec();
-    this.checks.inc({ verdict });
-    this.checkDuration.observe({ verdict }, seconds);
-    if (shared) this.checksShared.inc();
+  // ---- the check API and the checker ---------------------------------------------------------
+
+  answered(e: CheckAnswered): void {
+    const h = this.byVerdict[e.result.verdict];
+    h.count.inc();
+    h.duration.observe(e.durationMs / 1000);
+    if (e.shared) this.checksShared.inc();
+    if (e.cached) this.checksCached.inc();
   }
 
-  checkRejected(reason: 'bad_token' | 'not_ready' | 'shutting_down'): void {
+  rejected(reason: RejectReason): void {
     this.checksRejected.inc({ reason });
   }
 
-  probeDone(result: ProbeResultKind): void {
-    this.probes.inc({ result });
+  fanOutDone(result: FanOutResult): void {
+    for (const kind of PROBE_RESULTS) {
+      const n = result.probes[kind];
+      if (n > 0) this.probes[kind].inc(n);
+    }
   }
 
-  peerSetChanged(size: number, diff: PeerSetDiff): void {
-    this.peers.set(size);
+  // ---- discovery (the peer store) ------------------------------------------------------------
+
+  changed(set: PeerSet, diff: PeerSetDiff): void {
+    this.peers.set(set.peers.length);
     if (diff.added.length > 0) this.peerChanges.inc({ change: 'added' }, diff.added.length);
     if (diff.removed.length > 0) this.peerChanges.inc({ change: 'removed' }, diff.removed.length);
   }
 
-  discoveryState(state: DiscoveryState): void {
+  stateChanged(state: DiscoveryState): void {
     for (const s of DISCOVERY_STATES) this.discovery.set({ state: s }, s === state ? 1 : 0);
   }
 
-  discoveryError(kind: string): void {
+  failed(kind: string): void {
     this.discoveryErrors.inc({ kind });
   }
+
+  // ---------------------------------------------------------------------------------------------
 
   metrics(): Promise<string> {
     return this.registry.metrics();

@@ -6,8 +6,9 @@ import { performance } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
 import { parseConfig, type Config } from '../../sidecar/config.js';
 import type { Clock } from '../../sidecar/discovery/clock.js';
-import type { Peer, PeerSet } from '../../sidecar/discovery/peer-set.js';
+import type { Peer, PeerSet } from '../../sidecar/model.js';
 import { PeerStore } from '../../sidecar/discovery/peer-store.js';
+import { DiscoveryLog } from '../../sidecar/telemetry/discovery-log.js';
 import { Telemetry } from '../../sidecar/telemetry/metrics.js';
 
 export function configFrom(env: Record<string, string>): Config {
@@ -38,9 +39,13 @@ export function captureLogger(level: pino.LevelWithSilent = 'debug', echo?: (lin
   return { log: pino({ level }, stream), lines };
 }
 
+/** A store with metrics and discovery logs subscribed, as the sidecar wires them (app.ts). */
 export function newStore(log: Logger): { store: PeerStore; telemetry: Telemetry } {
   const telemetry = new Telemetry({ defaultMetrics: false });
-  return { store: new PeerStore(log, telemetry), telemetry };
+  const store = new PeerStore();
+  store.observe(telemetry);
+  store.observe(new DiscoveryLog(log));
+  return { store, telemetry };
 }
 
 export function names(peers: readonly Peer[]): string[] {

@@ -2,7 +2,6 @@
 // mistake, not weather: it is logged at error level once per (verb, resource), naming the grant
 // that fixes it. Transient failures log once per outage at warn, repeats at debug.
 import type { Logger } from 'pino';
-import type { Telemetry } from '../../telemetry/metrics.js';
 import type { KubeApiError } from './kube-http.js';
 
 export type ApiVerb = 'get' | 'list' | 'watch';
@@ -17,13 +16,11 @@ export class ApiErrorReporter {
 
   constructor(
     private readonly log: Logger,
-    private readonly telemetry: Telemetry,
     private readonly namespace: string,
   ) {}
 
-  /** Counts, logs (as above) and returns a one-line reason for PeerStore.markStale. */
+  /** Logs (as above) and returns a one-line reason for PeerStore.reportFailure. */
   report(verb: ApiVerb, resource: ApiResource, err: KubeApiError): string {
-    this.telemetry.discoveryError(verb);
     if (err.status === 403) {
       const line = `forbidden: cannot ${verb} ${GROUP[resource]}${resource} in namespace ${this.namespace} — grant get/list/watch on ${GROUP[resource]}${resource} (roles/)`;
       const cause = `${verb} ${resource}`;

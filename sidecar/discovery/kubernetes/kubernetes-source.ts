@@ -10,7 +10,7 @@ import { API_BACKOFF, Backoff } from './backoff.js';
 import { ApiErrorReporter, type ApiResource } from './api-errors.js';
 import { realClock, type Clock } from '../clock.js';
 import { Coalescer } from './coalescer.js';
-import { createKubeHttp, type KubeHttp } from './kube-http.js';
+import { createKubeHttp, type KubeApiError, type KubeHttp } from './kube-http.js';
 import { narrowDeployment, narrowPod, narrowReplicaSet, type DeploymentLite, type Meta } from './objects.js';
 import { resolveDeployment } from './owner-resolution.js';
 import { computePeers, type PeerComputation } from './peers-from-objects.js';
@@ -37,7 +37,7 @@ export interface KubernetesSource extends PeerSource {
 }
 
 export function createKubernetesSource(deps: SourceDeps, options: KubernetesSourceOptions = {}): KubernetesSource {
-  const { config, store, telemetry } = deps;
+  const { config, store } = deps;
   const k = config.discovery.kubernetes;
   const namespace = config.pod.namespace;
   const ns = encodeURIComponent(namespace);
@@ -45,7 +45,7 @@ export function createKubernetesSource(deps: SourceDeps, options: KubernetesSour
   const clock = options.clock ?? realClock;
   const random = options.random ?? Math.random;
   const http = options.http ?? createKubeHttp(options.kubeConfig ?? loadDefaultKubeConfig);
-  const errors = new ApiErrorReporter(log, telemetry, namespace);
+  const errors = new ApiErrorReporter(log, namespace);
 
   const stopController = new AbortController();
   let running: Promise<void> | undefined;
@@ -72,7 +72,7 @@ export function createKubernetesSource(deps: SourceDeps, options: KubernetesSour
       },
       failed: (verb, err) => {
         problem = errors.report(verb, resource, err);
-        store.markStale(problem);
+        store.reportFailure(verb, problem);
       },
     };
     return new Reflector<T>({
@@ -163,7 +163,7 @@ export function createKubernetesSource(deps: SourceDeps, options: KubernetesSour
         problem =
           r.error.status === 404 && r.resource === 'pods'
             ? `pod ${config.pod.name} not found in namespace ${namespace} (check POD_NAME/POD_NAMESPACE, or set SYNCER_DEPLOYMENT)`
-            : errors.report('get', r.resource, r.error);
+            : reportGetFailure(r.resource, r.error);
         if (r.error.status === 404 && problem !== logged) log.warn(problem);
       } else {
         problem = r.message;
@@ -173,6 +173,13 @@ export function createKubernetesSource(deps: SourceDeps, options: KubernetesSour
       await sleep(backoff.next());
     }
     return undefined;
+  }
+
+  /** Resolving the Deployment failed: logged, counted, and (once a set exists) marked stale. */
+  function reportGetFailure(resource: ApiResource, err: KubeApiError): string {
+    const line = errors.report('get', resource, err);
+    store.reportFailure('get', line);
+    return line;
   }
 
   function sleep(ms: number): Promise<void> {

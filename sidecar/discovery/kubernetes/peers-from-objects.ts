@@ -1,7 +1,7 @@
 // The peer set as a pure function of what the watches hold: (Deployment, its ReplicaSets, pods,
 // scope) → peers, plus a per-pod explanation that the `peers` command prints.
 import type { PeerScope } from '../../config.js';
-import type { Peer } from '../peer-set.js';
+import type { Peer } from '../../model.js';
 import { controllerOf, REVISION_ANNOTATION, type DeploymentLite, type PodLite, type ReplicaSetLite } from './objects.js';
 
 export interface DiscoveryObjects {

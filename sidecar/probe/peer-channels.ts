@@ -1,0 +1,72 @@
+// The one owner of every peer's channel (and so of its connection pool): opened when a peer
+// joins the set, departed and closed when it leaves — which also ends that peer's probes in
+// running checks as 'departed', so no check ever probes through a closed pool.
+import type { ConnectionOptions } from 'node:tls';
+import { Pool, type Dispatcher } from 'undici';
+import type { Config } from '../config.js';
+import { peerKey, peerOrigin, type Peer } from '../model.js';
+import { PeerChannel } from './peer-channel.js';
+import { ProbeTimeouts } from './probe-timeouts.js';
+
+export type ProbeSettings = Config['probe'];
+/** CA, client certificate and server name for https probes (probe/tls-material.ts). */
+export type TlsOptions = Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'servername'>;
+
+export class PeerChannels {
+  private readonly byKey = new Map<string, PeerChannel>();
+  private readonly timeouts: ProbeTimeouts;
+
+  constructor(
+    private readonly settings: ProbeSettings,
+    now: () => number,
+    private tls: TlsOptions | undefined = undefined,
+  ) {
+    this.timeouts = new ProbeTimeouts(settings.timeoutMs, now);
+  }
+
+  /** Channels for `peers`, in their order: kept for staying peers, opened for new ones; peers gone depart. */
+  update(peers: readonly Peer[]): PeerChannel[] {
+    const next = new Map<string, PeerChannel>();
+    const channels = peers.map((peer) => {
+      const key = peerKey(peer);
+      const channel = this.byKey.get(key) ?? new PeerChannel(peer, this.createPool(peer), this.settings.connectionsPerPeer, this.settings.path, this.timeouts);
+      next.set(key, channel);
+      return channel;
+    });
+    for (const [key, channel] of this.byKey) if (!next.has(key)) void channel.depart();
+    this.byKey.clear();
+    for (const [key, channel] of next) this.byKey.set(key, channel);
+    return channels;
+  }
+
+  /** Rotated TLS material: every peer's next connections use it; open ones finish their probes. */
+  setTls(tls: TlsOptions): void {
+    this.tls = tls;
+    for (const channel of this.byKey.values()) channel.replacePool(this.createPool(channel.peer));
+  }
+
+  async close(): Promise<void> {
+    const channels = [...this.byKey.values()];
+    this.byKey.clear();
+    await Promise.all(channels.map((c) => c.depart()));
+    this.timeouts.close();
+  }
+
+  /** A pool, or undici's refusal (configuration validates peers, so only a source's bug gets here). */
+  private createPool(peer: Peer): Dispatcher | Error {
+    const s = this.settings;
+    try {
+      // Each probe is bounded by the shared sweep (probe-timeouts.ts); undici's own timeouts are backstops.
+      return new Pool(peerOrigin(s.scheme, peer.host, peer.port), {
+        connections: s.connectionsPerPeer,
+        pipelining: 1,
+        keepAliveTimeout: 30_000,
+        connect: { timeout: s.timeoutMs, ...this.tls },
+        headersTimeout: s.timeoutMs * 4,
+        bodyTimeout: s.timeoutMs * 4,
+      });
+    } catch (err) {
+      return err instanceof Error ? err : new Error(String(err));
+    }
+  }
+}

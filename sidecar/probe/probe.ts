@@ -1,0 +1,154 @@
+// One probe of one peer — does it hold the token? — as the handler undici dispatches it with.
+// A probe settles exactly once, with a classified result, and never throws at its caller.
+//
+// Why a dispatch handler instead of Pool.request: request() builds a promise, a Readable body
+// stream and an abort-signal listener per call; a probe needs the status line and the end of a
+// tiny body. The callbacks used are undici 7's own handler interface (onConnect, onHeaders, …):
+// its core calls them directly, while the newer controller interface is wrapped per request,
+// headers parsed into an object each time (lib/handler/unwrap-handler.js).
+import type { ProbeResultKind } from '../model.js';
+
+export interface ProbeResult {
+  readonly kind: ProbeResultKind | 'aborted';
+  /** HTTP status, when the peer answered with one. */
+  readonly status: number | null;
+  /** Error code for failures without a status (ECONNREFUSED, PROBE_TIMEOUT, …); else null. */
+  readonly errorCode: string | null;
+}
+
+/** Told of the result once, when the probe settles. */
+export interface ProbeListener {
+  probeSettled(probe: Probe, result: ProbeResult): void;
+}
+
+/** What the peer channel needs to hear back: undici is done with the probe (its slot is free). */
+export interface ProbeOwner {
+  released(probe: Probe): void;
+}
+
+export const PROBE_TIMEOUT = 'PROBE_TIMEOUT';
+/** A probe answer's body is read up to this many bytes; past it, the status decides and the connection is dropped. */
+export const MAX_PROBE_BODY_BYTES = 4 * 1024;
+
+/** Why a probe was cut short from our side; reasons made once, since each error costs a stack trace. */
+export const CUT = {
+  deadline: new Error('check deadline'),
+  timeout: new Error('probe timeout'),
+  departed: new Error('peer left the peer set'),
+  bodyLimit: new Error(`probe answer body over ${MAX_PROBE_BODY_BYTES} bytes`),
+} as const;
+export type CutReason = (typeof CUT)[keyof typeof CUT];
+
+export function classifyStatus(status: number): ProbeResultKind {
+  if (status === 200) return 'synced';
+  if (status === 401) return 'missing';
+  if (status >= 500) return 'error';
+  return 'unexpected';
+}
+
+// A peer whose certificate cannot be verified, that speaks no TLS where TLS was asked for, or
+// whose address undici refuses will not be fixed by retrying within a check: reported at once,
+// like a 403.
+const MISCONFIGURATION = /^(CERT_|UNABLE_TO_|ERR_TLS_CERT|ERR_SSL_|DEPTH_ZERO_SELF_SIGNED|SELF_SIGNED_CERT|HOSTNAME_MISMATCH|UND_ERR_INVALID_ARG)/;
+
+export function classifyError(code: string): ProbeResultKind {
+  return MISCONFIGURATION.test(code) ? 'unexpected' : 'error';
+}
+
+function errorCodeOf(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as Error & { code?: unknown }).code;
+    return typeof code === 'string' ? code : err.name;
+  }
+  return 'UNKNOWN';
+}
+
+export class Probe {
+  /** When the shared timeout sweep cuts it (performance.now() based); set by the sweep. */
+  expiresAt = 0;
+  /** Next probe in the timeout sweep's list. */
+  nextInSweep: Probe | undefined = undefined;
+  private settled = false;
+  private released = false;
+  private status: number | null = null;
+  private bodyBytes = 0;
+  private abort: ((err: Error) => void) | undefined = undefined;
+
+  constructor(
+    /** [name, value] of the token header: built once per check, shared by its probes. */
+    readonly headers: string[],
+    private readonly listener: ProbeListener,
+    private readonly owner: ProbeOwner,
+  ) {}
+
+  get isSettled(): boolean {
+    return this.settled;
+  }
+
+  /**
+   * Ends the probe from our side with `reason`: settles it at once (deadline → aborted; timeout,
+   * departure → their own results) and, when undici holds it on a socket, aborts it there.
+   */
+  cut(reason: CutReason): void {
+    if (this.settled) return;
+    if (reason === CUT.deadline) this.settle('aborted', null);
+    else if (reason === CUT.departed) this.settle('departed', null);
+    else this.settle('error', PROBE_TIMEOUT);
+    // On a socket: abort (undici then destroys that connection: the answer can no longer be read).
+    // Waiting for a connection: onConnect below removes it before it is written.
+    this.abort?.(reason);
+  }
+
+  // ---- undici's handler interface -----------------------------------------------------------
+
+  onConnect(abort: (err: Error) => void): void {
+    // Settled while undici was still connecting: throwing here makes undici drop the request
+    // before writing it and keep the socket (client-h1.js writeH1: onConnect errors go to
+    // errorRequest), where calling abort() would destroy a good keep-alive connection.
+    if (this.settled) throw CUT.deadline;
+    this.abort = abort;
+  }
+
+  onHeaders(statusCode: number): boolean {
+    this.status = statusCode;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.bodyBytes += chunk.length;
+    if (this.bodyBytes > MAX_PROBE_BODY_BYTES && this.status !== null) {
+      // The status line decided it; an oversized (or endless) body is not read, its connection dropped.
+      this.settle(classifyStatus(this.status), null);
+      this.abort?.(CUT.bodyLimit);
+    }
+    return true;
+  }
+
+  onComplete(): void {
+    // Only a fully read answer counts: a connection closed mid-response ends in onError instead.
+    if (this.status !== null) this.settle(classifyStatus(this.status), null);
+    this.release();
+  }
+
+  onError(err: Error): void {
+    if (!this.settled) {
+      const code = errorCodeOf(err);
+      this.settle(classifyError(code), code);
+    }
+    this.release();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private settle(kind: ProbeResult['kind'], errorCode: string | null): void {
+    this.settled = true;
+    this.listener.probeSettled(this, { kind, status: this.status, errorCode });
+  }
+
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.abort = undefined;
+    this.owner.released(this);
+  }
+}

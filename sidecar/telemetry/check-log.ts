@@ -1,0 +1,54 @@
+// What a person tailing one pod's logs sees of checks: one info line per check that probed, the
+// per-peer detail at debug, and one warning per misconfigured peer and status every 10 s. An
+// observer of the check API and the checker (app.ts wires it); it sees fingerprints, never tokens.
+import type { Logger } from 'pino';
+import type { CheckAnswered, FanOutResult } from '../model.js';
+
+/** Repeated misconfiguration warnings for one peer and status are kept to one per this period. */
+const WARN_EVERY_MS = 10_000;
+/** Peers come and go: the memory of past warnings is bounded. */
+const MAX_WARNED = 1024;
+
+export class CheckLog {
+  readonly wantsFingerprint: boolean;
+  private readonly lastWarned = new Map<string, number>();
+
+  constructor(
+    private readonly log: Logger,
+    private readonly probePath: string,
+    private readonly now: () => number,
+  ) {
+    this.wantsFingerprint = log.isLevelEnabled('debug') || log.isLevelEnabled('info');
+  }
+
+  answered(e: CheckAnswered): void {
+    const { result } = e;
+    // A memo hit costs a lookup; a log line would cost more than the answer: debug only.
+    const level = e.cached ? 'debug' : 'info';
+    if (!this.log.isLevelEnabled(level)) return;
+    const counts = { synced: 0, missing: 0, error: 0, timeout: 0, departed: 0 };
+    for (const p of result.peers) counts[p.outcome]++;
+    this.log[level](
+      { checkId: e.checkId, origin: e.origin, fp: e.fingerprint, verdict: result.verdict, durationMs: e.durationMs, peers: result.peers.length, ...counts, shared: e.shared, cached: e.cached },
+      'check',
+    );
+    if (!e.cached && this.log.isLevelEnabled('debug')) this.log.debug({ checkId: e.checkId, peers: result.peers }, 'check peers');
+  }
+
+  fanOutDone(result: FanOutResult): void {
+    for (const m of result.misconfigured) {
+      const key = `${m.peer.name}@${m.peer.host}:${m.peer.port} ${m.status ?? m.errorCode ?? ''}`;
+      const now = this.now();
+      const last = this.lastWarned.get(key);
+      if (last !== undefined && now - last < WARN_EVERY_MS) continue;
+      if (this.lastWarned.size >= MAX_WARNED) this.lastWarned.clear();
+      this.lastWarned.set(key, now);
+      this.log.warn(
+        { peer: m.peer.name, host: m.peer.host, port: m.peer.port, status: m.status, code: m.errorCode, path: this.probePath },
+        m.status !== null
+          ? 'peer answered the probe with an unexpected status: check SYNCER_PROBE_PATH, SYNCER_PROBE_PORT and the peer’s probe location'
+          : 'peer could not be probed as configured (TLS or address): check SYNCER_PROBE_SCHEME, SYNCER_PROBE_CA_FILE, SYNCER_PROBE_SERVERNAME and the peer’s certificate',
+      );
+    }
+  }
+}
