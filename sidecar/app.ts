@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { Checker } from './check/checker.js';
-import { retryBudgetMs } from './check/retry-policy.js';
+import { probeTimes, retryWindowMs } from './check/retry-policy.js';
 import type { Config, HostPort } from './config.js';
 import { createPeerSource } from './discovery/index.js';
 import { PeerStore } from './discovery/peer-store.js';
@@ -17,6 +17,9 @@ import { PeerChannels } from './probe/peer-channels.js';
 import { CheckLog } from './telemetry/check-log.js';
 import { DiscoveryLog } from './telemetry/discovery-log.js';
 import { Telemetry } from './telemetry/metrics.js';
+
+/** Replication lag the retry schedule should cover at least, or the sidecar warns at start. */
+const MIN_LAG_COVERED_MS = 100;
 
 export interface AppOptions {
   readonly config: Config;
@@ -56,6 +59,7 @@ export class App {
       {
         hardTimeoutMs: config.hardTimeoutMs,
         retry: config.retry,
+        retryWindowMs: retryWindowMs(config.hardTimeoutMs, config.probe.timeoutMs),
         probeHeader: config.probe.header,
         probeHeaderPrefix: config.probe.headerPrefix,
         ...config.checks,
@@ -101,11 +105,12 @@ export class App {
     const { config, log } = this.options;
     const [api, ops] = await Promise.all([listen(this.api, config.listen), listen(this.ops, config.ops)]);
     this.source.start();
-    const budget = retryBudgetMs(config.retry);
-    if (budget >= config.hardTimeoutMs) {
+    const times = probeTimes(config.retry, retryWindowMs(config.hardTimeoutMs, config.probe.timeoutMs));
+    const lastProbeMs = times[times.length - 1]!;
+    if (lastProbeMs < MIN_LAG_COVERED_MS) {
       log.warn(
-        { retryBudgetMs: Math.round(budget), hardTimeoutMs: config.hardTimeoutMs },
-        'retries outlast the hard deadline: a replica that never gets a token is reported Timeout, not missing',
+        { lastProbeMs: Math.round(lastProbeMs), hardTimeoutMs: config.hardTimeoutMs, probeTimeoutMs: config.probe.timeoutMs, maxRetries: config.retry.maxRetries },
+        'retries stop early: a token that takes longer than lastProbeMs to replicate is reported missing; raise SYNCER_HARD_TIMEOUT_MS or SYNCER_MAX_RETRIES',
       );
     }
     log.info({ api: `${api.address}:${api.port}`, ops: `${ops.address}:${ops.port}`, discovery: config.discovery.mode, node: process.version }, 'listening');

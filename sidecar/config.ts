@@ -90,11 +90,11 @@ export const VARIABLES = {
   SYNCER_PROBE_HEADER_PREFIX: { default: '"Bearer "', doc: 'Text put before the token in that header.' },
   SYNCER_PROBE_TIMEOUT_MS: { default: '250', doc: 'Bound of one probe (connect, and headers).' },
   SYNCER_PROBE_CONNECTIONS: { default: '32', doc: 'Keep-alive connections per peer, at most.' },
-  SYNCER_RETRY_DELAY_MS: { default: '10', doc: 'First delay before retrying a peer that answered 401 or failed.' },
-  SYNCER_RETRY_BACKOFF: { default: '2', doc: 'Each retry delay is the previous one times this.' },
+  SYNCER_RETRY_DELAY_MS: { default: '16', doc: 'Shortest delay before probing again a peer that answered 401 or failed: the detection lag of early arrivals.' },
+  SYNCER_RETRY_BACKOFF: { default: '1.2', doc: 'Growth of the delay: it is at least (this − 1) × the time already waited, so it grows by this factor per retry.' },
   SYNCER_RETRY_MAX_DELAY_MS: { default: '200', doc: 'Cap of one retry delay.' },
   SYNCER_RETRY_JITTER: { default: '0.2', doc: 'Each delay varies by ± this fraction, so replicas do not retry in lockstep.' },
-  SYNCER_MAX_RETRIES: { default: '8', doc: 'Retries per peer after its first probe.' },
+  SYNCER_MAX_RETRIES: { default: '30', doc: 'Retries per peer after its first probe, at most; retries also stop when an answer could not arrive 100 ms before the deadline.' },
   SYNCER_HARD_TIMEOUT_MS: { default: '1500', doc: 'Deadline of a whole check; unresolved peers are then "timeout".' },
   SYNCER_MAX_IN_FLIGHT: { default: '256', doc: 'Check requests that may wait for a verdict at once; past it, 503 + Retry-After (overloaded).' },
   SYNCER_SYNCED_TTL_MS: { default: '30000', doc: 'How long a Synced verdict is remembered and answered again without probing (0: never).' },
@@ -256,7 +256,7 @@ export function parseConfig(env: Env, context: ConfigContext): ConfigResult {
   const headerPrefix = r.verbatim('SYNCER_PROBE_HEADER_PREFIX', 'Bearer ');
   if (!/^[\x20-\x7e]*$/.test(headerPrefix)) r.fail('SYNCER_PROBE_HEADER_PREFIX', 'must be printable ASCII');
 
-  const delayMs = r.number('SYNCER_RETRY_DELAY_MS', 10, 0, 60_000);
+  const delayMs = r.number('SYNCER_RETRY_DELAY_MS', 16, 1, 60_000);
   const maxDelayMs = r.number('SYNCER_RETRY_MAX_DELAY_MS', 200, 0, 60_000);
   if (maxDelayMs < delayMs) r.fail('SYNCER_RETRY_MAX_DELAY_MS', `must be at least SYNCER_RETRY_DELAY_MS (${delayMs})`);
 
@@ -288,10 +288,10 @@ export function parseConfig(env: Env, context: ConfigContext): ConfigResult {
     },
     retry: {
       delayMs,
-      backoff: r.number('SYNCER_RETRY_BACKOFF', 2, 1, 10, false),
+      backoff: r.number('SYNCER_RETRY_BACKOFF', 1.2, 1, 10, false),
       maxDelayMs,
       jitter: r.number('SYNCER_RETRY_JITTER', 0.2, 0, 1, false),
-      maxRetries: r.number('SYNCER_MAX_RETRIES', 8, 0, 1_000),
+      maxRetries: r.number('SYNCER_MAX_RETRIES', 30, 0, 1_000),
     },
     hardTimeoutMs: r.number('SYNCER_HARD_TIMEOUT_MS', 1_500, 1, 120_000),
     checks: {

@@ -5,7 +5,7 @@ import { peersEnv, sendCheck, startSidecar, type RunningSidecar } from './suppor
 import { waitFor } from './support/wait.js';
 
 const HARD_TIMEOUT_MS = 600;
-const MAX_RETRIES = 4;
+const MAX_RETRIES = 5;
 const DEADLINE_MARGIN_MS = 150; // scheduling slack on a loaded 2-core machine; the deadline itself is the bound
 let tokenSeq = 0;
 const newToken = (): string => `tok-${process.pid}-${++tokenSeq}-SECRETMARK`;
@@ -21,6 +21,8 @@ t.before(async () => {
     SYNCER_PROBE_TIMEOUT_MS: '150',
     SYNCER_RETRY_DELAY_MS: '5',
     SYNCER_RETRY_MAX_DELAY_MS: '40',
+    // Doubling delays: probes at 0, 5, 10, 20, 40 and 80 ms cover the 60 ms lag below.
+    SYNCER_RETRY_BACKOFF: '2',
     SYNCER_MAX_RETRIES: String(MAX_RETRIES),
     // These tests are about probing: every check probes (the Synced memo has check-memo.test.ts).
     SYNCER_SYNCED_TTL_MS: '0',

@@ -3,13 +3,15 @@
 // takes what it needs and returns a result; it reports nothing to anyone on the way.
 import type { FanOutResult, Misconfigured, PeerOutcome, PeerReport, ProbeResultKind, ProbeTally } from '../model.js';
 import type { PeerChannel } from '../probe/peer-channel.js';
-import { CUT, type Probe, type ProbeListener, type ProbeResult } from '../probe/probe.js';
-import { nextStep, type RetrySettings } from './retry-policy.js';
+import { CUT, PROBE_TIMEOUT, type Probe, type ProbeListener, type ProbeResult } from '../probe/probe.js';
+import { nextStep, type PeerStep, type RetrySettings } from './retry-policy.js';
 import { verdictOf } from './verdict.js';
 
 export interface FanOutSettings {
   readonly hardTimeoutMs: number;
   readonly retry: RetrySettings;
+  /** The last moment into a check at which a retry may start (retry-policy.ts retryWindowMs). */
+  readonly retryWindowMs: number;
 }
 
 export interface FanOutDeps {
@@ -67,7 +69,7 @@ class PeerRun implements ProbeListener {
     try {
       this.lastStatus = result.status;
       this.lastError = result.errorCode;
-      const step = this.check.nextStep(result.kind, this.attempts);
+      const step = this.check.nextStep(result.kind, result.errorCode === PROBE_TIMEOUT, this.attempts);
       if (result.kind === 'unexpected') this.check.misconfigured(this.channel, result);
       if (step.kind === 'resolve') this.resolve(step.outcome);
       else this.retryTimer = setTimeout(this.retry, step.delayMs);
@@ -128,8 +130,9 @@ class FanOut {
     }
   }
 
-  nextStep(result: ProbeResultKind, attempts: number): ReturnType<typeof nextStep> {
-    return nextStep(result, attempts, this.settings.retry, this.deps.random);
+  nextStep(kind: ProbeResultKind, timedOut: boolean, attempts: number): PeerStep {
+    const { retry, retryWindowMs } = this.settings;
+    return nextStep(kind, attempts, this.deps.now() - this.started, retry, retryWindowMs, this.deps.random, timedOut);
   }
 
   misconfigured(channel: PeerChannel, result: ProbeResult): void {
