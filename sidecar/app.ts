@@ -14,9 +14,12 @@ import type { PeerSource, SourceDeps } from './discovery/source.js';
 import { createApiServer } from './http/api-server.js';
 import { createOpsServer } from './http/ops-server.js';
 import { PeerChannels } from './probe/peer-channels.js';
+import { loadTlsMaterial, watchTlsMaterial, type TlsWatcher } from './probe/tls-material.js';
 import { CheckLog } from './telemetry/check-log.js';
 import { DiscoveryLog } from './telemetry/discovery-log.js';
 import { Telemetry } from './telemetry/metrics.js';
+
+const TLS_RELOAD_MS = 10_000;
 
 /** Replication lag the retry schedule should cover at least, or the sidecar warns at start. */
 const MIN_LAG_COVERED_MS = 100;
@@ -29,6 +32,8 @@ export interface AppOptions {
   readonly source?: (deps: SourceDeps) => PeerSource;
   readonly now?: () => number;
   readonly random?: () => number;
+  /** How often TLS files are read again to pick up a rotated Secret (default 10 s). */
+  readonly tlsReloadMs?: number;
 }
 
 export interface Listening {
@@ -44,6 +49,7 @@ export class App {
   private readonly source: PeerSource;
   private readonly api: Server;
   private readonly ops: Server;
+  private tlsWatcher: TlsWatcher | undefined;
   private draining = false;
   private stopping: Promise<void> | undefined;
 
@@ -103,6 +109,7 @@ export class App {
 
   async start(): Promise<Listening> {
     const { config, log } = this.options;
+    await this.loadTls();
     const [api, ops] = await Promise.all([listen(this.api, config.listen), listen(this.ops, config.ops)]);
     this.source.start();
     const times = probeTimes(config.retry, retryWindowMs(config.hardTimeoutMs, config.probe.timeoutMs));
@@ -115,6 +122,26 @@ export class App {
     }
     log.info({ api: `${api.address}:${api.port}`, ops: `${ops.address}:${ops.port}`, discovery: config.discovery.mode, node: process.version }, 'listening');
     return { api, ops };
+  }
+
+  /** https probes with our own CA, client certificate or server name: load them, then follow rotations. */
+  private async loadTls(): Promise<void> {
+    const { config, log } = this.options;
+    const files = config.probe.tls;
+    if (config.probe.scheme !== 'https' || Object.values(files).every((v) => v === undefined)) return;
+    const tls = await loadTlsMaterial(files);
+    this.channels.setTls(tls.options);
+    log.info({ ca: files.caFile, cert: files.certFile, servername: files.servername }, 'probing peers over TLS');
+    this.tlsWatcher = watchTlsMaterial(
+      files,
+      tls,
+      this.options.tlsReloadMs ?? TLS_RELOAD_MS,
+      (next) => {
+        this.channels.setTls(next.options);
+        log.info({ ca: files.caFile, cert: files.certFile }, 'TLS files changed: new connections use them');
+      },
+      (err) => log.warn({ err: err.message }, 'TLS files could not be read again; keeping the material in use'),
+    );
   }
 
   /** Readiness goes 503, new checks get 503, in-flight checks finish, then everything closes. */
@@ -135,6 +162,7 @@ export class App {
     const apiClosed = closeServer(this.api);
     this.api.closeIdleConnections();
     await apiClosed;
+    this.tlsWatcher?.stop();
     await Promise.all([this.source.stop(), this.channels.close()]);
     this.ops.closeAllConnections();
     await closeServer(this.ops);

@@ -37,6 +37,13 @@ export interface Config {
     readonly headerPrefix: string;
     readonly timeoutMs: number;
     readonly connectionsPerPeer: number;
+    /** https only: files are read at start and re-read when they change (rotated Secrets). */
+    readonly tls: {
+      readonly caFile: string | undefined;
+      readonly certFile: string | undefined;
+      readonly keyFile: string | undefined;
+      readonly servername: string | undefined;
+    };
   };
   readonly retry: {
     readonly delayMs: number;
@@ -90,6 +97,10 @@ export const VARIABLES = {
   SYNCER_PROBE_HEADER_PREFIX: { default: '"Bearer "', doc: 'Text put before the token in that header.' },
   SYNCER_PROBE_TIMEOUT_MS: { default: '250', doc: 'Bound of one probe (connect, and headers).' },
   SYNCER_PROBE_CONNECTIONS: { default: '32', doc: 'Keep-alive connections per peer, at most.' },
+  SYNCER_PROBE_CA_FILE: { default: '(system CAs)', doc: 'https: PEM file of the CA(s) that peers’ certificates must chain to.' },
+  SYNCER_PROBE_CERT_FILE: { default: '(none)', doc: 'https: PEM client certificate, for peers that require mTLS (with SYNCER_PROBE_KEY_FILE).' },
+  SYNCER_PROBE_KEY_FILE: { default: '(none)', doc: 'https: PEM private key of SYNCER_PROBE_CERT_FILE.' },
+  SYNCER_PROBE_SERVERNAME: { default: '(the peer’s address)', doc: 'https: the name peers’ certificates are verified against (and sent as SNI), since peers are probed by IP.' },
   SYNCER_RETRY_DELAY_MS: { default: '16', doc: 'Shortest delay before probing again a peer that answered 401 or failed: the detection lag of early arrivals.' },
   SYNCER_RETRY_BACKOFF: { default: '1.2', doc: 'Growth of the delay: it is at least (this − 1) × the time already waited, so it grows by this factor per retry.' },
   SYNCER_RETRY_MAX_DELAY_MS: { default: '200', doc: 'Cap of one retry delay.' },
@@ -256,6 +267,24 @@ export function parseConfig(env: Env, context: ConfigContext): ConfigResult {
   const headerPrefix = r.verbatim('SYNCER_PROBE_HEADER_PREFIX', 'Bearer ');
   if (!/^[\x20-\x7e]*$/.test(headerPrefix)) r.fail('SYNCER_PROBE_HEADER_PREFIX', 'must be printable ASCII');
 
+  const tls = {
+    caFile: r.raw('SYNCER_PROBE_CA_FILE'),
+    certFile: r.raw('SYNCER_PROBE_CERT_FILE'),
+    keyFile: r.raw('SYNCER_PROBE_KEY_FILE'),
+    servername: r.raw('SYNCER_PROBE_SERVERNAME'),
+  };
+  if (scheme === 'http') {
+    for (const name of ['SYNCER_PROBE_CA_FILE', 'SYNCER_PROBE_CERT_FILE', 'SYNCER_PROBE_KEY_FILE', 'SYNCER_PROBE_SERVERNAME'] as const) {
+      if (r.raw(name) !== undefined) r.fail(name, 'is only used with SYNCER_PROBE_SCHEME=https');
+    }
+  }
+  if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) {
+    r.fail(tls.certFile === undefined ? 'SYNCER_PROBE_CERT_FILE' : 'SYNCER_PROBE_KEY_FILE', 'SYNCER_PROBE_CERT_FILE and SYNCER_PROBE_KEY_FILE go together');
+  }
+  if (tls.servername !== undefined && (isIP(tls.servername) !== 0 || !HOST_NAME.test(tls.servername))) {
+    r.fail('SYNCER_PROBE_SERVERNAME', `must be a DNS name (a certificate's subjectAltName), got "${tls.servername}"`);
+  }
+
   const delayMs = r.number('SYNCER_RETRY_DELAY_MS', 16, 1, 60_000);
   const maxDelayMs = r.number('SYNCER_RETRY_MAX_DELAY_MS', 200, 0, 60_000);
   if (maxDelayMs < delayMs) r.fail('SYNCER_RETRY_MAX_DELAY_MS', `must be at least SYNCER_RETRY_DELAY_MS (${delayMs})`);
@@ -285,6 +314,7 @@ export function parseConfig(env: Env, context: ConfigContext): ConfigResult {
       headerPrefix,
       timeoutMs: r.number('SYNCER_PROBE_TIMEOUT_MS', 250, 1, 60_000),
       connectionsPerPeer: r.number('SYNCER_PROBE_CONNECTIONS', 32, 1, 1_024),
+      tls,
     },
     retry: {
       delayMs,

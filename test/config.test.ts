@@ -50,13 +50,17 @@ t.test('every variable is read and has a default in the table', async (t) => {
     SYNCER_PEER_SCOPE: 'deployment', SYNCER_RESYNC_MS: '60000', SYNCER_COALESCE_MS: '10', SYNCER_WATCH_TIMEOUT_S: '30',
     SYNCER_DNS_NAME: 'apigw-headless', SYNCER_DNS_INTERVAL_MS: '1000',
     SYNCER_MAX_IN_FLIGHT: '64', SYNCER_SYNCED_TTL_MS: '0', SYNCER_SYNCED_MAX: '10',
+    SYNCER_PROBE_CA_FILE: '/tls/ca.crt', SYNCER_PROBE_CERT_FILE: '/tls/tls.crt', SYNCER_PROBE_KEY_FILE: '/tls/tls.key', SYNCER_PROBE_SERVERNAME: 'apigw.gw.svc',
   };
   t.same(Object.keys(env).sort(), Object.keys(VARIABLES).sort(), 'the test covers exactly the documented variables');
   const c = ok(env);
   t.same(c.pod, { name: 'apigw-0', namespace: 'gw', ip: '10.1.0.7' });
   t.same(c.ops, { host: '::1', port: 19090 });
   t.same(c.discovery.staticPeers, [{ name: 'a', host: '10.1.0.8', port: 8000 }, { name: 'b', host: 'apigw-b.gw.svc', port: 8001 }]);
-  t.same(c.probe, { scheme: 'https', port: 8443, path: '/probe', header: 'X-Token', headerPrefix: '', timeoutMs: 100, connectionsPerPeer: 4 });
+  t.same(c.probe, {
+    scheme: 'https', port: 8443, path: '/probe', header: 'X-Token', headerPrefix: '', timeoutMs: 100, connectionsPerPeer: 4,
+    tls: { caFile: '/tls/ca.crt', certFile: '/tls/tls.crt', keyFile: '/tls/tls.key', servername: 'apigw.gw.svc' },
+  });
   t.same(c.retry, { delayMs: 5, backoff: 1.5, maxDelayMs: 50, jitter: 0, maxRetries: 3 });
   t.same(c.checks, { maxInFlight: 64, syncedTtlMs: 0, syncedMax: 10 });
   t.same(c.discovery.kubernetes, { deployment: 'apigw', scope: 'deployment', resyncMs: 60000, coalesceMs: 10, watchTimeoutS: 30 });
@@ -104,4 +108,15 @@ t.test('static peers: only hosts the probe URL can be built from (IPv6 included)
   t.same(errors({ SYNCER_PEERS: 'a=-bad.host:80' }), ['SYNCER_PEERS: peer "a": "-bad.host" is not an IP address or host name']);
   t.same(errors({ SYNCER_PEERS: 'a=[fe80::1%eth0]:80' }), ['SYNCER_PEERS: peer "a": "fe80::1%eth0" cannot be part of a URL (http://[fe80::1%eth0]:80)'], 'zone IDs have no URL form');
   t.same(errors({ SYNCER_PEERS: 'a=127.1:80' }), ['SYNCER_PEERS: peer "a": "127.1" would be probed as "127.0.0.1": write that instead']);
+});
+
+t.test('TLS files: https only, certificate and key together, a DNS name to verify', async (t) => {
+  t.same(errors({ SYNCER_PROBE_CA_FILE: '/ca.crt', SYNCER_PROBE_SERVERNAME: 'a.b' }), [
+    'SYNCER_PROBE_CA_FILE: is only used with SYNCER_PROBE_SCHEME=https',
+    'SYNCER_PROBE_SERVERNAME: is only used with SYNCER_PROBE_SCHEME=https',
+  ]);
+  t.same(errors({ SYNCER_PROBE_SCHEME: 'https', SYNCER_PROBE_CERT_FILE: '/c.crt' }), ['SYNCER_PROBE_KEY_FILE: SYNCER_PROBE_CERT_FILE and SYNCER_PROBE_KEY_FILE go together']);
+  t.same(errors({ SYNCER_PROBE_SCHEME: 'https', SYNCER_PROBE_KEY_FILE: '/c.key' }), ['SYNCER_PROBE_CERT_FILE: SYNCER_PROBE_CERT_FILE and SYNCER_PROBE_KEY_FILE go together']);
+  t.same(errors({ SYNCER_PROBE_SCHEME: 'https', SYNCER_PROBE_SERVERNAME: '10.0.0.1' }), ['SYNCER_PROBE_SERVERNAME: must be a DNS name (a certificate\'s subjectAltName), got "10.0.0.1"']);
+  t.same(ok({ SYNCER_PROBE_SCHEME: 'https' }).probe.tls, { caFile: undefined, certFile: undefined, keyFile: undefined, servername: undefined });
 });

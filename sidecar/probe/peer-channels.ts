@@ -12,14 +12,16 @@ export type ProbeSettings = Config['probe'];
 /** CA, client certificate and server name for https probes (probe/tls-material.ts). */
 export type TlsOptions = Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'servername'>;
 
+
 export class PeerChannels {
   private readonly byKey = new Map<string, PeerChannel>();
   private readonly timeouts: ProbeTimeouts;
 
+  private tls: TlsOptions | undefined;
+
   constructor(
     private readonly settings: ProbeSettings,
     now: () => number,
-    private tls: TlsOptions | undefined = undefined,
   ) {
     this.timeouts = new ProbeTimeouts(settings.timeoutMs, now);
   }

@@ -1,0 +1,84 @@
+// TLS material for https probes: the CA that peers' certificates must chain to, an optional
+// client certificate (mTLS), and the name to verify when peers are probed by IP. Mounted Secrets
+// rotate (the kubelet swaps the files in place), so the files are read again periodically and,
+// when their content changed, the new material replaces the old for new connections.
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createSecureContext } from 'node:tls';
+import type { Config } from '../config.js';
+import type { TlsOptions } from './peer-channels.js';
+
+export type TlsFiles = Config['probe']['tls'];
+
+export interface LoadedTls {
+  readonly options: TlsOptions;
+  /** Digest of the files' content: equal material, equal digest. */
+  readonly digest: string;
+}
+
+/** Reads and checks the material; rejects with a message naming the file and what is wrong. */
+export async function loadTlsMaterial(files: TlsFiles): Promise<LoadedTls> {
+  const read = async (path: string | undefined, what: string): Promise<Buffer | undefined> => {
+    if (path === undefined) return undefined;
+    try {
+      return await readFile(path);
+    } catch (err) {
+      throw new Error(`cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  };
+  const [ca, cert, key] = await Promise.all([read(files.caFile, 'SYNCER_PROBE_CA_FILE'), read(files.certFile, 'SYNCER_PROBE_CERT_FILE'), read(files.keyFile, 'SYNCER_PROBE_KEY_FILE')]);
+  const options: TlsOptions = { ca, cert, key, servername: files.servername };
+  try {
+    // Fails now, with OpenSSL's reason, on a file that is not PEM or a key that does not match.
+    createSecureContext({ ca, cert, key });
+  } catch (err) {
+    throw new Error(`TLS material is not usable (${files.caFile ?? ''} ${files.certFile ?? ''} ${files.keyFile ?? ''}): ${(err as Error).message}`);
+  }
+  const digest = createHash('sha256');
+  for (const part of [ca, cert, key]) digest.update(part ?? '').update('\0');
+  return { options, digest: digest.digest('hex') };
+}
+
+export interface TlsWatcher {
+  stop(): void;
+}
+
+/**
+ * Reads the files every `intervalMs` and calls `changed` with new material when their content
+ * differs from the last loaded. A failed read (a rotation half done) keeps the old material
+ * and is reported to `failed`; the next round tries again.
+ */
+export function watchTlsMaterial(
+  files: TlsFiles,
+  current: LoadedTls,
+  intervalMs: number,
+  changed: (tls: LoadedTls) => void,
+  failed: (err: Error) => void,
+): TlsWatcher {
+  let last = current.digest;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const schedule = (): void => {
+    // Unref'd: the watch alone never keeps the process alive.
+    if (!stopped) timer = setTimeout(round, intervalMs).unref();
+  };
+  const round = (): void => {
+    loadTlsMaterial(files)
+      .then((tls) => {
+        if (stopped || tls.digest === last) return;
+        last = tls.digest;
+        changed(tls);
+      })
+      .catch((err: unknown) => {
+        if (!stopped) failed(err instanceof Error ? err : new Error(String(err)));
+      })
+      .finally(schedule);
+  };
+  schedule();
+  return {
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
