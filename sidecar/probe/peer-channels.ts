@@ -58,14 +58,15 @@ export class PeerChannels {
   private createPool(peer: Peer): Dispatcher | Error {
     const s = this.settings;
     try {
-      // Each probe is bounded by the shared sweep (probe-timeouts.ts); undici's own timeouts are backstops.
       return new Pool(peerOrigin(s.scheme, peer.host, peer.port), {
         connections: s.connectionsPerPeer,
         pipelining: 1,
         keepAliveTimeout: 30_000,
         connect: { timeout: s.timeoutMs, ...this.tls },
-        headersTimeout: s.timeoutMs * 4,
-        bodyTimeout: s.timeoutMs * 4,
+        // Every probe is bounded by the shared sweep (probe-timeouts.ts): undici's per-request
+        // header and body timers would only repeat that work on every request.
+        headersTimeout: 0,
+        bodyTimeout: 0,
       });
     } catch (err) {
       return err instanceof Error ? err : new Error(String(err));
