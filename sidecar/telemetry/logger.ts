@@ -11,7 +11,22 @@ export function createLogger(config: Config, destination?: DestinationStream): L
     // Tokens never reach a log call; redaction is the second line of defence for header-shaped fields.
     redact: { paths: ['token', '*.token', 'headers.authorization', 'headers["x-auth-token"]'], censor: '[redacted]' },
   };
-  // Asynchronous stdout: a slow log reader must not stall checks on the event loop. pino flushes
-  // it synchronously on process exit, so fatal lines before process.exit are not lost.
-  return pino(options, destination ?? pino.destination({ dest: 1, sync: false }));
+  return pino(options, destination ?? stdoutDestination());
+}
+
+/** A line waits in the buffer at most this long before it is written. */
+const FLUSH_EVERY_MS = 250;
+/** Lines are written in batches of about this many bytes (a check line is ~300). */
+const BATCH_BYTES = 4096;
+
+/**
+ * Asynchronous, batched stdout: a slow log reader must not stall checks on the event loop, and a
+ * write system call per check line would cost more than the line. Lines wait until a batch fills
+ * or FLUSH_EVERY_MS passes; pino flushes synchronously on process exit, so lines written just
+ * before process.exit are not lost.
+ */
+function stdoutDestination(): DestinationStream {
+  const dest = pino.destination({ dest: 1, sync: false, minLength: BATCH_BYTES });
+  setInterval(() => dest.flush(), FLUSH_EVERY_MS).unref();
+  return dest;
 }
