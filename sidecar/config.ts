@@ -95,7 +95,7 @@ export const VARIABLES = {
   SYNCER_PROBE_PATH: { default: '/apigw-syncer/probe', doc: 'Peer location that answers 200 when it holds the token, 401 when not.' },
   SYNCER_PROBE_HEADER: { default: 'Authorization', doc: 'Header that carries the token to peers.' },
   SYNCER_PROBE_HEADER_PREFIX: { default: '"Bearer "', doc: 'Text put before the token in that header.' },
-  SYNCER_PROBE_TIMEOUT_MS: { default: '250', doc: 'Bound of one probe (connect, and headers).' },
+  SYNCER_PROBE_TIMEOUT_MS: { default: '250', doc: 'Bound of one probe, from leaving the sidecar’s queue to the end of the answer (connect, headers and body).' },
   SYNCER_PROBE_CONNECTIONS: { default: '32', doc: 'Keep-alive connections per peer, at most.' },
   SYNCER_PROBE_CA_FILE: { default: '(system CAs)', doc: 'https: PEM file of the CA(s) that peers’ certificates must chain to.' },
   SYNCER_PROBE_CERT_FILE: { default: '(none)', doc: 'https: PEM client certificate, for peers that require mTLS (with SYNCER_PROBE_KEY_FILE).' },
