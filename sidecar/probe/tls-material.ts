@@ -2,7 +2,7 @@
 // client certificate (mTLS), and the name to verify when peers are probed by IP. Mounted Secrets
 // rotate (the kubelet swaps the files in place), so the files are read again periodically and,
 // when their content changed, the new material replaces the old for new connections.
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 import type { Config } from '../config.js';
@@ -29,6 +29,8 @@ export async function loadTlsMaterial(files: TlsFiles): Promise<LoadedTls> {
   const [ca, cert, key] = await Promise.all([read(files.caFile, 'SYNCER_PROBE_CA_FILE'), read(files.certFile, 'SYNCER_PROBE_CERT_FILE'), read(files.keyFile, 'SYNCER_PROBE_KEY_FILE')]);
   const options: TlsOptions = { ca, cert, key, servername: files.servername };
   try {
+    // OpenSSL skips CA text that holds no certificate at all: a CA file must hold at least one.
+    if (ca !== undefined) checkCertificates(ca);
     // Fails now, with OpenSSL's reason, on a file that is not PEM or a key that does not match.
     createSecureContext({ ca, cert, key });
   } catch (err) {
@@ -37,6 +39,15 @@ export async function loadTlsMaterial(files: TlsFiles): Promise<LoadedTls> {
   const digest = createHash('sha256');
   for (const part of [ca, cert, key]) digest.update(part ?? '').update('\0');
   return { options, digest: digest.digest('hex') };
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/** Throws unless `pem` holds one or more certificates, each of which parses. */
+function checkCertificates(pem: Buffer): void {
+  const blocks = pem.toString('latin1').match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) throw new Error('the CA file holds no PEM certificate');
+  for (const block of blocks) new X509Certificate(block);
 }
 
 export interface TlsWatcher {

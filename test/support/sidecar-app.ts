@@ -1,7 +1,7 @@
 // Runs the sidecar in-process with static peers and captured logs, and sends checks to it.
 import { Writable } from 'node:stream';
 import { request } from 'undici';
-import { App } from '../../sidecar/app.js';
+import { App, type AppOptions } from '../../sidecar/app.js';
 import { parseConfig, type Env } from '../../sidecar/config.js';
 import { createLogger } from '../../sidecar/telemetry/logger.js';
 import { Telemetry } from '../../sidecar/telemetry/metrics.js';
@@ -21,7 +21,10 @@ export function peersEnv(replicas: readonly ReplicaServer[], name = (i: number) 
   return replicas.map((r, i) => `${name(i)}=${r.host}:${r.port}`).join(',');
 }
 
-export async function startSidecar(env: Env, source?: (deps: SourceDeps) => PeerSource): Promise<RunningSidecar> {
+/** App options a test may set besides the configuration: the clock, randomness, TLS reload period. */
+export type TestAppOptions = Pick<AppOptions, 'now' | 'random' | 'tlsReloadMs'>;
+
+export async function startSidecar(env: Env, source?: (deps: SourceDeps) => PeerSource, options: TestAppOptions = {}): Promise<RunningSidecar> {
   const parsed = parseConfig(
     { SYNCER_LISTEN_ADDR: '127.0.0.1:0', SYNCER_OPS_ADDR: '127.0.0.1:0', LOG_LEVEL: 'debug', POD_NAME: 'pod-0', ...env },
     { hostname: 'test-host', serviceAccountNamespace: undefined },
@@ -34,7 +37,7 @@ export async function startSidecar(env: Env, source?: (deps: SourceDeps) => Peer
       done();
     },
   });
-  const app = new App({ config: parsed.config, log: createLogger(parsed.config, sink), telemetry: new Telemetry({ defaultMetrics: false }), ...(source ? { source } : {}) });
+  const app = new App({ ...options, config: parsed.config, log: createLogger(parsed.config, sink), telemetry: new Telemetry({ defaultMetrics: false }), ...(source ? { source } : {}) });
   const { api, ops } = await app.start();
   return { app, apiUrl: `http://127.0.0.1:${api.port}`, opsUrl: `http://127.0.0.1:${ops.port}`, logs, stop: () => app.stop() };
 }
