@@ -88,7 +88,7 @@ export class App {
       checker: this.checker,
       hasPeers: () => this.store.current() !== undefined,
       observer: {
-        wantsFingerprint: checkLog.wantsFingerprint,
+        wantsFingerprint: (cached) => checkLog.wantsFingerprint(cached),
         answered: each('check', (e) => telemetry.answered(e), (e) => checkLog.answered(e)),
         rejected: each('rejection', (reason) => telemetry.rejected(reason)),
       },
@@ -172,14 +172,15 @@ export class App {
 
 /**
  * Composes observers of one event. Each is called in turn; one that throws is logged and reaches
- * neither the others nor the check that reported the event.
+ * neither the others nor the check that reported the event. Events carry one argument, so the
+ * call allocates nothing: this runs for every check.
  */
 function observers(log: Logger) {
-  return <A extends unknown[]>(what: string, ...fns: Array<(...args: A) => void>): ((...args: A) => void) =>
-    (...args: A): void => {
+  return <E>(what: string, ...fns: Array<(event: E) => void>): ((event: E) => void) =>
+    (event: E): void => {
       for (const fn of fns) {
         try {
-          fn(...args);
+          fn(event);
         } catch (err) {
           log.error({ err, event: what }, 'an observer of this event failed');
         }

@@ -1,9 +1,10 @@
 // What the sidecar keeps in place of a token: digests. The token itself never outlives its request.
-import { createHash } from 'node:crypto';
+// crypto.hash is the one-shot digest: about a third of createHash().update().digest()'s cost.
+import { hash } from 'node:crypto';
 
 /** A short, stable fingerprint to follow one token's checks across pods in logs, without revealing it. */
 export function tokenFingerprint(token: string): string {
-  return createHash('sha256').update(token).digest('hex').slice(0, 12);
+  return hash('sha256', token, 'hex').slice(0, 12);
 }
 
 /**
@@ -11,5 +12,5 @@ export function tokenFingerprint(token: string): string {
  * so no two pairs collide by concatenation). 32 one-byte characters, the cheapest Map key.
  */
 export function checkKey(origin: string, token: string): string {
-  return createHash('sha256').update(origin).update('\0').update(token).digest('binary');
+  return hash('sha256', `${origin}\0${token}`, 'binary');
 }

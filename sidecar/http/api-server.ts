@@ -5,13 +5,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Logger } from 'pino';
 import type { Admission, Checker } from '../check/checker.js';
 import { tokenFingerprint } from '../check/token-keys.js';
-import type { CheckAnswered, CheckResult, FanOutResult, RejectReason } from '../model.js';
+import type { CheckAnswered, CheckResult, FanOutResult, RejectReason, Verdict } from '../model.js';
 import { parseCheckRequest } from './check-request.js';
-import { pathOf, queryOf, sendError, sendJson } from './respond.js';
+import { checkBody } from './check-body.js';
+import { pathOf, queryOf, sendError, sendJsonText } from './respond.js';
 
 export interface ApiObserver {
-  /** Whether answered() wants CheckAnswered.fingerprint (hashing the token costs a little). */
-  readonly wantsFingerprint: boolean;
+  /** Whether answered() wants CheckAnswered.fingerprint for such an answer (hashing the token costs a little). */
+  wantsFingerprint(cached: boolean): boolean;
   answered(event: CheckAnswered): void;
   rejected(reason: RejectReason): void;
 }
@@ -32,6 +33,12 @@ const CHECK_PATH = '/v1/synced';
 /** A memo hit's verdict, the same object every time (its peers were probed by an earlier check). */
 const CACHED_RESULT: CheckResult = Object.freeze({ verdict: 'Synced', durationMs: 0, peers: Object.freeze([]) });
 const RETRY_AFTER = { 'Retry-After': '1' } as const;
+const TOKEN_STATUS: Readonly<Record<Verdict, Readonly<Record<string, string>>>> = {
+  Synced: { 'X-Token-Status': 'Synced' },
+  Partialy: { 'X-Token-Status': 'Partialy' },
+  NotSynced: { 'X-Token-Status': 'NotSynced' },
+  Timeout: { 'X-Token-Status': 'Timeout' },
+};
 
 export function createApiServer(deps: ApiDeps): Server {
   let sequence = 0;
@@ -60,7 +67,7 @@ function handleCheck(req: IncomingMessage, res: ServerResponse, checkId: string,
   if (!deps.hasPeers()) return reject(res, 'not_ready', 503, 'discovery has not produced a peer set yet', deps);
   const started = deps.now();
   const admission: Admission = deps.checker.check(parsed.token, parsed.origin);
-  const fingerprint = observer.wantsFingerprint ? tokenFingerprint(parsed.token) : undefined;
+  const fingerprint = observer.wantsFingerprint(admission.kind === 'cached') ? tokenFingerprint(parsed.token) : undefined;
   switch (admission.kind) {
     case 'overloaded':
       return reject(res, 'overloaded', 503, 'overloaded: too many checks in flight', deps, RETRY_AFTER);
@@ -88,12 +95,8 @@ function handleCheck(req: IncomingMessage, res: ServerResponse, checkId: string,
 /** Answer first: nginx is holding a client request; logs and metrics follow. */
 function answer(res: ServerResponse, event: CheckAnswered, deps: ApiDeps): void {
   const { result } = event;
-  sendJson(
-    res,
-    event.status,
-    { checkId: event.checkId, verdict: result.verdict, durationMs: event.durationMs, shared: event.shared, cached: event.cached, peers: result.peers },
-    { 'X-Token-Status': result.verdict },
-  );
+  const body = checkBody(event.checkId, result.verdict, event.durationMs, event.shared, event.cached, result.peers);
+  sendJsonText(res, event.status, body, TOKEN_STATUS[result.verdict]);
   deps.observer.answered(event);
 }
 

@@ -9,22 +9,28 @@ const WARN_EVERY_MS = 10_000;
 /** Peers come and go: the memory of past warnings is bounded. */
 const MAX_WARNED = 1024;
 
+/** A memo hit costs a lookup; a log line would cost more than the answer: memo hits at debug. */
+function levelOf(cached: boolean): 'info' | 'debug' {
+  return cached ? 'debug' : 'info';
+}
+
 export class CheckLog {
-  readonly wantsFingerprint: boolean;
   private readonly lastWarned = new Map<string, number>();
 
   constructor(
     private readonly log: Logger,
     private readonly probePath: string,
     private readonly now: () => number,
-  ) {
-    this.wantsFingerprint = log.isLevelEnabled('debug') || log.isLevelEnabled('info');
+  ) {}
+
+  /** Whether such an answer gets a line (and so needs the token's fingerprint). */
+  wantsFingerprint(cached: boolean): boolean {
+    return this.log.isLevelEnabled(levelOf(cached));
   }
 
   answered(e: CheckAnswered): void {
     const { result } = e;
-    // A memo hit costs a lookup; a log line would cost more than the answer: debug only.
-    const level = e.cached ? 'debug' : 'info';
+    const level = levelOf(e.cached);
     if (!this.log.isLevelEnabled(level)) return;
     const counts = { synced: 0, missing: 0, error: 0, timeout: 0, departed: 0 };
     for (const p of result.peers) counts[p.outcome]++;

@@ -8,8 +8,9 @@ export function createLogger(config: Config, destination?: DestinationStream): L
   const options = {
     level: config.logLevel,
     base: { pod: config.pod.name, namespace: config.pod.namespace },
-    // Tokens never reach a log call; redaction is the second line of defence for header-shaped fields.
-    redact: { paths: ['token', '*.token', 'headers.authorization', 'headers["x-auth-token"]'], censor: '[redacted]' },
+    // Tokens never reach a log call; redaction is the second line of defence for token- and
+    // header-shaped fields. No wildcard paths: they double the cost of every line.
+    redact: { paths: ['token', 'headers.authorization', 'headers["x-auth-token"]'], censor: '[redacted]' },
   };
   return pino(options, destination ?? stdoutDestination());
 }

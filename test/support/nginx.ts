@@ -226,6 +226,16 @@ export function postToken(baseUrl: string, token: string, value = 'issued', expi
   });
 }
 
+/** Adds many tokens to one replica's store in one request (its zone must be empty: Plus's rule); throws unless 201. */
+export async function writeTokens(baseUrl: string, tokens: readonly string[], value = 'issued'): Promise<void> {
+  const res = await http(keyvalsUrl(baseUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(Object.fromEntries(tokens.map((t) => [t, value]))),
+  });
+  if (res.status !== 201) throw new Error(`write of ${tokens.length} tokens to ${baseUrl}: ${res.status} ${res.body}`);
+}
+
 /** Adds a token to one replica's store; throws unless 201. */
 export async function writeToken(baseUrl: string, token: string, value = 'issued', expireMs?: number): Promise<void> {
   const res = await postToken(baseUrl, token, value, expireMs);

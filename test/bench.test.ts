@@ -1,0 +1,46 @@
+// The bench in its quick form: it runs on real nginx peers, ends by itself, and produces every
+// figure as a finite number. No timing is asserted here: timing goals live in the bench.
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import type { Report } from './bench/report.js';
+import { nginxMissing } from './support/nginx.js';
+import { describeExit, runTracked } from './support/processes.js';
+import { repoRoot } from './support/repo-root.js';
+
+t.test('npm run bench, quick: every figure, as a markdown table and a JSON file', async (t) => {
+  const missing = nginxMissing();
+  if (missing !== undefined) throw new Error(missing);
+  const r = await runTracked(process.execPath, [join(repoRoot(), 'dist', 'test', 'bench', 'bench.js')], { env: { ...process.env, BENCH_QUICK: '1' }, timeoutMs: 240_000 });
+  t.equal(r.exit.code, 0, `the bench ${describeExit(r.exit)}: ${r.stderr.slice(-2000)}`);
+  const path = /^JSON: (.+)$/m.exec(r.stdout)?.[1];
+  t.ok(path, 'it prints where the JSON went');
+  if (path === undefined) return;
+  t.teardown(() => rmSync(path, { force: true }));
+  const report = JSON.parse(readFileSync(path, 'utf8')) as Report;
+  t.same(Object.keys(report.machine).sort(), ['cores', 'cpu', 'loadAfter', 'loadBefore', 'node'], 'the machine it ran on');
+  t.ok(Object.keys(report.settings).length > 0, 'and its settings');
+  const figures = new Set(report.rows.map((row) => row.figure));
+  for (const figure of [
+    'CPU per check, saturated',
+    'checks/s at saturation',
+    'one at a time p50',
+    'one at a time p99',
+    'one nginx, single probe p50',
+    'detection lag p99 (lags 5–100 ms)',
+    'probes per peer per check',
+    'idle RSS before the burst',
+  ]) {
+    t.ok(figures.has(figure), `figure "${figure}"`);
+  }
+  t.ok([...figures].some((f) => f.startsWith('peak RSS')), 'peak RSS');
+  t.ok([...figures].some((f) => f.startsWith('CPU per check, paced')), 'CPU per check at a fixed rate');
+  t.ok([...figures].some((f) => f.startsWith('repeat check of a Synced token')), 'repeat checks beside a 400 refusal');
+  t.same([...new Set(report.rows.filter((row) => row.figure === 'CPU per check, saturated').map((row) => row.peers))], [1, 3], 'quick: sizes 1 and 3');
+  for (const row of report.rows) {
+    for (const value of [row.floor, ...Object.values(row.values)]) {
+      if (value !== null) t.ok(Number.isFinite(value), `${row.figure} (${row.peers ?? '-'} peers): ${value}`);
+    }
+  }
+  t.match(r.stdout, /^\| figure \| peers \| unit \| floor \| A \| A\/floor \| target \| met A \|$/m, 'the markdown table');
+});

@@ -1,0 +1,332 @@
+// `npm run bench`: what a check costs the sidecar, beside a floor measured in the same run.
+//
+// Peers are real: open-source nginx with the shipped nginx-snippets/oss store and probe location,
+// one nginx per peer on its own 127.0.7.x address (each keeps its own store). The sidecar under
+// test is the built program (BENCH_SIDECAR, default dist/sidecar/main.js; BENCH_SIDECAR_B adds a
+// second build measured through the same scenarios, for before/after in one run). The floor is a
+// lean client in its own process sending the same probes. CPU is read from each process's own
+// /proc entry (the sidecar) or process.cpuUsage (the floor), never from the load generator.
+// BENCH_QUICK=1 runs the smallest sizes for a few seconds (the test suite's form).
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { cpus, loadavg } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+import { freePort } from '../support/net.js';
+import { PROBE_PATH, startNginxPod, writeTokens, type NginxPod } from '../support/nginx.js';
+import { onExitCleanup } from '../support/processes.js';
+import { repoRoot } from '../support/repo-root.js';
+import { ReplicationSim } from '../support/replication-sim.js';
+import { startSidecarProcess, type SidecarProcess } from '../support/sidecar-process.js';
+import type { FloorReply, FloorRequest } from './floor-client.js';
+import { cpuSecondsOf, latencyOf, paced, peakRssMbOf, saturate, sequential, type Latency } from './measure.js';
+import { markdown, met, writeJson, type Report, type Row } from './report.js';
+
+const QUICK = process.env['BENCH_QUICK'] === '1';
+const SIZES = QUICK ? [1, 3] : [1, 3, 9, 31, 99];
+const SECONDS = QUICK ? 0.5 : 3;
+const WARMUP_MS = QUICK ? 200 : 700;
+const SEQ_SECONDS = QUICK ? 0.4 : 1.5;
+const CONCURRENCY = 16;
+const TOKENS = 1000;
+const LAG_TRIALS = QUICK ? 8 : 150;
+const LAG_PEERS = QUICK ? 3 : 9;
+const MEMORY_PEERS = QUICK ? 3 : 31;
+const MEMORY_CONCURRENT = QUICK ? 50 : 1000;
+const REPEAT_PEERS = QUICK ? 3 : 9;
+/** Paced runs go at this fraction of the floor's saturated rate: a load both sides carry easily. */
+const PACE = 0.3;
+const REPEAT_RATE = QUICK ? 1000 : 3000;
+const NET = '127.0.7.';
+const here = dirname(fileURLToPath(import.meta.url));
+
+const builds: Record<string, string> = { A: resolve(process.env['BENCH_SIDECAR'] ?? join(repoRoot(), 'dist', 'sidecar', 'main.js')) };
+if (process.env['BENCH_SIDECAR_B'] !== undefined) builds['B'] = resolve(process.env['BENCH_SIDECAR_B']);
+
+// ---- peers ----------------------------------------------------------------------------------
+
+async function startPeers(count: number, port: number): Promise<NginxPod[]> {
+  const pods: NginxPod[] = [];
+  onExitCleanup(() => pods.forEach((p) => p.process.stop(0, 'SIGKILL')));
+  // A few at a time: 100 nginx masters starting at once only slow each other down.
+  for (let i = 0; i < count; i += 8) {
+    const batch = Array.from({ length: Math.min(8, count - i) }, (_, j) =>
+      startNginxPod({ name: `pod-${i + j}`, host: `${NET}${10 + i + j}`, port, sidecarAddr: '127.0.0.1:1' }),
+    );
+    pods.push(...(await Promise.all(batch)));
+  }
+  return pods;
+}
+
+const peerList = (pods: readonly NginxPod[], n: number): string => pods.slice(0, n + 1).map((p) => `${p.name}=${p.host}:${p.port}`).join(',');
+
+// ---- the floor ------------------------------------------------------------------------------
+
+class Floor {
+  private constructor(private readonly child: ChildProcess) {}
+
+  static async start(): Promise<Floor> {
+    const child = fork(join(here, 'floor-client.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    onExitCleanup(() => child.kill('SIGKILL'));
+    await once(child, 'spawn');
+    return new Floor(child);
+  }
+
+  async ask<O extends FloorRequest['op']>(req: Extract<FloorRequest, { op: O }>): Promise<Extract<FloorReply, { op: O }>> {
+    this.child.send(req);
+    const [reply] = (await once(this.child, 'message')) as [FloorReply];
+    if (reply.op === 'error') throw new Error(`floor: ${reply.message}`);
+    return reply as Extract<FloorReply, { op: O }>;
+  }
+
+  async stop(): Promise<void> {
+    const exited = once(this.child, 'exit');
+    this.child.disconnect();
+    await exited;
+  }
+}
+
+// ---- the sidecar ----------------------------------------------------------------------------
+
+async function startSidecar(mainJs: string, peers: string, env: Record<string, string> = {}): Promise<SidecarProcess> {
+  return startSidecarProcess(
+    // Logs at info, as production writes them: the bench pays for them too.
+    { POD_NAME: 'pod-0', POD_NAMESPACE: 'bench', SYNCER_DISCOVERY: 'static', SYNCER_PEERS: peers, LOG_LEVEL: 'info', ...env },
+    { argv: [process.execPath, mainJs] },
+  );
+}
+
+/** A keep-alive client to the sidecar's check API, like nginx's upstream keepalive. */
+function checker(s: SidecarProcess, connections: number): { pool: Pool; check(token: string | undefined, expect: number): Promise<string> } {
+  const pool = new Pool(s.apiUrl, { connections });
+  return {
+    pool,
+    async check(token, expect) {
+      const res = await pool.request({ method: 'GET', path: '/v1/synced', headers: token === undefined ? {} : { 'x-auth-token': token } });
+      const text = await res.body.text();
+      if (res.statusCode !== expect) throw new Error(`sidecar answered ${res.statusCode}, expected ${expect}: ${text}`);
+      return text;
+    },
+  };
+}
+
+/** Load at a fixed rate on the sidecar; its CPU per request from its own /proc entry. */
+async function pacedSidecar(s: SidecarProcess, perSecond: number, op: (i: number) => Promise<unknown>): Promise<number> {
+  const pid = s.process.pid;
+  let cpu = 0;
+  const r = await paced(async (i) => void (await op(i)), perSecond, SECONDS, WARMUP_MS, {
+    start: () => void (cpu = cpuSecondsOf(pid)),
+    end: () => void (cpu = cpuSecondsOf(pid) - cpu),
+  });
+  return (cpu / r.count) * 1e6;
+}
+
+/** Closed-loop load on the sidecar; its CPU per request from its own /proc entry. */
+async function saturateSidecar(s: SidecarProcess, op: (i: number) => Promise<unknown>): Promise<{ perSecond: number; cpuUs: number }> {
+  const pid = s.process.pid;
+  let cpu = 0;
+  const r = await saturate(async (i) => void (await op(i)), CONCURRENCY, SECONDS, WARMUP_MS, {
+    start: () => void (cpu = cpuSecondsOf(pid)),
+    end: () => void (cpu = cpuSecondsOf(pid) - cpu),
+  });
+  return { perSecond: r.perSecond, cpuUs: (cpu / r.count) * 1e6 };
+}
+
+// ---- scenarios --------------------------------------------------------------------------------
+
+const rows: Row[] = [];
+const add = (row: Row): void => void rows.push(row);
+const each = async <T>(fn: (label: string, mainJs: string) => Promise<T>): Promise<Record<string, T>> => {
+  const out: Record<string, T> = {};
+  for (const [label, mainJs] of Object.entries(builds)) out[label] = await fn(label, mainJs);
+  return out;
+};
+const pick = <T>(by: Record<string, T>, f: (t: T) => number): Record<string, number> => Object.fromEntries(Object.entries(by).map(([k, v]) => [k, f(v)]));
+
+async function fanOutScenarios(pods: readonly NginxPod[], floor: Floor, tokens: readonly string[], n: number): Promise<void> {
+  const origins = pods.slice(1, n + 1).map((p) => `http://${p.host}:${p.port}`);
+  const floorSat = await floor.ask({ op: 'saturate', peers: origins, tokens, concurrency: CONCURRENCY, seconds: SECONDS, warmupMs: WARMUP_MS });
+  const rate = Math.round(floorSat.perSecond * PACE);
+  const floorPaced = await floor.ask({ op: 'paced', peers: origins, tokens, perSecond: rate, seconds: SECONDS });
+  const floorSeq = await floor.ask({ op: 'sequential', peers: origins, tokens, seconds: SEQ_SECONDS });
+  const measured = await each(async (_label, mainJs) => {
+    // Every check probes: the memo is off here (it has its own figure below).
+    const s = await startSidecar(mainJs, peerList(pods, n), { SYNCER_SYNCED_TTL_MS: '0' });
+    const c = checker(s, CONCURRENCY);
+    try {
+      const sat = await saturateSidecar(s, (i) => c.check(tokens[i % tokens.length], 200));
+      const pacedCpuUs = await pacedSidecar(s, rate, (i) => c.check(tokens[i % tokens.length], 200));
+      const seq = await sequential((i) => c.check(tokens[(i + tokens.length) % tokens.length], 200).then(() => undefined), SEQ_SECONDS);
+      return { ...sat, pacedCpuUs, seq };
+    } finally {
+      await c.pool.close();
+      await s.stop();
+    }
+  });
+  add({ figure: `CPU per check, paced (${rate}/s)`, peers: n, unit: 'µs', floor: floorPaced.cpuUsPerFanOut, values: pick(measured, (m) => m.pacedCpuUs), ...(n === 9 ? { target: { kind: 'max', limit: 1.2, on: 'ratio' } } : {}) });
+  add({ figure: 'CPU per check, saturated', peers: n, unit: 'µs', floor: floorSat.cpuUsPerFanOut, values: pick(measured, (m) => m.cpuUs) });
+  add({ figure: 'checks/s at saturation', peers: n, unit: '/s', floor: floorSat.perSecond, values: pick(measured, (m) => m.perSecond), ...(n === 9 ? { target: { kind: 'min', limit: 0.9, on: 'ratio' } } : {}) });
+  add({ figure: 'one at a time p50', peers: n, unit: 'ms', floor: floorSeq.p50, values: pick(measured, (m) => m.seq.p50), ...(n === 9 ? { target: { kind: 'max', limit: 1.3, on: 'ratio' } } : n === 99 ? { target: { kind: 'max', limit: 3, on: 'value' } } : {}) });
+  add({ figure: 'one at a time p99', peers: n, unit: 'ms', floor: floorSeq.p99, values: pick(measured, (m) => m.seq.p99), ...(n === 9 ? { target: { kind: 'max', limit: 1, on: 'value' } } : {}) });
+}
+
+async function nginxLatency(pod: NginxPod, token: string): Promise<Latency> {
+  const pool = new Pool(`http://${pod.host}:${pod.port}`, { connections: 1 });
+  try {
+    return await sequential(async () => {
+      const res = await pool.request({ method: 'GET', path: PROBE_PATH, headers: { authorization: `Bearer ${token}` } });
+      await res.body.text();
+    }, SEQ_SECONDS);
+  } finally {
+    await pool.close();
+  }
+}
+
+/** Tokens land on each peer 5–100 ms after the origin; the check starts when the origin has it. */
+async function detectionLag(pods: readonly NginxPod[]): Promise<void> {
+  const others = pods.slice(1, LAG_PEERS + 1);
+  const sim = new ReplicationSim({ name: pods[0]!.name, baseUrl: pods[0]!.baseUrl }, others.map((p) => ({ name: p.name, baseUrl: p.baseUrl })));
+  const measured = await each(async (label, mainJs) => {
+    const s = await startSidecar(mainJs, peerList(pods, LAG_PEERS));
+    const c = checker(s, 1);
+    const lags: number[] = [];
+    let probes = 0;
+    let peerAnswers = 0;
+    let notSynced = 0;
+    try {
+      for (let i = 0; i < LAG_TRIALS; i++) {
+        const token = `lag-${label}-${i}-${Date.now().toString(36)}`;
+        const issued = await sim.issue(token, Object.fromEntries(others.map((p) => [p.name, 5 + Math.random() * 95])));
+        const body = JSON.parse(await c.check(token, 200)) as { verdict: string; peers: Array<{ attempts: number }> };
+        const answeredAt = performance.now();
+        const writes = await issued.replicated;
+        const failed = writes.find((w) => w.atMs === undefined);
+        if (failed !== undefined) throw new Error(`replication write to ${failed.name} failed: ${failed.error ?? 'not written'}`);
+        if (body.verdict !== 'Synced') notSynced++;
+        lags.push(answeredAt - (issued.originAt + Math.max(...writes.map((w) => w.atMs!))));
+        for (const p of body.peers) probes += p.attempts;
+        peerAnswers += body.peers.length;
+      }
+    } finally {
+      await c.pool.close();
+      await s.stop();
+    }
+    return { lag: latencyOf(lags), probesPerPeer: probes / peerAnswers, notSynced };
+  });
+  add({ figure: 'detection lag p50 (lags 5–100 ms)', peers: LAG_PEERS, unit: 'ms', floor: null, values: pick(measured, (m) => m.lag.p50) });
+  add({ figure: 'detection lag p99 (lags 5–100 ms)', peers: LAG_PEERS, unit: 'ms', floor: null, values: pick(measured, (m) => m.lag.p99), target: { kind: 'max', limit: 25, on: 'value' } });
+  add({ figure: 'probes per peer per check', peers: LAG_PEERS, unit: '', floor: null, values: pick(measured, (m) => m.probesPerPeer), target: { kind: 'max', limit: 6, on: 'value' } });
+  add({ figure: 'checks not Synced (must be 0)', peers: LAG_PEERS, unit: '', floor: null, values: pick(measured, (m) => m.notSynced), target: { kind: 'max', limit: 0, on: 'value' } });
+}
+
+/** Peak RSS of a fresh sidecar through a burst of concurrent checks, beside a fresh floor's. */
+async function peakMemory(pods: readonly NginxPod[], tokens: readonly string[]): Promise<void> {
+  const origins = pods.slice(1, MEMORY_PEERS + 1).map((p) => `http://${p.host}:${p.port}`);
+  const floor = await Floor.start();
+  const floorBurst = await floor.ask({ op: 'burst', peers: origins, tokens, concurrent: MEMORY_CONCURRENT });
+  await floor.stop();
+  for (const bound of ['default', String(MEMORY_CONCURRENT)] as const) {
+    const measured = await each(async (_label, mainJs) => {
+      const s = await startSidecar(mainJs, peerList(pods, MEMORY_PEERS), { SYNCER_SYNCED_TTL_MS: '0', ...(bound === 'default' ? {} : { SYNCER_MAX_IN_FLIGHT: bound }) });
+      const idle = peakRssMbOf(s.process.pid);
+      const pool = new Pool(s.apiUrl, { connections: MEMORY_CONCURRENT });
+      const statuses = new Map<number, number>();
+      try {
+        await Promise.all(
+          Array.from({ length: MEMORY_CONCURRENT }, async (_, i) => {
+            const res = await pool.request({ method: 'GET', path: '/v1/synced', headers: { 'x-auth-token': tokens[i % tokens.length]! } });
+            await res.body.text();
+            statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+          }),
+        );
+        return { idle, peak: peakRssMbOf(s.process.pid), answered200: statuses.get(200) ?? 0 };
+      } finally {
+        await pool.close();
+        await s.stop();
+      }
+    });
+    const name = bound === 'default' ? 'default SYNCER_MAX_IN_FLIGHT' : `SYNCER_MAX_IN_FLIGHT=${bound}`;
+    add({ figure: `peak RSS, ${MEMORY_CONCURRENT} concurrent checks (${name})`, peers: MEMORY_PEERS, unit: 'MB', floor: floorBurst.peakRssMb, values: pick(measured, (m) => m.peak), ...(bound === 'default' ? { target: { kind: 'max', limit: 120, on: 'value' } } : {}) });
+    add({ figure: `  checks answered 200 in that burst (${name})`, peers: MEMORY_PEERS, unit: '', floor: MEMORY_CONCURRENT, values: pick(measured, (m) => m.answered200) });
+    if (bound === 'default') add({ figure: 'idle RSS before the burst', peers: MEMORY_PEERS, unit: 'MB', floor: null, values: pick(measured, (m) => m.idle) });
+  }
+}
+
+/** A token already answered Synced, checked again, beside the cost of a request refused at once (400). */
+async function repeatChecks(pods: readonly NginxPod[], tokens: readonly string[]): Promise<void> {
+  const warm = tokens.slice(0, 200);
+  const measured = await each(async (_label, mainJs) => {
+    const s = await startSidecar(mainJs, peerList(pods, REPEAT_PEERS));
+    const c = checker(s, CONCURRENCY);
+    try {
+      for (const token of warm) await c.check(token, 200);
+      const repeat = await pacedSidecar(s, REPEAT_RATE, (i) => c.check(warm[i % warm.length], 200));
+      const refused = await pacedSidecar(s, REPEAT_RATE, () => c.check(undefined, 400));
+      return { repeat, refused };
+    } finally {
+      await c.pool.close();
+      await s.stop();
+    }
+  });
+  for (const [label, m] of Object.entries(measured)) {
+    add({
+      figure: `repeat check of a Synced token at ${REPEAT_RATE}/s, CPU (floor: a 400 refusal) [${label}]`,
+      peers: REPEAT_PEERS,
+      unit: 'µs',
+      floor: m.refused,
+      values: { [label]: m.repeat },
+      target: { kind: 'max', limit: 1.3, on: 'ratio' },
+    });
+  }
+}
+
+// ---- the run ----------------------------------------------------------------------------------
+
+const wallStart = performance.now();
+const load = { before: loadavg() };
+const port = await freePort(`${NET}10`);
+const maxPeers = Math.max(...SIZES, LAG_PEERS, MEMORY_PEERS, REPEAT_PEERS);
+console.error(`bench: starting ${maxPeers + 1} nginx peers on ${NET}10-${10 + maxPeers}:${port}…`);
+const pods = await startPeers(maxPeers + 1, port);
+const tokens = Array.from({ length: TOKENS }, (_, i) => `bench-${i}-${Math.random().toString(36).slice(2, 10)}`);
+// One write per store, into its empty zone (a Plus zone accepts several keys at once only then).
+await Promise.all(pods.map((p) => writeTokens(p.baseUrl, tokens)));
+
+const floor = await Floor.start();
+try {
+  for (const n of SIZES) {
+    console.error(`bench: ${n} peer(s)…`);
+    await fanOutScenarios(pods, floor, tokens, n);
+  }
+} finally {
+  await floor.stop();
+}
+const single = await nginxLatency(pods[1]!, tokens[0]!);
+add({ figure: 'one nginx, single probe p50', peers: 1, unit: 'ms', floor: single.p50, values: {} });
+add({ figure: 'one nginx, single probe p99', peers: 1, unit: 'ms', floor: single.p99, values: {} });
+console.error('bench: detection lag…');
+await detectionLag(pods);
+console.error('bench: peak memory…');
+await peakMemory(pods, tokens);
+console.error('bench: repeat checks…');
+await repeatChecks(pods, tokens);
+await Promise.all(pods.map((p) => p.stop()));
+
+const report: Report = {
+  machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? '?', node: process.version, loadBefore: load.before, loadAfter: loadavg() },
+  settings: { quick: QUICK, sizes: SIZES, seconds: SECONDS, concurrency: CONCURRENCY, tokens: TOKENS, lagTrials: LAG_TRIALS, peers: 'nginx + nginx-snippets/oss, one per 127.0.7.x', sidecarEnv: 'defaults, LOG_LEVEL=info, static discovery; SYNCER_SYNCED_TTL_MS=0 where every check must probe' },
+  builds,
+  rows,
+  wallSeconds: (performance.now() - wallStart) / 1000,
+};
+const path = writeJson(report, join(repoRoot(), 'bench-results'));
+console.log(`apigw-syncer bench — ${report.machine['cores']} cores (${String(report.machine['cpu'])}), Node ${process.version}, load ${load.before.map((l) => l.toFixed(2)).join('/')} → ${loadavg().map((l) => l.toFixed(2)).join('/')}, ${report.wallSeconds.toFixed(0)} s`);
+console.log(Object.entries(builds).map(([k, v]) => `${k} = ${v}`).join('; '));
+console.log('');
+console.log(markdown(report));
+console.log('');
+const missed = rows.flatMap((r) => Object.keys(builds).filter((b) => met(r, b) === false).map((b) => `${r.figure} (${r.peers ?? '-'} peers, ${b})`));
+console.log(missed.length === 0 ? 'every target met' : `targets not met: ${missed.join('; ')}`);
+console.log(`JSON: ${path}`);
