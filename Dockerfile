@@ -45,4 +45,8 @@ COPY --from=build /src/dist/sidecar ./dist/sidecar
 USER 1000:1000
 EXPOSE 9090
 # Exec form: node is PID 1 and receives SIGTERM itself; the sidecar handles it and exits 0.
-ENTRYPOINT ["node", "dist/sidecar/main.js"]
+# --max-semi-space-size=4 (MiB): V8's young generation otherwise grows to 16 MiB semi-spaces
+# under a burst of checks and stays resident; 4 keeps a burst's peak RSS ~20-30 MB lower for a
+# few more (cheap) scavenges (measured with npm run bench). The old generation's cap comes from
+# the container's memory limit, through NODE_OPTIONS set by the chart.
+ENTRYPOINT ["node", "--max-semi-space-size=4", "dist/sidecar/main.js"]

@@ -96,7 +96,7 @@ export const VARIABLES = {
   SYNCER_PROBE_HEADER: { default: 'Authorization', doc: 'Header that carries the token to peers.' },
   SYNCER_PROBE_HEADER_PREFIX: { default: '"Bearer "', doc: 'Text put before the token in that header.' },
   SYNCER_PROBE_TIMEOUT_MS: { default: '250', doc: 'Bound of one probe, from leaving the sidecar’s queue to the end of the answer (connect, headers and body).' },
-  SYNCER_PROBE_CONNECTIONS: { default: '32', doc: 'Keep-alive connections per peer, at most.' },
+  SYNCER_PROBE_CONNECTIONS: { default: '8', doc: 'Keep-alive connections per peer, at most (each peer’s nginx holds this many from every other replica).' },
   SYNCER_PROBE_CA_FILE: { default: '(system CAs)', doc: 'https: PEM file of the CA(s) that peers’ certificates must chain to.' },
   SYNCER_PROBE_CERT_FILE: { default: '(none)', doc: 'https: PEM client certificate, for peers that require mTLS (with SYNCER_PROBE_KEY_FILE).' },
   SYNCER_PROBE_KEY_FILE: { default: '(none)', doc: 'https: PEM private key of SYNCER_PROBE_CERT_FILE.' },
@@ -313,7 +313,7 @@ export function parseConfig(env: Env, context: ConfigContext): ConfigResult {
       header,
       headerPrefix,
       timeoutMs: r.number('SYNCER_PROBE_TIMEOUT_MS', 250, 1, 60_000),
-      connectionsPerPeer: r.number('SYNCER_PROBE_CONNECTIONS', 32, 1, 1_024),
+      connectionsPerPeer: r.number('SYNCER_PROBE_CONNECTIONS', 8, 1, 1_024),
       tls,
     },
     retry: {

@@ -41,7 +41,7 @@ t.test('Dockerfile: multi-stage, Node 24, non-root numeric user, exec-form ENTRY
     'deps stage installs production dependencies only',
   );
   const spec = runtimeSpec(DOCKERFILE);
-  t.same(spec.entrypoint, ['node', 'dist/sidecar/main.js'], 'exec form: node is PID 1 and gets SIGTERM');
+  t.same(spec.entrypoint, ['node', '--max-semi-space-size=4', 'dist/sidecar/main.js'], 'exec form: node is PID 1 and gets SIGTERM; a small young generation keeps burst memory down');
   t.match(spec.user ?? '', /^[1-9][0-9]*:[0-9]+$/, 'numeric non-root UID:GID, so runAsNonRoot can be verified');
   t.equal(spec.workdir, '/app');
   const copies = (stages.at(-1)?.instructions ?? []).filter((i) => i.keyword === 'COPY').map((i) => i.args);

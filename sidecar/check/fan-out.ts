@@ -29,6 +29,10 @@ export function fanOut(targets: readonly PeerChannel[], headers: string[], setti
 
 const NONE: readonly Misconfigured[] = Object.freeze([]);
 
+function retryRun(run: PeerRun): void {
+  run.retry();
+}
+
 /** One peer within a check: its attempts, its probe in flight or its wait before the next one. */
 class PeerRun implements ProbeListener {
   outcome: PeerOutcome = 'timeout'; // what it is if the deadline comes first
@@ -44,15 +48,15 @@ class PeerRun implements ProbeListener {
     private readonly check: FanOut,
   ) {}
 
-  /** One bound function per peer and check, not one closure per retry. */
-  private readonly retry = (): void => {
+  /** The retry timer fired (retryRun below, shared by all runs: no closure per peer and check). */
+  retry(): void {
     this.retryTimer = undefined;
     try {
       this.send();
     } catch (err) {
       this.check.fail(err);
     }
-  };
+  }
 
   send(): void {
     if (this.done) return;
@@ -72,7 +76,7 @@ class PeerRun implements ProbeListener {
       const step = this.check.nextStep(result.kind, result.errorCode === PROBE_TIMEOUT, this.attempts);
       if (result.kind === 'unexpected') this.check.misconfigured(this.channel, result);
       if (step.kind === 'resolve') this.resolve(step.outcome);
-      else this.retryTimer = setTimeout(this.retry, step.delayMs);
+      else this.retryTimer = setTimeout(retryRun, step.delayMs, this);
     } catch (err) {
       this.check.fail(err);
     }

@@ -1,7 +1,7 @@
 // Bounds every probe by the same timeout with one timer for the whole process, instead of a
 // timer (and an AbortController) per probe. Every probe gets the same bound, so expiry order is
-// start order: a FIFO list, armed for its head. Settled probes are skipped lazily when they
-// reach the head (they are held at most timeoutMs longer than needed).
+// start order: a list in start order, the timer armed for its head. A probe leaves the list the
+// moment it settles (O(1), doubly linked), so a finished check is never kept alive by it.
 import { CUT, type Probe } from './probe.js';
 
 export class ProbeTimeouts {
@@ -17,6 +17,8 @@ export class ProbeTimeouts {
   /** Starts the probe's clock: it is cut with CUT.timeout if not settled within timeoutMs. */
   add(probe: Probe): void {
     probe.expiresAt = this.now() + this.timeoutMs;
+    probe.sweep = this;
+    probe.prevInSweep = this.tail;
     probe.nextInSweep = undefined;
     if (this.tail === undefined) this.head = probe;
     else this.tail.nextInSweep = probe;
@@ -24,11 +26,20 @@ export class ProbeTimeouts {
     if (this.timer === undefined) this.arm(probe.expiresAt);
   }
 
+  /** The probe settled: it needs no clock any more. */
+  remove(probe: Probe): void {
+    const { prevInSweep: prev, nextInSweep: next } = probe;
+    if (prev === undefined) this.head = next;
+    else prev.nextInSweep = next;
+    if (next === undefined) this.tail = prev;
+    else next.prevInSweep = prev;
+    probe.sweep = probe.prevInSweep = probe.nextInSweep = undefined;
+  }
+
   /** Stops the timer (shutdown); probes still listed are left to their checks' deadlines. */
   close(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    this.head = this.tail = undefined;
   }
 
   private arm(at: number): void {
@@ -39,16 +50,8 @@ export class ProbeTimeouts {
   private sweep(): void {
     this.timer = undefined;
     const now = this.now();
-    let p = this.head;
-    // Settled probes at the head only wait for their turn to leave; skip them without a timer.
-    while (p !== undefined && (p.isSettled || p.expiresAt <= now)) {
-      if (!p.isSettled) p.cut(CUT.timeout);
-      const next = p.nextInSweep;
-      p.nextInSweep = undefined;
-      p = next;
-    }
-    this.head = p;
-    if (p === undefined) this.tail = undefined;
-    else this.arm(p.expiresAt);
+    // Cutting a probe settles it, which removes it: the head moves on by itself.
+    while (this.head !== undefined && this.head.expiresAt <= now) this.head.cut(CUT.timeout);
+    if (this.head !== undefined) this.arm(this.head.expiresAt);
   }
 }

@@ -7,6 +7,7 @@
 // its core calls them directly, while the newer controller interface is wrapped per request,
 // headers parsed into an object each time (lib/handler/unwrap-handler.js).
 import type { ProbeResultKind } from '../model.js';
+import type { ProbeTimeouts } from './probe-timeouts.js';
 
 export interface ProbeResult {
   readonly kind: ProbeResultKind | 'aborted';
@@ -66,7 +67,9 @@ function errorCodeOf(err: unknown): string {
 export class Probe {
   /** When the shared timeout sweep cuts it (performance.now() based); set by the sweep. */
   expiresAt = 0;
-  /** Next probe in the timeout sweep's list. */
+  /** The timeout sweep's list holding it while it runs, and its neighbours there. */
+  sweep: ProbeTimeouts | undefined = undefined;
+  prevInSweep: Probe | undefined = undefined;
   nextInSweep: Probe | undefined = undefined;
   private settled = false;
   private released = false;
@@ -142,6 +145,7 @@ export class Probe {
 
   private settle(kind: ProbeResult['kind'], errorCode: string | null): void {
     this.settled = true;
+    this.sweep?.remove(this);
     this.listener.probeSettled(this, { kind, status: this.status, errorCode });
   }
 

@@ -9,6 +9,7 @@
 // BENCH_QUICK=1 runs the smallest sizes for a few seconds (the test suite's form).
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -20,6 +21,8 @@ import { onExitCleanup } from '../support/processes.js';
 import { repoRoot } from '../support/repo-root.js';
 import { ReplicationSim } from '../support/replication-sim.js';
 import { startSidecarProcess, type SidecarProcess } from '../support/sidecar-process.js';
+import { imageArgv, runtimeSpec } from '../packaging/dockerfile.js';
+import { nodeRuntimePath } from '../support/tools.js';
 import type { FloorReply, FloorRequest } from './floor-client.js';
 import { cpuSecondsOf, latencyOf, paced, peakRssMbOf, saturate, sequential, type Latency } from './measure.js';
 import { markdown, met, writeJson, type Report, type Row } from './report.js';
@@ -41,6 +44,10 @@ const PACE = 0.3;
 const REPEAT_RATE = QUICK ? 1000 : 3000;
 const NET = '127.0.7.';
 const here = dirname(fileURLToPath(import.meta.url));
+/** The image's command line (runtime, V8 flags, program), with the build under test as the program. */
+const IMAGE_ARGV = imageArgv(runtimeSpec(readFileSync(join(repoRoot(), 'Dockerfile'), 'utf8')));
+const PROGRAM = 'dist/sidecar/main.js';
+if (!IMAGE_ARGV.includes(PROGRAM)) throw new Error(`the Dockerfile's ENTRYPOINT no longer runs ${PROGRAM}: ${IMAGE_ARGV.join(' ')}`);
 
 const builds: Record<string, string> = { A: resolve(process.env['BENCH_SIDECAR'] ?? join(repoRoot(), 'dist', 'sidecar', 'main.js')) };
 if (process.env['BENCH_SIDECAR_B'] !== undefined) builds['B'] = resolve(process.env['BENCH_SIDECAR_B']);
@@ -68,7 +75,8 @@ class Floor {
   private constructor(private readonly child: ChildProcess) {}
 
   static async start(): Promise<Floor> {
-    const child = fork(join(here, 'floor-client.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // The same Node as the sidecar's, the image's.
+    const child = fork(join(here, 'floor-client.js'), [], { execPath: nodeRuntimePath(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     onExitCleanup(() => child.kill('SIGKILL'));
     await once(child, 'spawn');
     return new Floor(child);
@@ -94,7 +102,7 @@ async function startSidecar(mainJs: string, peers: string, env: Record<string, s
   return startSidecarProcess(
     // Logs at info, as production writes them: the bench pays for them too.
     { POD_NAME: 'pod-0', POD_NAMESPACE: 'bench', SYNCER_DISCOVERY: 'static', SYNCER_PEERS: peers, LOG_LEVEL: 'info', ...env },
-    { argv: [process.execPath, mainJs] },
+    { argv: IMAGE_ARGV.map((a) => (a === PROGRAM ? mainJs : a)) },
   );
 }
 
@@ -315,14 +323,14 @@ await repeatChecks(pods, tokens);
 await Promise.all(pods.map((p) => p.stop()));
 
 const report: Report = {
-  machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? '?', node: process.version, loadBefore: load.before, loadAfter: loadavg() },
-  settings: { quick: QUICK, sizes: SIZES, seconds: SECONDS, concurrency: CONCURRENCY, tokens: TOKENS, lagTrials: LAG_TRIALS, peers: 'nginx + nginx-snippets/oss, one per 127.0.7.x', sidecarEnv: 'defaults, LOG_LEVEL=info, static discovery; SYNCER_SYNCED_TTL_MS=0 where every check must probe' },
+  machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? '?', node: `${IMAGE_ARGV[0] ?? ''} (sidecar and floor, the image's runtime); load generator ${process.version}`, loadBefore: load.before, loadAfter: loadavg() },
+  settings: { sidecarCommand: IMAGE_ARGV.join(' '), quick: QUICK, sizes: SIZES, seconds: SECONDS, concurrency: CONCURRENCY, tokens: TOKENS, lagTrials: LAG_TRIALS, peers: 'nginx + nginx-snippets/oss, one per 127.0.7.x', sidecarEnv: 'defaults, LOG_LEVEL=info, static discovery; SYNCER_SYNCED_TTL_MS=0 where every check must probe' },
   builds,
   rows,
   wallSeconds: (performance.now() - wallStart) / 1000,
 };
 const path = writeJson(report, join(repoRoot(), 'bench-results'));
-console.log(`apigw-syncer bench — ${report.machine['cores']} cores (${String(report.machine['cpu'])}), Node ${process.version}, load ${load.before.map((l) => l.toFixed(2)).join('/')} → ${loadavg().map((l) => l.toFixed(2)).join('/')}, ${report.wallSeconds.toFixed(0)} s`);
+console.log(`apigw-syncer bench — ${report.machine['cores']} cores (${String(report.machine['cpu'])}), sidecar and floor on ${IMAGE_ARGV[0] ?? '?'}, load ${load.before.map((l) => l.toFixed(2)).join('/')} → ${loadavg().map((l) => l.toFixed(2)).join('/')}, ${report.wallSeconds.toFixed(0)} s`);
 console.log(Object.entries(builds).map(([k, v]) => `${k} = ${v}`).join('; '));
 console.log('');
 console.log(markdown(report));
