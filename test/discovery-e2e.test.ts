@@ -65,6 +65,9 @@ t.test('built sidecar in kubernetes mode: verdicts follow replicas', async (t) =
     SYNCER_MAX_RETRIES: '2',
     SYNCER_RETRY_DELAY_MS: '10',
     SYNCER_HARD_TIMEOUT_MS: '1500',
+    // Verdicts must follow the replicas' stores check by check, also when only a store changes:
+    // no Synced memo here (its own tests are in check-memo.test.ts).
+    SYNCER_SYNCED_TTL_MS: '0',
     LOG_LEVEL: 'info',
   };
   // Started now, checked at the end: a pod that does not exist fails clearly within the deadline.

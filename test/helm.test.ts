@@ -197,12 +197,19 @@ t.test('every SYNCER_* variable of the sidecar is reachable from values, with va
     probeHeaderPrefix: 'Token ',
     probeTimeoutMs: 300,
     probeConnections: 8,
+    probeCaFile: '/etc/apigw-syncer/probe-tls/ca.crt',
+    probeCertFile: '/etc/apigw-syncer/probe-tls/tls.crt',
+    probeKeyFile: '/etc/apigw-syncer/probe-tls/tls.key',
+    probeServername: 'apigw.apigw.svc',
     retryDelayMs: 5,
     retryBackoff: 1.5,
     retryMaxDelayMs: 100,
     retryJitter: 0.35,
     maxRetries: 20,
     hardTimeoutMs: 2_500,
+    maxInFlight: 128,
+    syncedTtlMs: 10_000,
+    syncedMax: 50_000,
   };
   t.same(Object.keys(config).sort(), [...keys].sort(), 'the sample sets every key');
   const objects = await render({ values: { syncer: { discovery: 'static', opsPort: 9091, logLevel: 'debug', config } } });
@@ -221,6 +228,8 @@ t.test('every SYNCER_* variable of the sidecar is reachable from values, with va
     t.equal(parsed.config.probe.headerPrefix, 'Token ');
     t.same(parsed.config.ops, { host: '0.0.0.0', port: 9091 });
     t.equal(parsed.config.discovery.staticPeers.length, 2);
+    t.same(parsed.config.checks, { maxInFlight: 128, syncedTtlMs: 10_000, syncedMax: 50_000 });
+    t.equal(parsed.config.probe.tls.servername, 'apigw.apigw.svc');
   }
 
   // Unset values are not rendered: the sidecar's own defaults apply.
