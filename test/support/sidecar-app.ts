@@ -49,6 +49,7 @@ export interface CheckReply {
     verdict?: string;
     durationMs?: number;
     shared?: boolean;
+    cached?: boolean;
     error?: string;
     peers?: Array<{ name: string; outcome: string; attempts: number; lastStatus: number | null; lastError: string | null }>;
   };
