@@ -10,7 +10,10 @@ export type ReplicaBehaviour =
   | { readonly kind: 'hang' } // accepts, never answers
   | { readonly kind: 'reset' } // resets the connection on each request
   | { readonly kind: 'close-mid-response' } // sends headers and part of a body, then closes
-  | { readonly kind: 'gate'; readonly open: Promise<void> }; // answers like 'store' once `open` resolves
+  | { readonly kind: 'gate'; readonly open: Promise<void> } // answers like 'store' once `open` resolves
+  | { readonly kind: 'endless-body' } // 200, then a body that never ends (until the client goes)
+  | { readonly kind: 'drip'; readonly everyMs: number } // the store's answer, one byte every everyMs
+  | { readonly kind: 'garbage' }; // bytes that are not HTTP, then close
 
 export interface ReplicaOptions {
   readonly host: string;
@@ -78,6 +81,39 @@ export class ReplicaServer {
           res.writeHead(200, { 'Content-Length': '100' });
           res.write('partial');
           setImmediate(() => req.socket.destroy());
+          return;
+        case 'endless-body': {
+          res.writeHead(200, { 'Content-Type': 'text/plain' });
+          const chunk = Buffer.alloc(64 * 1024, 0x61);
+          // Writes as fast as the client reads, until the client drops the connection.
+          const pump = (): void => {
+            while (!res.destroyed && res.write(chunk));
+            if (!res.destroyed) res.once('drain', pump);
+          };
+          pump();
+          return;
+        }
+        case 'drip': {
+          const from = token === undefined ? undefined : replica.tokens.get(token);
+          const held = from !== undefined && Date.now() >= from;
+          // Raw bytes on the socket, so the connection closes after them (Node's own response is never sent).
+          const text = `HTTP/1.1 ${held ? '200 OK' : '401 Unauthorized'}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
+          const socket = req.socket;
+          let i = 0;
+          const timer = setInterval(() => {
+            if (socket.destroyed) return clearInterval(timer);
+            if (i >= text.length) {
+              clearInterval(timer);
+              socket.end();
+              return;
+            }
+            socket.write(text[i++]!);
+          }, b.everyMs);
+          socket.once('close', () => clearInterval(timer));
+          return;
+        }
+        case 'garbage':
+          req.socket.end('\x00\x01 this is not HTTP \xff\r\n\r\n');
           return;
       }
     });

@@ -1,0 +1,147 @@
+// Faults injected at the peers and inside a check: every check is answered by its deadline with
+// the right outcomes, a fault in one check reaches no other, and nothing is left running after.
+import t from 'tap';
+import { startReplicas, type ReplicaServer } from './support/replica-server.js';
+import { peersEnv, sendCheck, startSidecar, type RunningSidecar } from './support/sidecar-app.js';
+import { waitFor } from './support/wait.js';
+
+const HARD_TIMEOUT_MS = 600;
+const PROBE_TIMEOUT_MS = 120;
+/** The deadline is the bound; this much more is the scheduling allowance the issue states. */
+const ALLOWANCE_MS = 100;
+let seq = 0;
+const newToken = (): string => `fault-${process.pid}-${++seq}`;
+
+let replicas: ReplicaServer[];
+let sidecar: RunningSidecar;
+let randomCalls = 0;
+let throwOnRandomCall = -1;
+
+t.before(async () => {
+  replicas = await startReplicas(4, { net: '127.0.15.', first: 10, port: 18120 });
+  sidecar = await startSidecar(
+    {
+      SYNCER_PEERS: peersEnv(replicas),
+      SYNCER_HARD_TIMEOUT_MS: String(HARD_TIMEOUT_MS),
+      SYNCER_PROBE_TIMEOUT_MS: String(PROBE_TIMEOUT_MS),
+      SYNCER_RETRY_DELAY_MS: '5',
+      SYNCER_SYNCED_TTL_MS: '0',
+    },
+    undefined,
+    {
+      // Randomness is injected: a test can make it throw inside one check's retry decision.
+      random: () => {
+        if (++randomCalls === throwOnRandomCall) throw new Error('planted failure');
+        return 0.5;
+      },
+    },
+  );
+});
+t.teardown(async () => {
+  await sidecar.stop();
+  await Promise.all(replicas.map((r) => r.close()));
+});
+t.beforeEach(() => {
+  for (const r of replicas) r.behaviour = { kind: 'store' };
+});
+
+const check = (token: string) => sendCheck(sidecar.apiUrl, { 'X-Auth-Token': token });
+const outcome = (r: Awaited<ReturnType<typeof check>>, name: string) => r.body.peers?.find((p) => p.name === name);
+
+t.test('200 with an endless body: the status decides, the connection is dropped, memory stays flat', async (t) => {
+  const token = newToken();
+  for (const r of replicas) r.give(token);
+  replicas[1]!.behaviour = { kind: 'endless-body' };
+  const before = process.memoryUsage();
+  const results = await Promise.all(Array.from({ length: 20 }, () => check(token)));
+  for (const r of results) {
+    t.equal(r.tokenStatus, 'Synced');
+    t.match(outcome(r, 'pod-1'), { outcome: 'synced', lastStatus: 200, attempts: 1 });
+  }
+  const grown = (process.memoryUsage().arrayBuffers - before.arrayBuffers) / 1048576;
+  // 20 checks × an endless body: a reader of whole bodies would hold hundreds of MB by now.
+  t.ok(grown < 32, `buffers grew by ${grown.toFixed(1)} MB only`);
+  t.ok(results.every((r) => r.elapsedMs < HARD_TIMEOUT_MS), 'answered before the deadline');
+});
+
+t.test('an answer dripped byte by byte: slower than the probe timeout is a timeout; faster is an answer', async (t) => {
+  const token = newToken();
+  for (const r of replicas) r.give(token);
+  replicas[2]!.behaviour = { kind: 'drip', everyMs: 20 }; // ~80 bytes → ~1.6 s, far over 120 ms
+  const slow = await check(token);
+  t.equal(slow.tokenStatus, 'Timeout');
+  t.match(outcome(slow, 'pod-2'), { outcome: 'timeout', lastError: 'PROBE_TIMEOUT' });
+  t.ok(slow.elapsedMs <= HARD_TIMEOUT_MS + ALLOWANCE_MS, `answered by the deadline (${slow.elapsedMs.toFixed(0)} ms)`);
+  replicas[2]!.behaviour = { kind: 'drip', everyMs: 0 };
+  const fast = await check(token);
+  t.equal(fast.tokenStatus, 'Synced');
+});
+
+t.test('garbage instead of HTTP is a transient error, retried until the window ends', async (t) => {
+  const token = newToken();
+  for (const r of replicas) r.give(token);
+  replicas[3]!.behaviour = { kind: 'garbage' };
+  const r = await check(token);
+  t.equal(r.tokenStatus, 'Partialy');
+  const p = outcome(r, 'pod-3');
+  t.equal(p?.outcome, 'error');
+  t.match(p?.lastError ?? '', /^(HPE_|HTTPParserError|UND_ERR)/, `undici's parser error (${p?.lastError})`);
+  t.ok((p?.attempts ?? 0) > 1, 'retried');
+  t.ok(r.elapsedMs <= HARD_TIMEOUT_MS + ALLOWANCE_MS);
+});
+
+t.test('a peer killed mid-check: its probes fail, the check still answers by the deadline', async (t) => {
+  const token = newToken();
+  for (const r of replicas) r.give(token);
+  let open!: () => void;
+  replicas[1]!.behaviour = { kind: 'gate', open: new Promise<void>((resolve) => (open = resolve)) };
+  const pending = check(token);
+  const victim = replicas[1]!;
+  // Killed while its probe is in flight (received, held at the gate): connections reset, port closed.
+  await waitFor(() => victim.requestsFor(token) > 0, 'the probe to reach the victim');
+  await victim.close();
+  open();
+  const r = await pending;
+  t.equal(outcome(r, 'pod-1')?.outcome, 'error');
+  t.match(outcome(r, 'pod-1')?.lastError ?? '', /ECONNREFUSED|UND_ERR_SOCKET|ECONNRESET/);
+  t.equal(r.tokenStatus, 'Partialy');
+  t.ok(r.elapsedMs <= HARD_TIMEOUT_MS + ALLOWANCE_MS);
+  replicas[1] = (await startReplicas(1, { net: '127.0.15.', first: 11, port: 18120 }))[0]!;
+});
+
+t.test('an exception inside one check answers it 500 and touches no other check', async (t) => {
+  const victim = newToken();
+  const bystander = newToken();
+  for (const r of replicas) {
+    r.give(bystander);
+    r.give(victim, 40); // the victim's peers answer 401 first: its retry decision calls random()
+  }
+  // The next call to random() is the victim's first retry decision (the bystander never retries).
+  throwOnRandomCall = randomCalls + 1;
+  const [v, b1, b2] = await Promise.all([check(victim), check(bystander), check(bystander)]);
+  t.equal(v.status, 500, 'the check whose code threw gets 500');
+  t.same(v.body, { error: 'internal error' }, 'and says no more');
+  t.same([b1.status, b1.tokenStatus, b2.tokenStatus], [200, 'Synced', 'Synced'], 'checks beside it are answered as if nothing happened');
+  t.ok(sidecar.logs.some((l) => l.includes('"level":50') && l.includes('internal error in a check') && l.includes('planted failure')), 'one error line with the cause');
+  const after = await check(bystander);
+  t.equal(after.tokenStatus, 'Synced', 'the process goes on');
+  const metrics = await (await fetch(`${sidecar.opsUrl}/metrics`)).text();
+  t.match(metrics, /syncer_checks_rejected_total\{reason="internal_error"\} 1/);
+});
+
+t.test('after a batch of faulty checks no socket or timer of theirs is left', async (t) => {
+  const token = newToken();
+  for (const r of replicas) r.give(token);
+  // Connections to healthy peers are kept alive by design: count with them warm.
+  await check(token);
+  const count = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap' || r === 'Timeout').length;
+  const before = count();
+  replicas[1]!.behaviour = { kind: 'hang' };
+  replicas[2]!.behaviour = { kind: 'endless-body' };
+  replicas[3]!.behaviour = { kind: 'garbage' };
+  await Promise.all(Array.from({ length: 10 }, () => check(token)));
+  for (const r of replicas) r.behaviour = { kind: 'store' };
+  // Dropped connections close asynchronously: wait (bounded) until they are gone.
+  await waitFor(() => count() <= before + 2, `sockets and timers back to ${before} (+2: the shared probe sweep, a reconnect)`, { timeoutMs: 3_000, intervalMs: 20 }).catch(() => undefined);
+  t.ok(count() <= before + 2, `sockets and timers: ${before} before, ${count()} after (the shared probe sweep and a reconnect may be pending)`);
+});
