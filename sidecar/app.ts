@@ -51,6 +51,8 @@ export class App {
   private readonly ops: Server;
   private tlsWatcher: TlsWatcher | undefined;
   private draining = false;
+  /** Requests the check listener has received: shutdown waits until they stop coming. */
+  private requestsSeen = 0;
   private stopping: Promise<void> | undefined;
 
   constructor(private readonly options: AppOptions) {
@@ -97,6 +99,7 @@ export class App {
       now,
       isDraining,
     });
+    this.api.on('request', () => this.requestsSeen++);
     this.ops = createOpsServer({
       current: () => this.store.current(),
       discoveryState: () => this.store.discoveryState(),
@@ -150,15 +153,30 @@ export class App {
     return this.stopping;
   }
 
+  /**
+   * Resolves once no check is in flight and QUIET_TURNS event-loop turns brought no new request
+   * (accepting a queued connection takes one turn, reading its request the next), or after
+   * QUIESCE_MAX_MS of requests that keep coming.
+   */
+  private async quiesce(): Promise<void> {
+    const until = performance.now() + QUIESCE_MAX_MS;
+    let quiet = 0;
+    while (quiet < QUIET_TURNS && performance.now() < until) {
+      await this.checker.idle();
+      const seen = this.requestsSeen;
+      await new Promise((resolve) => setImmediate(resolve));
+      quiet = this.requestsSeen === seen ? quiet + 1 : 0;
+    }
+  }
+
   private async shutdown(): Promise<void> {
     const { log } = this.options;
     this.draining = true;
     log.info('shutting down: refusing new checks, finishing in-flight ones');
-    // The listener stays open while checks finish: connections still in the accept queue and
-    // requests already sent are answered (503, Connection: close), not reset by a closed socket.
-    await this.checker.idle();
-    // One more turn of the event loop, so requests that arrived meanwhile are read and answered.
-    await new Promise((resolve) => setImmediate(resolve));
+    // The listener stays open while checks finish and until the requests already sent have been
+    // read: connections still in the accept queue and requests still in socket buffers are
+    // answered (503, Connection: close). Closing earlier resets them (unread data → RST).
+    await this.quiesce();
     const apiClosed = closeServer(this.api);
     this.api.closeIdleConnections();
     await apiClosed;
@@ -169,6 +187,11 @@ export class App {
     log.info('stopped');
   }
 }
+
+/** Turns of the event loop in a row without a new request before the check listener closes. */
+const QUIET_TURNS = 3;
+/** The most time shutdown waits for the listener to go quiet (in-flight checks end on their own). */
+const QUIESCE_MAX_MS = 2_000;
 
 /**
  * Composes observers of one event. Each is called in turn; one that throws is logged and reaches

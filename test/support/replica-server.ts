@@ -11,6 +11,7 @@ export type ReplicaBehaviour =
   | { readonly kind: 'reset' } // resets the connection on each request
   | { readonly kind: 'close-mid-response' } // sends headers and part of a body, then closes
   | { readonly kind: 'gate'; readonly open: Promise<void> } // answers like 'store' once `open` resolves
+  | { readonly kind: 'delay'; readonly ms: number } // answers like 'store', ms later
   | { readonly kind: 'endless-body' } // 200, then a body that never ends (until the client goes)
   | { readonly kind: 'drip'; readonly everyMs: number } // the store's answer, one byte every everyMs
   | { readonly kind: 'garbage' }; // bytes that are not HTTP, then close
@@ -31,6 +32,11 @@ export class ReplicaServer {
   /** token → the time (Date.now()) from which the replica holds it. */
   private readonly tokens = new Map<string, number>();
   private readonly sockets = new Set<Socket>();
+  /** Connections accepted in total (churn shows here). */
+  connectionsAccepted = 0;
+  /** Probe requests received and not yet answered (or abandoned), and the most there were at once. */
+  inFlight = 0;
+  maxInFlight = 0;
 
   private constructor(
     private readonly server: Server,
@@ -46,6 +52,7 @@ export class ReplicaServer {
     const replica = new ReplicaServer(server, options.host, options.port);
     server.on('connection', (socket: Socket) => {
       replica.sockets.add(socket);
+      replica.connectionsAccepted++;
       socket.on('close', () => replica.sockets.delete(socket));
     });
     server.on('request', (req, res) => {
@@ -56,6 +63,8 @@ export class ReplicaServer {
         return;
       }
       replica.requests++;
+      replica.maxInFlight = Math.max(replica.maxInFlight, ++replica.inFlight);
+      res.once('close', () => replica.inFlight--);
       if (token !== undefined) replica.perToken.set(token, (replica.perToken.get(token) ?? 0) + 1);
       const answer = (): void => {
         const from = token === undefined ? undefined : replica.tokens.get(token);
@@ -68,6 +77,9 @@ export class ReplicaServer {
           return answer();
         case 'gate':
           void b.open.then(answer);
+          return;
+        case 'delay':
+          setTimeout(answer, b.ms);
           return;
         case 'status':
           res.writeHead(b.status, { 'Content-Type': 'text/plain' }).end('status\n');
