@@ -33,6 +33,19 @@ function retryRun(run: PeerRun): void {
   run.retry();
 }
 
+/**
+ * Cuts probes a finished check no longer waits for, after the answer is out: aborting a probe on
+ * a socket destroys that socket, which costs more than answering. When many checks reach their
+ * deadline together on a busy event loop, answering first keeps every answer within its deadline.
+ */
+function cutLater(probes: readonly Probe[]): void {
+  if (probes.length > 0) setImmediate(cutAll, probes);
+}
+
+function cutAll(probes: readonly Probe[]): void {
+  for (const probe of probes) probe.cut(CUT.deadline);
+}
+
 /** One peer within a check: its attempts, its probe in flight or its wait before the next one. */
 class PeerRun implements ProbeListener {
   outcome: PeerOutcome = 'timeout'; // what it is if the deadline comes first
@@ -67,8 +80,10 @@ class PeerRun implements ProbeListener {
 
   probeSettled(probe: Probe, result: ProbeResult): void {
     if (this.probe === probe) this.probe = undefined;
+    // After the deadline the check has counted this probe as aborted already.
+    if (this.done) return;
     this.check.tally[result.kind]++;
-    if (this.done || result.kind === 'aborted') return;
+    if (result.kind === 'aborted') return;
     // Called from undici's callbacks: an exception here must fail this check, not undici's request.
     try {
       this.lastStatus = result.status;
@@ -82,13 +97,18 @@ class PeerRun implements ProbeListener {
     }
   }
 
-  /** The deadline passed: cut the probe or the wait; the outcome stays 'timeout' unless the peer left. */
-  cutShort(): void {
-    if (this.done) return;
+  /**
+   * The deadline passed: end the wait, and hand back the probe still in flight (the caller counts
+   * it aborted and cuts it once the answer is out). The outcome stays 'timeout' unless the peer left.
+   */
+  stop(): Probe | undefined {
+    if (this.done) return undefined;
     this.done = true;
     if (this.channel.departed) this.outcome = 'departed';
     clearTimeout(this.retryTimer);
-    this.probe?.cut(CUT.deadline);
+    const probe = this.probe;
+    this.probe = undefined;
+    return probe;
   }
 
   report(): PeerReport {
@@ -152,8 +172,20 @@ class FanOut {
     if (this.settled) return;
     this.settled = true;
     clearTimeout(this.deadline);
-    for (const run of this.runs) run.cutShort();
+    const inFlight = this.stopRuns();
     this.reject(err);
+    cutLater(inFlight);
+  }
+
+  /** Stops every run; the probes still in flight, counted as aborted. */
+  private stopRuns(): Probe[] {
+    const inFlight: Probe[] = [];
+    for (const run of this.runs) {
+      const probe = run.stop();
+      if (probe !== undefined) inFlight.push(probe);
+    }
+    this.tally.aborted += inFlight.length;
+    return inFlight;
   }
 
   private readonly onDeadline = (): void => {
@@ -166,10 +198,10 @@ class FanOut {
 
   private finish(): void {
     if (this.settled) return;
+    const inFlight = this.stopRuns();
     const peers: PeerReport[] = [];
     const outcomes: PeerOutcome[] = [];
     for (const run of this.runs) {
-      run.cutShort();
       const report = run.report();
       peers.push(report);
       outcomes.push(report.outcome);
@@ -185,5 +217,6 @@ class FanOut {
     this.settled = true;
     clearTimeout(this.deadline);
     this.resolve(result);
+    cutLater(inFlight);
   }
 }
