@@ -20,6 +20,8 @@ import { repoRoot } from './repo-root.js';
 export const NGINX_BIN = 'nginx';
 /** Debian's dynamic modules for the lua token store (the stand-in for Plus's keyval), ndk first. */
 export const DEBIAN_NGINX_MODULES = ['/usr/share/nginx/modules/ndk_http_module.so', '/usr/share/nginx/modules/ngx_http_lua_module.so'] as const;
+/** Debian's stream module (libnginx-mod-stream): the Plus zone_sync server's TLS and access rules run on it. */
+export const DEBIAN_STREAM_MODULE = '/usr/share/nginx/modules/ngx_stream_module.so';
 export const PROBE_PATH = '/apigw-syncer/probe';
 export const TOKEN_ZONE = 'apigw_tokens';
 /** Test locations the harness adds to every pod: each serves a static file behind a policy. */
@@ -32,7 +34,7 @@ export const SNIPPETS_DIR = join(repoRoot(), 'nginx-snippets');
 /** Why nginx with the lua modules cannot run here, or undefined when it can. */
 export function nginxMissing(): string | undefined {
   if (!['/usr/sbin/nginx', '/usr/bin/nginx'].some((p) => existsSync(p))) return 'nginx is not installed (test/tooling/install-nginx.sh)';
-  for (const m of DEBIAN_NGINX_MODULES) if (!existsSync(m)) return `${m} is missing (test/tooling/install-nginx.sh)`;
+  for (const m of [...DEBIAN_NGINX_MODULES, DEBIAN_STREAM_MODULE]) if (!existsSync(m)) return `${m} is missing (test/tooling/install-nginx.sh)`;
   return undefined;
 }
 
