@@ -1,7 +1,8 @@
-// Debian's nginx with the lua modules, as the tests run it: the module list, whether it is
-// installed, the token store's keyvals-shaped API and its probe location (the same in every
-// config that includes the shipped oss snippets, the chart's too: packaging/nginx-pods.ts), and
-// the harness's own nginx "pods" on loopback for the snippet and end-to-end tests.
+// Debian's nginx with the lua and stream modules, as the tests run it: the module list, whether
+// it is installed, standalone configs started and stopped (startNginx), the token store's
+// keyvals-shaped API and its probe (the same in every config that includes the shipped oss
+// snippets, the chart's too: packaging/nginx-pods.ts), and the harness's own nginx "pods" on
+// loopback for the snippet and end-to-end tests.
 // One harness pod = one nginx master (daemon off, its own prefix dir, pid, logs and temp paths)
 // with the three servers of the shipped examples: the client server and the probe server on its
 // own 127.0.2.x address ("pod IP"), the token API on loopback (127.0.0.1 and [::1], a port of its
@@ -31,7 +32,7 @@ export const BACKEND_BODY = 'served by backend\n';
 
 export const SNIPPETS_DIR = join(repoRoot(), 'nginx-snippets');
 
-/** Why nginx with the lua modules cannot run here, or undefined when it can. */
+/** Why nginx with the lua and stream modules cannot run here, or undefined when it can. */
 export function nginxMissing(): string | undefined {
   if (!['/usr/sbin/nginx', '/usr/bin/nginx'].some((p) => existsSync(p))) return 'nginx is not installed (test/tooling/install-nginx.sh)';
   for (const m of [...DEBIAN_NGINX_MODULES, DEBIAN_STREAM_MODULE]) if (!existsSync(m)) return `${m} is missing (test/tooling/install-nginx.sh)`;
