@@ -16,6 +16,7 @@ import { repoRoot } from './support/repo-root.js';
 import { CHART_DIR, helmBin, helmTemplate, kubeVersion, parseManifests, render, runHelm, type KubeObject } from './packaging/helm.js';
 import { allContainers, envNames, envVar, ofKind, only, podSpec, resolveEnv } from './packaging/k8s-objects.js';
 import { podsMissing, startPods } from './packaging/nginx-pods.js';
+import { plusValues } from './packaging/plus-values.js';
 import { applyAll, restrictedNamespace, waitForPods } from './packaging/cluster-install.js';
 import { KubeClient } from './packaging/kube-apply.js';
 import { imageArgv, runtimeSpec } from './packaging/dockerfile.js';
@@ -45,7 +46,6 @@ t.test('helm lint passes for the main value combinations', async (t) => {
     defaults: [],
     'sidecar off': ['--set', 'syncer.enabled=false'],
     'ocp4 + native sidecar': ['--set', 'ocp4=true', '--set', 'syncer.nativeSidecar=true'],
-    'plus + dns + ServiceMonitor': ['--set', 'nginx.flavor=plus', '--set', 'syncer.discovery=dns', '--set', 'metrics.serviceMonitor.enabled=true'],
   };
   for (const [name, args] of Object.entries(combos)) {
     const r = await runHelm(['lint', '--strict', CHART_DIR, '--kube-version', kubeVersion(), ...args]);
@@ -237,9 +237,9 @@ t.test('every SYNCER_* variable of the sidecar is reachable from values, with va
   t.same(
     envNames(defaults).sort(),
     ['LOG_LEVEL', 'POD_IP', 'POD_NAME', 'POD_NAMESPACE', 'SYNCER_DISCOVERY', 'SYNCER_OPS_ADDR', 'SYNCER_PROBE_PORT'],
-    'defaults: identity, discovery, and the two values the pod layout fixes (ops port, nginx port)',
+    'defaults: identity, discovery, and the two values the pod layout fixes (ops port, probe port)',
   );
-  t.equal(envVar(defaults, 'SYNCER_PROBE_PORT')?.value, '8000', 'peers are probed on nginx.port');
+  t.equal(envVar(defaults, 'SYNCER_PROBE_PORT')?.value, '8001', 'peers are probed on nginx.probePort');
 });
 
 t.test('invalid values are rejected with a message naming the value', async (t) => {
@@ -335,24 +335,12 @@ t.test('the packaged chart carries the snippets and rules (helm follows the syml
   t.equal(r.code, 0, r.stderr);
   const tgz = join(dir, `apigw-syncer-${PACKAGE_VERSION}.tgz`);
   t.ok(existsSync(tgz), 'package written');
-  const fromTgz = await render({ chart: tgz, values: { nginx: { flavor: 'plus' } } });
-  const fromDir = await render({ values: { nginx: { flavor: 'plus' } } });
+  const fromTgz = await render({ chart: tgz, values: plusValues() });
+  const fromDir = await render({ values: plusValues() });
   t.same(only(fromTgz, 'ConfigMap').data, only(fromDir, 'ConfigMap').data, 'same nginx files from the package');
   t.same(only(fromTgz, 'Role').rules, RULES, 'same rules from the package');
   const snippet = readFileSync(join(ROOT, 'nginx-snippets', 'common', 'http.conf'), 'utf8');
   t.equal(only(fromTgz, 'ConfigMap').data?.['apigw-syncer_common_http.conf'], snippet.replace(/\n$/, ''), 'snippet shipped verbatim');
-});
-
-t.test('plus: zone_sync stream block rendered for this release', async (t) => {
-  const objects = await render({ release: 'gw', namespace: 'edge', values: { nginx: { flavor: 'plus' } } });
-  const conf = only(objects, 'ConfigMap').data?.['nginx.conf'] ?? '';
-  t.match(conf, /zone_sync_server gw-apigw-syncer-peers\.edge\.svc\.cluster\.local:12345 resolve;/);
-  t.match(conf, /resolver kube-dns\.kube-system\.svc\.cluster\.local valid=5s;/);
-  t.match(conf, /include apigw-syncer\/plus\/token-store-http\.conf;/);
-  const ocp = only(await render({ values: { ocp4: true, nginx: { flavor: 'plus' } } }), 'ConfigMap').data?.['nginx.conf'] ?? '';
-  t.match(ocp, /resolver dns-default\.openshift-dns\.svc\.cluster\.local valid=5s;/, 'OpenShift DNS under ocp4');
-  const nginx = allContainers(podSpec(objects)).get('nginx')?.container;
-  t.ok(nginx?.ports?.some((p) => p.name === 'zone-sync' && p.containerPort === 12345), 'zone-sync container port');
 });
 
 t.test('a parent chart can include just the sidecar container', async (t) => {
@@ -411,8 +399,8 @@ t.test('a parent chart can include just the sidecar container', async (t) => {
 });
 
 t.test('the rendered nginx config runs: two pods, real nginx + real sidecar', { skip: podsMissing() ?? false }, async (t) => {
-  const ports = { nginxPort: 18000, apiPort: 18080, opsPort: 19090 };
-  const peers = 'pod-a=127.0.4.101:18000,pod-b=127.0.4.102:18000';
+  const ports = { nginxPort: 18000, probePort: 18001, apiPort: 18080, opsPort: 19090 };
+  const peers = 'pod-a=127.0.4.101:18001,pod-b=127.0.4.102:18001';
   const started = Date.now();
   const [a, b] = await startPods([
     { name: 'pod-a', ip: '127.0.4.101', peers, ...ports },
@@ -431,16 +419,16 @@ t.test('the rendered nginx config runs: two pods, real nginx + real sidecar', { 
 
   const token = `tok-${Date.now()}`;
   const auth = { Authorization: `Bearer ${token}` };
-  t.equal((await postToken(a.base, token)).status, 201, 'token written to pod-a only');
-  t.equal(await probe(a.base, token), 200, 'pod-a probe: has it');
-  t.equal(await probe(b.base, token), 401, 'pod-b probe: not yet');
+  t.equal((await postToken(a.tokenApi, token)).status, 201, 'token written to pod-a only');
+  t.equal(await probe(a.probeBase, token), 200, 'pod-a probe: has it');
+  t.equal(await probe(b.probeBase, token), 401, 'pod-b probe: not yet');
 
   const waiting = await fetch(`${a.base}/`, { headers: auth });
   t.equal(waiting.status, 503, 'wait-strict: not on every replica → 503');
   t.match(waiting.headers.get('x-token-status') ?? '', /^(NotSynced|Timeout)$/, 'with the verdict');
   t.equal(waiting.headers.get('retry-after'), '1');
 
-  t.equal((await postToken(b.base, token)).status, 201, 'token replicated to pod-b');
+  t.equal((await postToken(b.tokenApi, token)).status, 201, 'token replicated to pod-b');
   const synced = await fetch(`${a.base}/`, { headers: auth });
   t.equal(synced.status, 200, 'served once every replica has the token');
   t.equal(synced.headers.get('x-token-status'), 'Synced');

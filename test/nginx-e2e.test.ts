@@ -1,7 +1,9 @@
 // End to end on real processes: 4 apigw "pods", each = open-source nginx with the shipped
-// snippets on 127.0.2.(10+i):18080 + the real sidecar (node dist/sidecar/main.js) on its own
-// 127.0.0.1 port, all listing each other in SYNCER_PEERS. A client talks to the origin pod's
-// nginx only; replication is played by ReplicationSim. Asserts what the client sees.
+// snippets (clients on 127.0.2.(10+i):18080, the probe server on :18081, the token API on
+// loopback) + the real sidecar (node dist/sidecar/main.js) on its own 127.0.0.1 port, all
+// listing each other's probe servers in SYNCER_PEERS. A client talks to the origin pod's nginx
+// only; replication is played by ReplicationSim through each pod's token API. Asserts what the
+// client sees.
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -9,11 +11,13 @@ import { freePort, http, waitForHttp, type HttpResult } from './support/net.js';
 import { FAIL_OPEN_PATH, WAIT_STRICT_PATH, removePodDir, startNginxPod, writeToken, type NginxPod } from './support/nginx.js';
 import { describeExit, killGroup, livePids } from './support/processes.js';
 import { MAIN_JS, startSidecarProcess, type SidecarProcess } from './support/sidecar-process.js';
+import { MAX_TOKEN_BYTES } from '../sidecar/http/check-request.js';
 import { ReplicationSim, type Lag } from './support/replication-sim.js';
 import { deadline } from './support/wait.js';
 
 const PODS = 4;
 const PORT = 18080;
+const PROBE_PORT = 18081;
 const HARD_TIMEOUT_MS = 3_000;
 // Retries of a 401/refused peer run out after ~10+20+40+22×50 ms ≈ 1.2 s (±20 % jitter), well
 // before the hard timeout: a replica that never gets the token ends "missing" (not "timeout"),
@@ -45,7 +49,7 @@ interface Started {
 
 const podName = (i: number): string => `apigw-${i}`;
 const podHost = (i: number): string => `127.0.2.${10 + i}`;
-const peersEnv = Array.from({ length: PODS }, (_, i) => `${podName(i)}=${podHost(i)}:${PORT}`).join(',');
+const peersEnv = Array.from({ length: PODS }, (_, i) => `${podName(i)}=${podHost(i)}:${PROBE_PORT}`).join(',');
 
 /** Pod i's sidecar on 127.0.0.1:port (its nginx already points there), once /readyz answers 200. */
 async function startSidecar(i: number, port: number): Promise<SidecarProcess> {
@@ -157,8 +161,8 @@ t.test('nginx + sidecar pods end to end', async (t) => {
     await Promise.all(started.nginx.map((n) => n.stop()));
     await Promise.all(started.nginx.map((n) => removePodDir(n)));
   });
-  const startNginx = async (i: number, sidecarAddr: string): Promise<NginxPod> => {
-    const nginx = await startNginxPod({ name: podName(i), host: podHost(i), port: PORT, sidecarAddr });
+  const startNginx = async (i: number, sidecarAddr: string, apiPort?: number): Promise<NginxPod> => {
+    const nginx = await startNginxPod({ name: podName(i), host: podHost(i), port: PORT, probePort: PROBE_PORT, sidecarAddr, apiPort });
     started.nginx.push(nginx);
     return nginx;
   };
@@ -176,8 +180,8 @@ t.test('nginx + sidecar pods end to end', async (t) => {
   );
   t.comment(`${PODS} pods (nginx + sidecar) ready in ${Math.round(performance.now() - startedAt)} ms`);
   const [origin, ...others] = pods as [Pod, ...Pod[]];
-  const replicas = () => others.map((p) => ({ name: p.name, baseUrl: p.nginx.baseUrl }));
-  sim.current = new ReplicationSim({ name: origin.name, baseUrl: origin.nginx.baseUrl }, replicas());
+  const replicas = () => others.map((p) => ({ name: p.name, apiUrl: p.nginx.apiUrl }));
+  sim.current = new ReplicationSim({ name: origin.name, apiUrl: origin.nginx.apiUrl }, replicas());
   const issue = (token: string, lags: Record<string, Lag> = {}) => sim.current!.issue(token, lags);
 
   await t.test('token on every replica → Synced, both policies serve', async (t) => {
@@ -186,6 +190,26 @@ t.test('nginx + sidecar pods end to end', async (t) => {
     await issued.replicated;
     const { open, strict } = await expectPolicies(t, origin, token, 'Synced');
     t.comment(`already replicated: fail-open ${open.ms.toFixed(1)} ms, wait-strict ${strict.ms.toFixed(1)} ms`);
+  });
+
+  await t.test(`a token of ${MAX_TOKEN_BYTES} bytes (the sidecar's limit) passes every hop: API, client, sidecar, probes`, async (t) => {
+    const label = newToken('longest');
+    // The label is in `tokens` (newToken): the log check below finds the token by it.
+    const token = label + 'x'.repeat(MAX_TOKEN_BYTES - label.length);
+    t.equal(token.length, MAX_TOKEN_BYTES);
+    const issued = await issue(token);
+    t.same(
+      (await issued.replicated).filter((w) => w.atMs === undefined),
+      [],
+      'written to every replica through its token API',
+    );
+    await expectPolicies(t, origin, token, 'Synced');
+    const direct = await askSidecar(origin, token);
+    t.same(
+      direct.json.peers.map((p) => p.lastStatus),
+      others.map(() => 200),
+      'every peer probe server answered 200 for it',
+    );
   });
 
   for (const path of [FAIL_OPEN_PATH, WAIT_STRICT_PATH]) {
@@ -252,8 +276,8 @@ t.test('nginx + sidecar pods end to end', async (t) => {
     t.comment(`stopped replica: sidecar ${direct.ms.toFixed(0)} ms, via nginx ${open.ms.toFixed(0)} ms (deadline ${HARD_TIMEOUT_MS} ms)`);
 
     // Back up (empty store, as a restarted pod would be): synced again once it has the token.
-    down.nginx = await startNginx(3, down.sidecarAddr);
-    await writeToken(down.nginx.baseUrl, token);
+    down.nginx = await startNginx(3, down.sidecarAddr, down.nginx.apiPort);
+    await writeToken(down.nginx.apiUrl, token);
     const again = await client(origin, FAIL_OPEN_PATH, token);
     t.equal(again.headers['x-token-status'], 'Synced', 'restarted replica counts again');
   });

@@ -1,33 +1,45 @@
 // The shipped nginx snippets on a real (open-source) nginx: they parse, the lua token store
-// answers like the Plus keyval location, and both policies turn every sidecar answer —
-// including none at all — into what nginx-snippets/README.md promises. The sidecar here is a
-// scripted fake, so these tests pin the nginx side alone; nginx-e2e.test.ts runs the real one.
+// answers like the Plus keyvals API and keyval probe, the three servers (clients, probe, token
+// API) stay apart, the probe server refuses foreign sources before any lookup, and both
+// policies turn every sidecar answer — including none at all — into what
+// nginx-snippets/README.md promises. The sidecar here is a scripted fake, so these tests pin
+// the nginx side alone; nginx-e2e.test.ts runs the real one.
 import t from 'tap';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, http } from './support/net.js';
+import { MAX_TOKEN_BYTES } from '../sidecar/http/check-request.js';
+import { freePort, http, waitForHttp } from './support/net.js';
 import {
   BACKEND_BODY,
   FAIL_OPEN_PATH,
+  PROBE_PATH,
   SNIPPETS_DIR,
   WAIT_STRICT_PATH,
+  httpPaths,
   keyvalsUrl,
+  makePrefixDir,
   nginxTest,
+  postToken,
   preparePodDir,
   probe,
   removePodDir,
   renderPodConf,
   runRenderPodConf,
+  standaloneMain,
+  startNginx,
   startNginxPod,
   writeToken,
   type NginxPod,
 } from './support/nginx.js';
+import { directiveArgs, meaningfulLines, sizeBytes } from './support/nginx-conf.js';
 import { livePids } from './support/processes.js';
 import { waitFor } from './support/wait.js';
 
 const PORT = 18080;
+const PROBE_PORT = 18081;
 
 // ---- a scripted stand-in for the sidecar's GET /v1/synced ----------------------------------
 // `answer` is what a plain check gets; a strict check (?strict=true) gets 403 instead of a 200
@@ -84,7 +96,7 @@ async function startFakeSidecar(port: number): Promise<FakeSidecar> {
 // ---- config validity -------------------------------------------------------------------------
 
 t.test('every OSS snippet passes nginx -t as the harness includes it', async (t) => {
-  const layout = await preparePodDir({ name: 'syntax-pod', host: '127.0.2.2', port: PORT, sidecarAddr: '127.0.0.1:8080' });
+  const layout = await preparePodDir({ name: 'syntax-pod', host: '127.0.2.2', port: PORT, probePort: PROBE_PORT, sidecarAddr: '127.0.0.1:8080' });
   t.teardown(() => removePodDir(layout));
   const conf = await readFile(layout.confPath, 'utf8');
   for (const file of [
@@ -93,12 +105,14 @@ t.test('every OSS snippet passes nginx -t as the harness includes it', async (t)
     'common/policy-fail-open.conf',
     'common/policy-wait-strict.conf',
     'oss/token-store-http.conf',
-    'oss/token-store-server.conf',
+    'oss/token-store-probe.conf',
+    'oss/token-store-api.conf',
   ]) {
     t.match(conf, `include apigw-syncer/${file};`, `harness config includes ${file}`);
   }
-  // sidecar-request.conf comes in through check-locations.conf; the per-pod file holds values
-  // only (the pod name, the sidecar upstream), no server and nothing that listens.
+  // sidecar-request.conf comes in through check-locations.conf, probe-server.conf and
+  // api-server.conf through the token-store files; the per-pod file holds values only (the pod
+  // name, the sidecar upstream), no server and nothing that listens.
   const podConf = await readFile(join(layout.prefix, 'apigw-pod.conf'), 'utf8');
   t.match(podConf, 'upstream apigw_syncer {');
   t.notMatch(podConf, /^\s*(server\s*\{|listen\b|include\b)/m, 'no server, listener or include in the per-pod file');
@@ -116,33 +130,67 @@ t.test('the OSS example nginx.conf passes nginx -t in the documented layout', as
   await t.resolves(nginxTest(join(conf, 'nginx.conf'), conf), 'example config is valid');
 });
 
-t.test('Plus and OSS examples differ only in the token store and module/stream lines', async (t) => {
-  const meaningful = (text: string): string[] =>
-    text
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((l) => l !== '' && !l.startsWith('#'));
-  const plus = meaningful(await readFile(join(SNIPPETS_DIR, 'plus', 'nginx.conf'), 'utf8'));
-  const oss = meaningful(await readFile(join(SNIPPETS_DIR, 'oss', 'nginx.conf'), 'utf8'));
-  const onlyPlus = plus.filter((l) => !oss.includes(l));
-  const onlyOss = oss.filter((l) => !plus.includes(l));
-  t.same(onlyPlus, [
-    'include apigw-syncer/plus/zone-sync-stream.conf;',
-    'include apigw-syncer/plus/token-store-http.conf;',
-    'include apigw-syncer/plus/token-store-server.conf;',
-  ]);
-  t.same(onlyOss, [
-    'load_module /usr/share/nginx/modules/ndk_http_module.so;',
-    'load_module /usr/share/nginx/modules/ngx_http_lua_module.so;',
-    'include apigw-syncer/oss/token-store-http.conf;',
-    'include apigw-syncer/oss/token-store-server.conf;',
-  ]);
-  // Both stores expose the probe at the same path with the same zone name.
-  for (const flavour of ['plus', 'oss']) {
-    const server = await readFile(join(SNIPPETS_DIR, flavour, 'token-store-server.conf'), 'utf8');
-    t.match(server, 'location = /apigw-syncer/probe {', `${flavour} probe location`);
-    const httpConf = await readFile(join(SNIPPETS_DIR, flavour, 'token-store-http.conf'), 'utf8');
-    t.match(httpConf, /apigw_tokens/, `${flavour} zone name`);
+t.test('Plus and OSS examples differ only in the token store, the license and the module/stream lines', async (t) => {
+  const example = (flavor: string): string[] => meaningfulLines(readFileSync(join(SNIPPETS_DIR, flavor, 'nginx.conf'), 'utf8'));
+  const plus = example('plus');
+  const oss = example('oss');
+  t.same(
+    plus.filter((l) => !oss.includes(l)),
+    [
+      'mgmt {',
+      'license_token /etc/nginx/license.jwt;',
+      'state_path /var/lib/nginx/state;',
+      'include apigw-syncer/plus/zone-sync-stream.conf;',
+      'include apigw-syncer/plus/token-store-http.conf;',
+      'include apigw-syncer/plus/token-store-probe.conf;',
+      'include apigw-syncer/plus/token-store-api.conf;',
+    ],
+  );
+  t.same(
+    oss.filter((l) => !plus.includes(l)),
+    [
+      'load_module /usr/share/nginx/modules/ndk_http_module.so;',
+      'load_module /usr/share/nginx/modules/ngx_http_lua_module.so;',
+      'include apigw-syncer/oss/token-store-http.conf;',
+      'include apigw-syncer/oss/token-store-probe.conf;',
+      'include apigw-syncer/oss/token-store-api.conf;',
+    ],
+  );
+  // Both stores: the same zone, the probe at the same path, the same shared server parts.
+  for (const flavor of ['plus', 'oss']) {
+    const snippet = (file: string): string[] => meaningfulLines(readFileSync(join(SNIPPETS_DIR, flavor, file), 'utf8'));
+    t.match(snippet('token-store-http.conf').join('\n'), /apigw_tokens/, `${flavor} zone name`);
+    const probeServer = snippet('token-store-probe.conf');
+    t.equal(probeServer[0], 'include apigw-syncer/common/probe-server.conf;', `${flavor} probe server starts with the shared part`);
+    t.ok(probeServer.includes('location = /apigw-syncer/probe {'), `${flavor} probe location`);
+    t.equal(snippet('token-store-api.conf')[0], 'include apigw-syncer/common/api-server.conf;', `${flavor} API server starts with the shared part`);
+  }
+});
+
+t.test('one size bound everywhere: the longest token fits every hop, every accepted entry replicates', async (t) => {
+  const lines = (path: string): string[] => meaningfulLines(readFileSync(join(SNIPPETS_DIR, path), 'utf8'));
+  const size = (path: string, name: string, index: number): number => {
+    const found = directiveArgs(lines(path), name);
+    t.equal(found.length, 1, `one ${name} in ${path}`);
+    return sizeBytes(found[0]?.[index] ?? '');
+  };
+  const bodyLimit = size('common/api-server.conf', 'client_max_body_size', 0);
+  t.equal(size('common/api-server.conf', 'client_body_buffer_size', 0), bodyLimit, 'the API body stays in one buffer (api module: else 413)');
+  const syncBuffer = size('plus/zone-sync.conf', 'zone_sync_buffers', 1);
+  // A body holds its key and value, so no accepted body makes an entry bigger than itself; the
+  // rest of the buffer is for the record's headers (12-byte message header, zone name, key and
+  // timestamp metadata).
+  t.ok(syncBuffer - bodyLimit >= 1024, `zone_sync buffer ${syncBuffer} B holds any ${bodyLimit} B body plus 1 KiB of record headers`);
+  const longest = 'x'.repeat(MAX_TOKEN_BYTES);
+  const body = JSON.stringify({ [longest]: { value: 'v'.repeat(1024), expire: 3_600_000 } });
+  t.ok(body.length <= bodyLimit, `a ${MAX_TOKEN_BYTES}-byte token with a 1 KiB value (${body.length} B) fits the API body limit`);
+  const header = `Authorization: Bearer ${longest}\r\n`.length;
+  for (const [path, what] of [
+    ['common/probe-server.conf', 'probe server'],
+    ['plus/nginx.conf', 'Plus example client server'],
+    ['oss/nginx.conf', 'OSS example client server'],
+  ] as const) {
+    t.ok(size(path, 'large_client_header_buffers', 1) >= header, `${what}: one header buffer holds the longest Authorization header (${header} B)`);
   }
 });
 
@@ -159,12 +207,76 @@ t.test('render-pod-conf.sh refuses values that could inject config', async (t) =
   t.match(out, 'server 127.0.0.1:8080;', 'wildcard sidecar address is reached over loopback');
 });
 
+// ---- the probe server's source restriction ---------------------------------------------------
+
+t.test('why not allow/deny: in a location that answers with `return`, they never run', async (t) => {
+  // The hardening the probe location used to suggest, on real nginx: the rewrite phase's
+  // `return` answers before the access phase's allow/deny (nginx development guide, HTTP phases).
+  const prefix = await makePrefixDir('phases');
+  t.teardown(() => rm(prefix, { recursive: true, force: true }));
+  const base = `http://127.0.2.4:${PROBE_PORT}`;
+  const conf = join(prefix, 'nginx.conf');
+  await writeFile(join(prefix, 'www', 'ok.txt'), 'ok');
+  await writeFile(
+    conf,
+    `${standaloneMain(prefix, [])}
+http {
+${httpPaths(prefix)}
+    server {
+        listen 127.0.2.4:${PROBE_PORT};
+        location = /return {
+            allow 127.0.2.0/24;
+            deny all;
+            return 200;
+        }
+        location = /content {
+            allow 127.0.2.0/24;
+            deny all;
+            alias ${join(prefix, 'www', 'ok.txt')};
+        }
+    }
+}
+`,
+  );
+  const nginx = await startNginx('phases', prefix, conf, (abortIf) => waitForHttp(`${base}/content`, { status: 403, abortIf, intervalMs: 20 }));
+  t.teardown(() => nginx.stop());
+  const refused = { localAddress: '127.0.3.9' };
+  t.equal((await http(`${base}/return`, refused)).status, 200, '`return` location: the denied source is answered 200');
+  t.equal((await http(`${base}/content`, refused)).status, 403, 'content location: the same rule does deny it');
+  t.equal((await http(`${base}/content`, { localAddress: '127.0.2.9' })).status, 200, 'and lets the allowed source in');
+});
+
+t.test('the probe server answers 403 to sources outside its list, before looking the token up', async (t) => {
+  const pod = await startNginxPod({
+    name: 'sources-pod',
+    host: '127.0.2.3',
+    port: PORT,
+    probePort: PROBE_PORT,
+    sidecarAddr: '127.0.0.1:9',
+    probeSources: ['127.0.2.0/24'],
+  });
+  t.teardown(async () => {
+    await pod.stop();
+    await removePodDir(pod);
+  });
+  const token = `tok-sources-${Math.random().toString(36).slice(2)}`;
+  await writeToken(pod.apiUrl, token);
+  const allowed = '127.0.2.9';
+  const refused = '127.0.3.9';
+  t.equal(await probe(pod.probeUrl, token, allowed), 200, 'allowed source, known token: 200');
+  t.equal(await probe(pod.probeUrl, `${token}-unknown`, allowed), 401, 'allowed source, unknown token: 401');
+  t.equal(await probe(pod.probeUrl, token, refused), 403, 'refused source, known token: 403 (the lookup never answered)');
+  t.equal(await probe(pod.probeUrl, `${token}-unknown`, refused), 403, 'refused source, unknown token: 403');
+  t.equal((await http(`${pod.probeUrl}/other`, { localAddress: refused })).status, 403, 'refused on every path of the probe server');
+  t.equal((await http(`${pod.baseUrl}${FAIL_OPEN_PATH}`, { localAddress: refused })).status, 200, 'the client server is not restricted');
+});
+
 // ---- one running pod ------------------------------------------------------------------------
 
 t.test('a running OSS pod', async (t) => {
   const sidecarPort = await freePort();
   const sidecar = await startFakeSidecar(sidecarPort);
-  const pod: NginxPod = await startNginxPod({ name: 'snippet-pod', host: '127.0.2.2', port: PORT, sidecarAddr: sidecar.addr });
+  const pod: NginxPod = await startNginxPod({ name: 'snippet-pod', host: '127.0.2.2', port: PORT, probePort: PROBE_PORT, sidecarAddr: sidecar.addr });
   t.teardown(async () => {
     await pod.stop();
     await sidecar.close();
@@ -176,16 +288,37 @@ t.test('a running OSS pod', async (t) => {
     tokens.push(token);
     return token;
   };
-  const api = keyvalsUrl(pod.baseUrl);
+  const api = keyvalsUrl(pod.apiUrl);
   const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` });
+  const json = { 'content-type': 'application/json' };
+  const post = (body: string): ReturnType<typeof http> => http(api, { method: 'POST', headers: json, body });
+
+  await t.test('three servers, each with its own job: clients, probe, token API', async (t) => {
+    const token = newToken('servers');
+    await writeToken(pod.apiUrl, token);
+    t.equal(await probe(pod.probeUrl, token), 200, 'the probe server answers the probe');
+    t.equal((await http(`${pod.baseUrl}${PROBE_PATH}`, { headers: bearer(token) })).status, 404, 'the client server has no probe');
+    t.equal((await http(`${pod.probeUrl}/anything-else`)).status, 404, 'the probe server serves nothing else');
+    const apiPath = new URL(api).pathname;
+    for (const [base, what] of [
+      [pod.baseUrl, 'client'],
+      [pod.probeUrl, 'probe'],
+    ] as const) {
+      t.equal((await http(`${base}${apiPath}`, { method: 'POST', headers: json, body: JSON.stringify({ [newToken('nope')]: 'x' }) })).status, 404, `no token API on the ${what} server`);
+    }
+    await t.rejects(http(`http://${pod.host}:${pod.apiPort}${apiPath}`), /ECONNREFUSED/, 'the token API is not on the pod address');
+    const v6 = await http(`http://[::1]:${pod.apiPort}${apiPath}?key=${encodeURIComponent(token)}`);
+    t.equal(v6.status, 200, 'the token API listens on [::1] too');
+    t.equal((await http(`${pod.apiUrl}/`)).status, 404, 'the token API server serves nothing else');
+  });
 
   await t.test('lua store: probe 401 before the write, 200 after', async (t) => {
     const token = newToken('probe');
-    t.equal(await probe(pod.baseUrl, token), 401, 'unknown token');
-    t.equal((await http(`${pod.baseUrl}/apigw-syncer/probe`)).status, 401, 'no token at all');
-    await writeToken(pod.baseUrl, token);
-    t.equal(await probe(pod.baseUrl, token), 200, 'known token');
-    const res = await http(`${pod.baseUrl}/apigw-syncer/probe`, { headers: { authorization: `bearer   ${token}` } });
+    t.equal(await probe(pod.probeUrl, token), 401, 'unknown token');
+    t.equal((await http(`${pod.probeUrl}${PROBE_PATH}`)).status, 401, 'no token at all');
+    await writeToken(pod.apiUrl, token);
+    t.equal(await probe(pod.probeUrl, token), 200, 'known token');
+    const res = await http(`${pod.probeUrl}${PROBE_PATH}`, { headers: { authorization: `bearer   ${token}` } });
     t.equal(res.status, 200, 'scheme is case-insensitive, extra spaces allowed');
     t.equal(res.body, '', 'empty body, like `return 200;` on Plus');
     const got = await http(`${api}?key=${encodeURIComponent(token)}`);
@@ -212,30 +345,80 @@ t.test('a running OSS pod', async (t) => {
       `{"${good}": null}`,
     ];
     for (const body of bodies) {
-      const res = await http(api, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      const res = await post(body);
       t.equal(res.status, 400, `400 for ${JSON.stringify(body)}`);
       t.match(res.body, /"code":"KeyvalFormatError"/);
     }
     t.equal((await http(api)).body, before.body, 'store unchanged');
-    t.equal(await probe(pod.baseUrl, good), 401, 'the valid half of a bad body was not written');
-    t.equal((await http(`${pod.baseUrl}/api/9/http/keyvals/other_zone`, { method: 'POST', body: '{"a":"b"}' })).status, 404, 'unknown zone');
+    t.equal(await probe(pod.probeUrl, good), 401, 'the valid half of a bad body was not written');
+    const otherZone = await http(keyvalsUrl(pod.apiUrl, 'other_zone'), { method: 'POST', body: '{"a":"b"}' });
+    t.equal(otherZone.status, 404, 'unknown zone');
+    t.match(otherZone.body, /"code":"KeyvalNotFound"/, "Plus's code for an unknown zone");
     t.equal((await http(api, { method: 'PUT', body: '{"a":"b"}' })).status, 405, 'unsupported method');
   });
 
   await t.test('lua store: POST adds once, PATCH updates and deletes, expire expires', async (t) => {
     const token = newToken('patch');
-    await writeToken(pod.baseUrl, token);
+    await writeToken(pod.apiUrl, token);
     const again = await http(api, { method: 'POST', body: JSON.stringify({ [token]: 'x' }) });
-    t.equal(again.status, 409, 'POST of an existing key → 409 KeyvalKeyExists');
+    t.equal(again.status, 409, 'POST of an existing key → 409');
+    t.match(again.body, /"code":"KeyvalKeyExists"/);
     t.equal((await http(api, { method: 'PATCH', body: JSON.stringify({ [token]: 'y' }) })).status, 204);
     t.same(JSON.parse((await http(`${api}?key=${token}`)).body), { [token]: 'y' });
     t.equal((await http(api, { method: 'PATCH', body: JSON.stringify({ [token]: null }) })).status, 204);
-    t.equal(await probe(pod.baseUrl, token), 401, 'PATCH null deleted it');
+    t.equal(await probe(pod.probeUrl, token), 401, 'PATCH null deleted it');
+    const absent = await http(api, { method: 'PATCH', body: JSON.stringify({ [token]: 'z' }) });
+    t.equal(absent.status, 404, 'PATCH of an absent key → 404, as on Plus');
+    t.match(absent.body, /"code":"KeyvalKeyNotFound"/);
+    t.equal(await probe(pod.probeUrl, token), 401, 'and it is not created');
     const shortLived = newToken('expire');
-    await writeToken(pod.baseUrl, shortLived, 'v', 150);
-    t.equal(await probe(pod.baseUrl, shortLived), 200);
-    await waitFor(async () => (await probe(pod.baseUrl, shortLived)) === 401, 'expiry', { timeoutMs: 3_000, intervalMs: 25 });
+    await writeToken(pod.apiUrl, shortLived, 'v', 150);
+    t.equal(await probe(pod.probeUrl, shortLived), 200);
+    await waitFor(async () => (await probe(pod.probeUrl, shortLived)) === 401, 'expiry', { timeoutMs: 3_000, intervalMs: 25 });
     t.pass('expired after its per-key expire');
+  });
+
+  await t.test('lua store: several pairs in one request only into an empty zone, as on Plus', async (t) => {
+    t.equal((await http(api, { method: 'DELETE' })).status, 204, 'zone emptied');
+    const [a, b, c, d] = [newToken('bulk-a'), newToken('bulk-b'), newToken('bulk-c'), newToken('bulk-d')];
+    t.equal((await post(JSON.stringify({ [a]: 'x', [b]: 'x' }))).status, 201, 'two pairs into the empty zone');
+    for (const token of [a, b]) t.equal(await probe(pod.probeUrl, token), 200, 'both written');
+    const more = await post(JSON.stringify({ [c]: 'x', [d]: 'x' }));
+    t.equal(more.status, 400, 'two pairs into a zone that holds keys → 400');
+    t.match(JSON.parse(more.body), { error: { code: 'KeyvalFormatError', text: 'only one key can be added' } });
+    for (const token of [c, d]) t.equal(await probe(pod.probeUrl, token), 401, 'neither written');
+    t.equal((await post(JSON.stringify({ [c]: 'x' }))).status, 201, 'one pair at a time still works');
+    const patchTwo = await http(api, { method: 'PATCH', headers: json, body: JSON.stringify({ [a]: 'y', [b]: 'y' }) });
+    t.equal(patchTwo.status, 400, 'PATCH of two pairs → 400');
+    t.match(JSON.parse(patchTwo.body), { error: { code: 'KeyvalFormatError', text: 'only one key can be updated' } });
+    t.same(JSON.parse((await http(`${api}?key=${a}`)).body), { [a]: 'x' }, 'nothing updated');
+  });
+
+  await t.test(`the longest token (${MAX_TOKEN_BYTES} bytes, the sidecar's limit) passes the API, the probe and both policies; longer ones are refused`, async (t) => {
+    const label = newToken('longest');
+    const longest = label + 'x'.repeat(MAX_TOKEN_BYTES - label.length);
+    t.equal((await postToken(pod.apiUrl, longest, 'v'.repeat(1024), 3_600_000)).status, 201, 'written with a 1 KiB value');
+    t.equal(await probe(pod.probeUrl, longest), 200, 'the probe server reads it from Authorization');
+    sidecar.answer = { status: 200, tokenStatus: 'Synced' };
+    const calls = sidecar.seen.length;
+    for (const path of [FAIL_OPEN_PATH, WAIT_STRICT_PATH]) {
+      const res = await http(`${pod.baseUrl}${path}`, { headers: bearer(longest) });
+      t.equal(res.status, 200, `${path}: the client server takes it`);
+    }
+    t.same(
+      sidecar.seen.slice(calls).map((r) => r.headers['x-auth-token'] === longest),
+      [true, true],
+      'the sidecar got all of it from both policies',
+    );
+    const tooLong = longest + 'x';
+    const refused = await postToken(pod.apiUrl, tooLong);
+    t.equal(refused.status, 400, `a ${MAX_TOKEN_BYTES + 1}-byte key → 400`);
+    t.match(refused.body, /invalid key format/);
+    t.equal(await probe(pod.probeUrl, tooLong), 401, 'not written');
+    const big = newToken('big-body');
+    const tooBig = await postToken(pod.apiUrl, big, 'v'.repeat(12 * 1024));
+    t.equal(tooBig.status, 413, 'a body over 12k → 413 from nginx, as on Plus (common/api-server.conf)');
+    t.equal(await probe(pod.probeUrl, big), 401, 'not written');
   });
 
   await t.test('no bearer token: neither policy calls the sidecar, both serve', async (t) => {
@@ -308,6 +491,22 @@ t.test('a running OSS pod', async (t) => {
       }
     });
   }
+
+  await t.test('fail-open serves whatever status the check location gets back', async (t) => {
+    // Every status error_page can intercept (300-599 but 408, 444 and 499: see
+    // check-locations.conf). Without the interception each would reach the client as a 500.
+    const statuses = Array.from({ length: 300 }, (_, i) => 300 + i).filter((s) => ![408, 444, 499].includes(s));
+    const token = newToken('any-status');
+    const failed: string[] = [];
+    for (const status of statuses) {
+      sidecar.answer = { status };
+      const open = await http(`${pod.baseUrl}${FAIL_OPEN_PATH}`, { headers: bearer(token) });
+      if (open.status !== 200 || open.body !== BACKEND_BODY || open.headers['x-token-status'] !== 'Unavailable') failed.push(`${status} → ${open.status}`);
+      const strict = await http(`${pod.baseUrl}${WAIT_STRICT_PATH}`, { headers: bearer(token) });
+      if (strict.status !== 503 || strict.headers['retry-after'] !== '1') failed.push(`strict ${status} → ${strict.status}`);
+    }
+    t.same(failed, [], `fail-open served and wait-strict answered 503 for all ${statuses.length} statuses`);
+  });
 
   await t.test('sidecar down: fail-open serves, wait-strict answers 503', async (t) => {
     await sidecar.close();

@@ -1,7 +1,8 @@
 // Starts apigw "pods" from the chart's rendered Deployment and ConfigMap: Debian's nginx + lua
 // (the oss flavor's stand-in) and the built sidecar, each on its own loopback address. What
 // differs from the harness pods of support/nginx.ts is the config: here it is the chart's.
-// Tokens are written and probed with support/nginx.ts (postToken, probe).
+// Tokens are written (through each pod's loopback token API) and probed (on its probe server)
+// with support/nginx.ts (postToken, probe).
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import { imageArgv, runtimeSpec } from './dockerfile.js';
 import { render } from './helm.js';
 import { resolveEnv } from './k8s-objects.js';
 import { container, makeEmptyDirs, materializeConfigMaps, runContainer, type Started } from './pod-sim.js';
-import { waitForHttp } from '../support/net.js';
+import { freePort, waitForHttp } from '../support/net.js';
 import { deadline } from '../support/wait.js';
 import type { Exit } from '../support/processes.js';
 import { repoRoot } from '../support/repo-root.js';
@@ -24,10 +25,14 @@ export function podsMissing(): string | undefined {
 export interface PodSpecOptions {
   readonly name: string;
   readonly ip: string; // 127.0.4.x
+  /** nginx.port: the client server. */
   readonly nginxPort: number;
+  /** nginx.probePort: the probe server. */
+  readonly probePort: number;
+  /** The sidecar's check API (SYNCER_LISTEN_ADDR's port). */
   readonly apiPort: number;
   readonly opsPort: number;
-  /** SYNCER_PEERS of every pod: name=ip:nginxPort,... */
+  /** SYNCER_PEERS of every pod: name=ip:probePort,... */
   readonly peers: string;
   readonly policy?: 'wait-strict' | 'fail-open';
 }
@@ -35,6 +40,9 @@ export interface PodSpecOptions {
 export interface SimPod {
   readonly name: string;
   readonly base: string; // http://ip:nginxPort
+  readonly probeBase: string; // http://ip:probePort
+  /** The token write API: http://127.0.0.1:<nginx.apiPort>, a free port per pod (loopback is shared here). */
+  readonly tokenApi: string;
   readonly ops: string; // http://ip:opsPort
   readonly nginx: Started;
   readonly syncer: SidecarProcess;
@@ -48,6 +56,7 @@ export async function startPod(o: PodSpecOptions): Promise<SimPod> {
   // Run as root, nginx's workers drop to "nobody" (in the pod they run as the pod's UID):
   // they must traverse to the config and the html root.
   chmodSync(dir, 0o755);
+  const tokenApiPort = await freePort();
   const objects = await render({
     values: {
       nginx: {
@@ -56,6 +65,8 @@ export async function startPod(o: PodSpecOptions): Promise<SimPod> {
         runDir: join(dir, 'run'),
         listenAddress: o.ip,
         port: o.nginxPort,
+        probePort: o.probePort,
+        apiPort: tokenApiPort,
         policy: o.policy ?? 'wait-strict',
       },
       syncer: {
@@ -96,6 +107,8 @@ export async function startPod(o: PodSpecOptions): Promise<SimPod> {
   const pod: SimPod = {
     name: o.name,
     base: `http://${o.ip}:${o.nginxPort}`,
+    probeBase: `http://${o.ip}:${o.probePort}`,
+    tokenApi: `http://127.0.0.1:${tokenApiPort}`,
     ops: `http://${o.ip}:${o.opsPort}`,
     nginx,
     syncer,

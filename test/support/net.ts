@@ -15,13 +15,15 @@ export interface HttpOptions {
   readonly headers?: Record<string, string>;
   readonly body?: string;
   readonly timeoutMs?: number;
+  /** Source address of the connection (a 127.x address), for tests of source-address rules. */
+  readonly localAddress?: string;
 }
 
 /** One request on a fresh connection (no pooling: each test request is independent). */
 export function http(url: string, options: HttpOptions = {}): Promise<HttpResult> {
-  const { method = 'GET', headers = {}, body, timeoutMs = 10_000 } = options;
+  const { method = 'GET', headers = {}, body, timeoutMs = 10_000, localAddress } = options;
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method, headers, agent: false, timeout: timeoutMs }, (res) => {
+    const req = httpRequest(url, { method, headers, agent: false, timeout: timeoutMs, localAddress }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));

@@ -1,14 +1,15 @@
 // Plays NGINX Plus zone_sync for the open-source test pods: a token is written to the origin
 // replica first (where it was issued) and to every other replica after that replica's own lag
-// — or never — through the keyvals-shaped write endpoint. Timers, not sleeps: issue() returns
+// — or never — through each replica's loopback token API (the keyvals-shaped write endpoint),
+// as a token issuer in each pod would. Timers, not sleeps: issue() returns
 // as soon as the origin holds the token, and `replicated` settles when the last write lands.
 import { performance } from 'node:perf_hooks';
 import { writeToken } from './nginx.js';
 
 export interface SimReplica {
   readonly name: string;
-  /** http://host:port of the replica's nginx. */
-  readonly baseUrl: string;
+  /** http://127.0.0.1:port of the replica's token API server. */
+  readonly apiUrl: string;
 }
 
 /** Milliseconds after the origin write, or 'never' (the replica never receives the token). */
@@ -45,7 +46,7 @@ export class ReplicationSim {
    * (missing name = 0 ms). Resolves once the origin holds it.
    */
   async issue(token: string, lags: Readonly<Record<string, Lag>> = {}, value = 'issued'): Promise<Issued> {
-    await writeToken(this.origin.baseUrl, token, value);
+    await writeToken(this.origin.apiUrl, token, value);
     const originAt = performance.now();
     const mine: NodeJS.Timeout[] = [];
     const writes = this.others.map(
@@ -58,7 +59,7 @@ export class ReplicationSim {
           }
           const timer = setTimeout(() => {
             this.pending.delete(timer);
-            writeToken(replica.baseUrl, token, value).then(
+            writeToken(replica.apiUrl, token, value).then(
               () => resolve({ name: replica.name, atMs: performance.now() - originAt }),
               (err: unknown) => resolve({ name: replica.name, atMs: undefined, error: String(err) }),
             );

@@ -109,9 +109,9 @@ instead of silently setting an unknown variable. Keys come out sorted, so render
 {{- $_ := set $config "dnsName" (printf "%s.%s.svc" (include "apigw-syncer.peerServiceName" .) .Release.Namespace) }}
 {{- end }}
 {{- if and (not (hasKey $config "probePort")) .Values.nginx }}
-{{- /* Peers' nginx serves the probe location on the pod's nginx port, not the sidecar's default 80. */}}
-{{- if .Values.nginx.port }}
-{{- $_ := set $config "probePort" .Values.nginx.port }}
+{{- /* Peers' nginx serves the probe on its own server (nginx.probePort), not the sidecar's default 80. */}}
+{{- if .Values.nginx.probePort }}
+{{- $_ := set $config "probePort" .Values.nginx.probePort }}
 {{- end }}
 {{- end -}}
 - name: POD_NAME
@@ -159,7 +159,7 @@ The apigw-syncer sidecar container, as one list item: put it under "containers:"
 syncer.nativeSidecar, under "initContainers:" (it then carries restartPolicy: Always).
 
 Context: a chart context whose .Values has this chart's "syncer" (and optionally "ocp4" and
-"nginx.port"). In this chart that is ".". A parent chart that has this chart as a
+"nginx.probePort"). In this chart that is ".". A parent chart that has this chart as a
 dependency passes the dependency's own context, which carries its defaults:
   {{- include "apigw-syncer.sidecarContainer" (index .Subcharts "apigw-syncer") | nindent 8 }}
 */}}

@@ -1,17 +1,23 @@
 {{/*
 nginx configuration assembled from nginx-snippets/ (files/nginx-snippets is a symlink to it):
-the snippets are shipped verbatim in the ConfigMap; only nginx.conf (below) and, for Plus,
-the zone_sync stream block (its resolver and Service name are per cluster) are rendered.
+the snippets are shipped verbatim in the ConfigMap; only nginx.conf (below) is rendered, with
+this release's values: listeners, who may probe and sync, and for Plus the mgmt block and the
+zone_sync stream block (nginx-snippets/plus/zone-sync-stream.conf is the same block written
+by hand; test/helm-plus.test.ts checks both use the same directives).
 
 Layout in the pod (test/helm.test.ts runs nginx on exactly this layout):
   <confDir>/nginx.conf                       this template
   <confDir>/apigw-syncer/common/*.conf       nginx-snippets/common
-  <confDir>/apigw-syncer/<flavor>/*.conf     nginx-snippets/<flavor>
+  <confDir>/apigw-syncer/<flavor>/*.conf     nginx-snippets/<flavor> (Plus: with zone-sync*.conf)
   <confDir>/apigw-syncer/render-pod-conf.sh  writes <runDir>/apigw-pod.conf at container start
   <confDir>/conf.d/*.conf                    nginx.extraConfig
   <confDir>/html/index.html                  default content of the example API location
   <runDir>/                                  emptyDir: per-pod file, pid, temp
+  <nginx.plus.mgmt.statePath>/               Plus: emptyDir for the license state
+  nginx.extraVolumeMounts                    Plus: license.jwt, zone_sync certificates, ...
 Relative include paths resolve against <confDir>, the directory of the -c file.
+Servers: clients on nginx.port; the probe server on nginx.probePort (peers only, when the
+sidecar runs); the token write API on 127.0.0.1 (and [::1]) nginx.apiPort.
 */}}
 
 {{- define "apigw-syncer.nginxRunDir" -}}
@@ -22,14 +28,33 @@ Relative include paths resolve against <confDir>, the directory of the -c file.
 {{- default "/etc/apigw" .Values.nginx.confDir }}
 {{- end }}
 
+{{- define "apigw-syncer.isPlus" -}}
+{{- if eq .Values.nginx.flavor "plus" }}true{{ end }}
+{{- end }}
+
+{{/* The nginx image: nginx.plus.image for Plus (required by the schema), else nginx.image. */}}
+{{- define "apigw-syncer.nginxImageValues" -}}
+{{- if include "apigw-syncer.isPlus" . }}
+{{- toJson .Values.nginx.plus.image }}
+{{- else }}
+{{- toJson .Values.nginx.image }}
+{{- end }}
+{{- end }}
+
 {{/* The snippet files the selected flavor needs, as ConfigMap key → path under confDir. */}}
 {{- define "apigw-syncer.nginxSnippetFiles" -}}
 {{- $files := dict }}
 {{- range $path, $_ := .Files.Glob "files/nginx-snippets/common/*.conf" }}
 {{- $_ := set $files (printf "apigw-syncer/common/%s" (base $path)) $path }}
 {{- end }}
-{{- range $path, $_ := .Files.Glob (printf "files/nginx-snippets/%s/token-store-*.conf" .Values.nginx.flavor) }}
+{{- $flavorFiles := list "token-store-*.conf" }}
+{{- if include "apigw-syncer.isPlus" . }}
+{{- $flavorFiles = concat $flavorFiles (list "zone-sync.conf" "zone-sync-tls.conf") }}
+{{- end }}
+{{- range $flavorFiles }}
+{{- range $path, $_ := $.Files.Glob (printf "files/nginx-snippets/%s/%s" $.Values.nginx.flavor .) }}
 {{- $_ := set $files (printf "apigw-syncer/%s/%s" $.Values.nginx.flavor (base $path)) $path }}
+{{- end }}
 {{- end }}
 {{- $_ := set $files "apigw-syncer/render-pod-conf.sh" "files/nginx-snippets/render-pod-conf.sh" }}
 {{- toJson $files }}
@@ -40,6 +65,10 @@ Relative include paths resolve against <confDir>, the directory of the -c file.
 {{- printf "%s.%s.svc.%s" (include "apigw-syncer.peerServiceName" .) .Release.Namespace (default "cluster.local" .Values.clusterDomain) }}
 {{- end }}
 
+{{/*
+The DNS server nginx resolves the headless Service with. A name, not an IP: nginx resolves it
+once, at start, with the system resolver (the pod's /etc/resolv.conf, i.e. the cluster DNS).
+*/}}
 {{- define "apigw-syncer.nginxResolver" -}}
 {{- if .Values.nginx.resolver }}
 {{- .Values.nginx.resolver }}
@@ -51,25 +80,74 @@ Relative include paths resolve against <confDir>, the directory of the -c file.
 {{- end }}
 
 {{/*
-Plus: nginx-snippets/plus/zone-sync-stream.conf with this release's resolver, listen port and
-zone_sync_server. Each replaced directive must be found, so a reworded snippet fails the
-render instead of silently shipping the example names.
+listen lines of a listener reachable from other pods (clients, probe, zone_sync): on
+nginx.listenAddress when it is set, else on every family of nginx.ipFamilies.
+Arguments: dict "ctx" <chart context> "port" <port> "params" <" ssl" or "">.
 */}}
-{{- define "apigw-syncer.zoneSyncStream" -}}
-{{- $path := "files/nginx-snippets/plus/zone-sync-stream.conf" }}
-{{- $text := .Files.Get $path }}
-{{- $port := int .Values.nginx.zoneSyncPort }}
-{{- $edits := list
-  (list "(?m)^(\\s*)resolver\\s+[^;]*;" (printf "${1}resolver %s valid=5s;" (include "apigw-syncer.nginxResolver" .)))
-  (list "(?m)^(\\s*)listen\\s+[0-9]+;" (printf "${1}listen %d;" $port))
-  (list "(?m)^(\\s*)zone_sync_server\\s+\\S+" (printf "${1}zone_sync_server %s:%d" (include "apigw-syncer.peerServiceFqdn" .) $port)) }}
-{{- range $edits }}
-{{- if not (regexMatch (index . 0) $text) }}
-{{- fail (printf "%s: no line matches %s; update templates/_nginx.tpl" $path (index . 0)) }}
+{{- define "apigw-syncer.listen" -}}
+{{- $n := .ctx.Values.nginx }}
+{{- $tail := printf "%d%s;" (int .port) (default "" .params) }}
+{{- $lines := list }}
+{{- if $n.listenAddress }}
+{{- $lines = append $lines (printf "listen %s:%s" $n.listenAddress $tail) }}
+{{- else }}
+{{- range $n.ipFamilies }}
+{{- $lines = append $lines (printf "listen %s%s" (ternary "[::]:" "" (eq . "IPv6")) $tail) }}
 {{- end }}
-{{- $text = regexReplaceAll (index . 0) $text (index . 1) }}
 {{- end }}
-{{- $text }}
+{{- join "\n" $lines }}
+{{- end }}
+
+{{/* "true" when .path is at or under the mountPath of one of .mounts. */}}
+{{- define "apigw-syncer.isMounted" -}}
+{{- range .mounts }}
+{{- $dir := trimSuffix "/" .mountPath }}
+{{- if or (eq $.path $dir) (hasPrefix (printf "%s/" $dir) $.path) }}true{{ end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The nginx container's own volumes beyond the ConfigMap and the run dir: Plus's mgmt state
+emptyDir, then nginx.extraVolumes. Checks that names and mount paths do not collide and that
+the files the Plus config points at (license.jwt, zone_sync certificates) are mounted.
+Output: JSON {"volumes": [...], "mounts": [...]}.
+*/}}
+{{- define "apigw-syncer.nginxExtraVolumes" -}}
+{{- $n := .Values.nginx }}
+{{- $volumes := list }}
+{{- $mounts := list }}
+{{- $names := dict "nginx-config" "the chart" "run" "the chart" }}
+{{- $plus := include "apigw-syncer.isPlus" . }}
+{{- if and $plus $n.plus.mgmt.enabled }}
+{{- $volumes = append $volumes (dict "name" "mgmt-state" "emptyDir" (dict "sizeLimit" "8Mi")) }}
+{{- $mounts = append $mounts (dict "name" "mgmt-state" "mountPath" $n.plus.mgmt.statePath) }}
+{{- $_ := set $names "mgmt-state" "the chart (nginx.plus.mgmt.statePath)" }}
+{{- end }}
+{{- range $n.extraVolumes }}
+{{- if hasKey $names .name }}
+{{- fail (printf "nginx.extraVolumes: the volume name %q is taken (by %s)" .name (get $names .name)) }}
+{{- end }}
+{{- $_ := set $names .name "nginx.extraVolumes" }}
+{{- end }}
+{{- $volumes = concat $volumes $n.extraVolumes }}
+{{- $mounts = concat $mounts $n.extraVolumeMounts }}
+{{- $paths := dict (include "apigw-syncer.nginxConfDir" .) "nginx.confDir" (include "apigw-syncer.nginxRunDir" .) "nginx.runDir" }}
+{{- range $mounts }}
+{{- if or (not (hasKey $names .name)) (eq (get $names .name) "the chart") }}
+{{- fail (printf "nginx.extraVolumeMounts: %s mounts volume %q, which is not in nginx.extraVolumes" .mountPath .name) }}
+{{- end }}
+{{- if hasKey $paths .mountPath }}
+{{- fail (printf "nginx.extraVolumeMounts: %s is already used by %s" .mountPath (get $paths .mountPath)) }}
+{{- end }}
+{{- $_ := set $paths .mountPath .name }}
+{{- end }}
+{{- if and $plus $n.plus.mgmt.enabled (not (include "apigw-syncer.isMounted" (dict "path" $n.plus.mgmt.licenseToken "mounts" $n.extraVolumeMounts))) }}
+{{- fail (printf "nginx.plus.mgmt.licenseToken (%s) is not in any nginx.extraVolumeMounts: mount the Secret holding license.jwt there (NGINX Plus R33+ does not start without it; see helm/README.md)" $n.plus.mgmt.licenseToken) }}
+{{- end }}
+{{- if and $plus $n.plus.zoneSyncTls.enabled (not (include "apigw-syncer.isMounted" (dict "path" $n.plus.zoneSyncTls.dir "mounts" $n.extraVolumeMounts))) }}
+{{- fail (printf "nginx.plus.zoneSyncTls.dir (%s) is not in any nginx.extraVolumeMounts: mount the Secret with tls.crt, tls.key and ca.crt there (see helm/README.md)" $n.plus.zoneSyncTls.dir) }}
+{{- end }}
+{{- toJson (dict "volumes" $volumes "mounts" $mounts) }}
 {{- end }}
 
 {{/* The include line of the chosen policy inside API locations, when the sidecar runs. */}}
@@ -81,23 +159,93 @@ include apigw-syncer/common/policy-{{ .Values.nginx.policy }}.conf;
 {{- end }}
 {{- end }}
 
+{{/*
+Plus, main context: license verification and usage reporting, mandatory since R33 ("This is
+mandatory for each NGINX Plus instance since 1.27.2", ngx_mgmt_module): license.jwt from a
+mounted Secret, and a writable state directory (the default, /var/lib/nginx/state, is on the
+read-only root filesystem) — an emptyDir mounted at statePath.
+*/}}
+{{- define "apigw-syncer.mgmt" -}}
+{{- $m := .Values.nginx.plus.mgmt -}}
+# NGINX Plus R33+: license and usage reporting (nginx.plus.mgmt).
+mgmt {
+    license_token {{ $m.licenseToken }};
+    state_path {{ $m.statePath }};
+{{- with $m.usageReportEndpoint }}
+    usage_report endpoint={{ . }};
+{{- end }}
+{{- if not $m.enforceInitialReport }}
+    enforce_initial_report off;
+{{- end }}
+}
+{{- end }}
+
+{{/*
+Plus, main context: zone_sync between the replicas, the same directives as
+nginx-snippets/plus/zone-sync-stream.conf with this release's values.
+*/}}
+{{- define "apigw-syncer.zoneSyncStream" -}}
+{{- $n := .Values.nginx }}
+{{- $tls := $n.plus.zoneSyncTls }}
+{{- $fqdn := include "apigw-syncer.peerServiceFqdn" . -}}
+stream {
+    # zone_sync_server ... resolve resolves the Service with this DNS server (nginx's resolver
+    # ignores search domains: the names here are fully qualified).
+    resolver {{ include "apigw-syncer.nginxResolver" . }} valid=5s;
+    resolver_timeout 2s;
+
+    server {
+        {{- include "apigw-syncer.listen" (dict "ctx" . "port" $n.zoneSyncPort "params" (ternary " ssl" "" $tls.enabled)) | nindent 8 }}
+
+        # Only the pod network may connect (nginx.peerSources).
+{{- range $n.peerSources }}
+        allow {{ . }};
+{{- end }}
+        deny all;
+
+        # Every replica: the headless Service lists every apigw pod, ready or not
+        # (publishNotReadyAddresses); `resolve` follows pods as they come and go.
+        zone_sync_server {{ $fqdn }}:{{ int $n.zoneSyncPort }} resolve;
+        include apigw-syncer/plus/zone-sync.conf;
+{{- if $tls.enabled }}
+
+        # Mutual TLS with the certificate mounted at nginx.plus.zoneSyncTls.dir.
+        ssl_certificate {{ $tls.dir }}/tls.crt;
+        ssl_certificate_key {{ $tls.dir }}/tls.key;
+        ssl_client_certificate {{ $tls.dir }}/ca.crt;
+        zone_sync_ssl_certificate {{ $tls.dir }}/tls.crt;
+        zone_sync_ssl_certificate_key {{ $tls.dir }}/tls.key;
+        zone_sync_ssl_trusted_certificate {{ $tls.dir }}/ca.crt;
+        zone_sync_ssl_name {{ default $fqdn $tls.serverName }};
+        include apigw-syncer/plus/zone-sync-tls.conf;
+{{- end }}
+    }
+}
+{{- end }}
+
 {{- define "apigw-syncer.nginxConf" -}}
 {{- $run := include "apigw-syncer.nginxRunDir" . -}}
+{{- $n := .Values.nginx -}}
+{{- $plus := include "apigw-syncer.isPlus" . -}}
 # Rendered by the apigw-syncer chart (templates/_nginx.tpl). Started as
 #   nginx -e stderr -c {{ include "apigw-syncer.nginxConfDir" . }}/nginx.conf -g 'daemon off;'
 # after render-pod-conf.sh has written {{ $run }}/apigw-pod.conf.
-{{- range .Values.nginx.loadModules }}
+{{- range $n.loadModules }}
 load_module {{ . }};
 {{- end }}
-worker_processes {{ .Values.nginx.workerProcesses }};
+worker_processes {{ $n.workerProcesses }};
 # The root filesystem is read-only: everything nginx writes lives in the emptyDir.
 pid {{ $run }}/nginx.pid;
-error_log stderr {{ .Values.nginx.errorLogLevel }};
+error_log stderr {{ $n.errorLogLevel }};
+{{- if and $plus $n.plus.mgmt.enabled }}
+
+{{ include "apigw-syncer.mgmt" . }}
+{{- end }}
 
 events {
-    worker_connections {{ .Values.nginx.workerConnections }};
+    worker_connections {{ $n.workerConnections }};
 }
-{{- if eq .Values.nginx.flavor "plus" }}
+{{- if $plus }}
 
 {{ include "apigw-syncer.zoneSyncStream" . }}
 {{- end }}
@@ -127,11 +275,40 @@ http {
         default "";
     }
 {{- end }}
-    # The token store: {{ if eq .Values.nginx.flavor "plus" }}keyval zone replicated by zone_sync{{ else }}lua stand-in (no replication){{ end }}.
-    include apigw-syncer/{{ .Values.nginx.flavor }}/token-store-http.conf;
+    # The token store: {{ if $plus }}keyval zone replicated by zone_sync{{ else }}lua stand-in (no replication){{ end }}.
+    include apigw-syncer/{{ $n.flavor }}/token-store-http.conf;
+{{- if .Values.syncer.enabled }}
 
+    # Who may call the probe server (nginx.peerSources); the others get 403.
+    geo $apigw_probe_denied {
+        default 1;
+{{- range $n.peerSources }}
+        {{ . }} 0;
+{{- end }}
+    }
+
+    # The probe server: the other replicas' sidecars ask it whether this replica holds a token.
+    # Only the headless peer Service lists this port, never the client Service.
     server {
-        listen {{ with .Values.nginx.listenAddress }}{{ . }}:{{ end }}{{ .Values.nginx.port }};
+        {{- include "apigw-syncer.listen" (dict "ctx" . "port" $n.probePort) | nindent 8 }}
+        include apigw-syncer/{{ $n.flavor }}/token-store-probe.conf;
+    }
+{{- end }}
+
+    # The token write API, for token issuers inside the pod: loopback only.
+    server {
+        listen 127.0.0.1:{{ int $n.apiPort }};
+{{- if has "IPv6" $n.ipFamilies }}
+        listen [::1]:{{ int $n.apiPort }};
+{{- end }}
+        include apigw-syncer/{{ $n.flavor }}/token-store-api.conf;
+    }
+
+    # The API clients use.
+    server {
+        {{- include "apigw-syncer.listen" (dict "ctx" . "port" $n.port) | nindent 8 }}
+        # Bearer tokens up to 8 KiB (the sidecar's limit) fit in one header buffer.
+        large_client_header_buffers 4 16k;
 
         # Kubelet probes of the nginx container.
         location = /nginx-healthz {
@@ -139,15 +316,13 @@ http {
             default_type text/plain;
             return 200 "ok\n";
         }
-
-        # The probe location the peers' sidecars call, and the token write API.
-        include apigw-syncer/{{ .Values.nginx.flavor }}/token-store-server.conf;
 {{- if .Values.syncer.enabled }}
+
         # The internal auth_request targets of the policies.
         include apigw-syncer/common/check-locations.conf;
 {{- end }}
 
-{{- with .Values.nginx.serverConfig }}
+{{- with $n.serverConfig }}
 
 {{ tpl . $ | trimSuffix "\n" | indent 8 }}
 {{- end }}
@@ -206,11 +381,12 @@ whichever container starts second. Catch it at render time instead.
 */}}
 {{- define "apigw-syncer.checkPorts" -}}
 {{- $used := dict (toString (int .Values.nginx.port)) "nginx.port" }}
-{{- $claims := list }}
+{{- $claims := list (list "nginx.apiPort" (int .Values.nginx.apiPort)) }}
 {{- if eq .Values.nginx.flavor "plus" }}
 {{- $claims = append $claims (list "nginx.zoneSyncPort" (int .Values.nginx.zoneSyncPort)) }}
 {{- end }}
 {{- if .Values.syncer.enabled }}
+{{- $claims = append $claims (list "nginx.probePort" (int .Values.nginx.probePort)) }}
 {{- $claims = append $claims (list "syncer.opsPort" (int .Values.syncer.opsPort)) }}
 {{- $listen := default "127.0.0.1:8080" .Values.syncer.config.listenAddr }}
 {{- $claims = append $claims (list "syncer.config.listenAddr" (int (regexFind "[0-9]+$" $listen))) }}

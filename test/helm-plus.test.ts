@@ -1,0 +1,371 @@
+// The chart's NGINX Plus flavor. Plus itself cannot run here, so this proves what can be:
+//  1. the values: an NGINX Plus image is required (schema), the license and the zone_sync
+//     certificates must be mounted where the config points (render-time checks), helm lint;
+//  2. the rendered pod and nginx.conf: mgmt block with a writable state_path, zone_sync over
+//     mutual TLS from the pod network only, listeners of every configured family, the probe
+//     port for peers only, the token API on loopback;
+//  3. lockstep: the chart's stream block and mgmt block use the same directives as the
+//     hand-written example (nginx-snippets/plus/zone-sync-stream.conf, plus/nginx.conf);
+//  4. the rendered zone_sync server's TLS and access rules on real nginx: open-source nginx's
+//     stream module has the same listen/allow/deny/ssl_* directives, and its proxy_ssl_* twins
+//     of the zone_sync_ssl_* client directives check the peer the same way.
+import t from 'tap';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { V1Service } from '@kubernetes/client-node';
+import { CHART_DIR, helmTemplate, kubeVersion, render, runHelm, type KubeObject } from './packaging/helm.js';
+import { allContainers, envVar, ofKind, only, podSpec } from './packaging/k8s-objects.js';
+import { PLUS_LICENSE_DIR, plusValues, type PlusNginxValues } from './packaging/plus-values.js';
+import { freePort } from './support/net.js';
+import { DEBIAN_STREAM_MODULE, SNIPPETS_DIR, makePrefixDir, nginxMissing, standaloneMain, startNginx } from './support/nginx.js';
+import { blockLines, directiveArgs, directiveNames, inlineSnippets, meaningfulLines } from './support/nginx-conf.js';
+import { issueCert, makeCa } from './support/tls-certs.js';
+import { waitFor } from './support/wait.js';
+import { stringify } from 'yaml';
+
+const FQDN = 'apigw-apigw-syncer-peers.apigw.svc.cluster.local';
+const TLS_DIR = '/etc/apigw-plus/zone-sync-tls';
+const PEER_SOURCES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', 'fc00::/7', '127.0.0.0/8', '::1'];
+
+/** Plus with zone_sync over mutual TLS (its Secret mounted at `dir`) and both address families. */
+function tlsValues(nginx: PlusNginxValues = {}, dir = TLS_DIR): Record<string, unknown> {
+  const { plus = {}, extraVolumes = [], extraVolumeMounts = [], ...rest } = nginx;
+  return plusValues({
+    ipFamilies: ['IPv4', 'IPv6'],
+    ...rest,
+    extraVolumes: [{ name: 'zone-sync-tls', secret: { secretName: 'apigw-zone-sync-tls' } }, ...extraVolumes],
+    extraVolumeMounts: [{ name: 'zone-sync-tls', mountPath: dir, readOnly: true }, ...extraVolumeMounts],
+    plus: { ...plus, zoneSyncTls: { enabled: true, dir, ...(plus['zoneSyncTls'] as Record<string, unknown> | undefined) } },
+  });
+}
+
+function nginxConfLines(objects: readonly KubeObject[]): string[] {
+  const conf = only(objects, 'ConfigMap').data?.['nginx.conf'];
+  if (conf === undefined) throw new Error('no nginx.conf in the ConfigMap');
+  return meaningfulLines(conf);
+}
+
+/** The lines of the stream server, shared snippets inlined. */
+function streamServer(lines: readonly string[]): string[] {
+  return blockLines(inlineSnippets(blockLines(lines, 'stream {'), SNIPPETS_DIR), 'server {');
+}
+
+/** The http server{} blocks, each as its lines. */
+function httpServers(lines: readonly string[]): string[][] {
+  const http = blockLines(lines, 'http {');
+  const servers: string[][] = [];
+  for (let rest = http; rest.includes('server {'); ) {
+    const body = blockLines(rest, 'server {');
+    servers.push(body);
+    rest = rest.slice(rest.indexOf('server {') + body.length + 2);
+  }
+  return servers;
+}
+
+function servicePorts(s: V1Service | undefined): Record<string, number> {
+  return Object.fromEntries((s?.spec?.ports ?? []).map((p) => [p.name ?? '', p.port]));
+}
+
+// ---- values --------------------------------------------------------------------------------
+
+t.test('helm lint --strict passes for the Plus value combinations', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'apigw-plus-lint-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const combos: Record<string, Record<string, unknown>> = {
+    'plus, license mounted': plusValues(),
+    'plus + mutual TLS + dual stack': tlsValues(),
+    'plus + dns + ServiceMonitor': { ...plusValues(), syncer: { discovery: 'dns' }, metrics: { serviceMonitor: { enabled: true } } },
+    'plus before R33 (no mgmt, no license)': { nginx: { flavor: 'plus', plus: { image: { repository: 'registry.example.com/nginx-plus', tag: 'r32' }, mgmt: { enabled: false } } } },
+  };
+  for (const [name, values] of Object.entries(combos)) {
+    const file = join(dir, `${name.replace(/\W+/g, '-')}.yaml`);
+    writeFileSync(file, stringify(values));
+    const r = await runHelm(['lint', '--strict', CHART_DIR, '--kube-version', kubeVersion(), '--values', file]);
+    t.equal(r.code, 0, `lint --strict (${name}): ${r.stdout}${r.stderr}`);
+  }
+});
+
+t.test('Plus needs its own image, and the license and certificates mounted where the config points', async (t) => {
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    ['flavor plus without an NGINX Plus image', { nginx: { flavor: 'plus' } }, /at '\/nginx\/plus': missing property 'image'/],
+    [
+      'license.jwt not mounted',
+      { nginx: { flavor: 'plus', plus: { image: { repository: 'registry.example.com/nginx-plus', tag: 'r35' } } } },
+      /nginx\.plus\.mgmt\.licenseToken \(\/etc\/apigw-plus\/license\/license\.jwt\) is not in any nginx\.extraVolumeMounts: mount the Secret holding license\.jwt there/,
+    ],
+    [
+      'zone_sync TLS on, certificates not mounted',
+      plusValues({ plus: { zoneSyncTls: { enabled: true } } }),
+      /nginx\.plus\.zoneSyncTls\.dir \(\/etc\/apigw-plus\/zone-sync-tls\) is not in any nginx\.extraVolumeMounts: mount the Secret with tls\.crt, tls\.key and ca\.crt there/,
+    ],
+    ['a mount of a volume that is not there', plusValues({ extraVolumeMounts: [{ name: 'nope', mountPath: '/x' }] }), /\/x mounts volume "nope", which is not in nginx\.extraVolumes/],
+    ['a volume named like the chart\'s', plusValues({ extraVolumes: [{ name: 'run', emptyDir: {} }] }), /the volume name "run" is taken \(by the chart\)/],
+    [
+      'a mount over the license state directory',
+      plusValues({ extraVolumes: [{ name: 'x', emptyDir: {} }], extraVolumeMounts: [{ name: 'x', mountPath: '/var/lib/nginx/state' }] }),
+      /\/var\/lib\/nginx\/state is already used by mgmt-state/,
+    ],
+    ['a hostPath volume', plusValues({ extraVolumes: [{ name: 'host', hostPath: { path: '/' } }] }), /extraVolumes\/\d+': additional properties 'hostPath' not allowed/],
+    ['an unknown address family', { nginx: { ipFamilies: ['IPv5'] } }, /ipFamilies[\s\S]*(IPv4|enum|value must be)/],
+    ['a peer source that is not an address', { nginx: { peerSources: ['10.0.0.0/8; allow all'] } }, /peerSources[\s\S]*(pattern|match)/],
+    ['the probe port on the client port', { nginx: { probePort: 8000 } }, /nginx\.probePort uses port 8000, already used by nginx\.port/],
+    ['the token API on the sidecar\'s port', { nginx: { apiPort: 8080 } }, /syncer\.config\.listenAddr uses port 8080, already used by nginx\.apiPort/],
+  ];
+  for (const [name, values, message] of cases) {
+    const r = await helmTemplate({ values });
+    t.not(r.code, 0, `${name}: rejected`);
+    t.match(r.stderr, message, `${name}: clear message`);
+    t.comment(`${name} → ${r.stderr.split('\n').slice(0, 4).join(' | ')}`);
+  }
+});
+
+// ---- the rendered pod and nginx.conf -------------------------------------------------------
+
+t.test('the Plus pod: the Plus image, license and state volumes, the probe port for peers only', async (t) => {
+  const objects = await render({ values: tlsValues() });
+  const nginx = allContainers(podSpec(objects)).get('nginx')?.container;
+  t.equal(nginx?.image, 'registry.example.com/nginx-plus:r35', 'nginx.plus.image, not the open-source default');
+  t.same(
+    (nginx?.ports ?? []).map((p) => [p.name, p.containerPort]),
+    [
+      ['http', 8000],
+      ['probe', 8001],
+      ['zone-sync', 12345],
+    ],
+  );
+  t.same(
+    (nginx?.volumeMounts ?? []).map((m) => [m.name, m.mountPath]),
+    [
+      ['nginx-config', '/etc/apigw'],
+      ['run', '/run/apigw-syncer'],
+      ['mgmt-state', '/var/lib/nginx/state'],
+      ['plus-license', PLUS_LICENSE_DIR],
+      ['zone-sync-tls', TLS_DIR],
+    ],
+    'license state on its own writable emptyDir; license and certificates from nginx.extraVolumeMounts',
+  );
+  const volumes = podSpec(objects).volumes ?? [];
+  t.same(volumes.find((v) => v.name === 'mgmt-state')?.emptyDir, { sizeLimit: '8Mi' });
+  t.same(volumes.find((v) => v.name === 'zone-sync-tls')?.secret, { secretName: 'apigw-zone-sync-tls' });
+  t.equal(nginx?.securityContext?.readOnlyRootFilesystem, true, 'the root filesystem stays read-only');
+  const services = ofKind(objects, 'Service');
+  t.same(servicePorts(services.find((s) => s.spec?.clusterIP !== 'None')), { http: 80 }, 'the client Service exposes the client port only');
+  t.same(servicePorts(services.find((s) => s.spec?.clusterIP === 'None')), { http: 8000, probe: 8001, 'zone-sync': 12345, ops: 9090 }, 'the headless peer Service lists probe and zone_sync');
+  const syncer = allContainers(podSpec(objects)).get('syncer')?.container;
+  t.equal(syncer && envVar(syncer, 'SYNCER_PROBE_PORT')?.value, '8001', 'the sidecars probe the probe server');
+
+  const oss = await render();
+  const ossNginx = allContainers(podSpec(oss)).get('nginx')?.container;
+  t.match(ossNginx?.image, /^openresty\/openresty:/, 'the oss flavor keeps its own image');
+  t.notOk((ossNginx?.volumeMounts ?? []).some((m) => m.name === 'mgmt-state'), 'no license state without Plus');
+});
+
+t.test('nginx.conf for Plus: mgmt, zone_sync over mutual TLS from the pod network, three servers', async (t) => {
+  const lines = nginxConfLines(await render({ values: tlsValues() }));
+  t.same(blockLines(lines, 'mgmt {'), ['license_token /etc/apigw-plus/license/license.jwt;', 'state_path /var/lib/nginx/state;'], 'mgmt: license from the mount, state on the emptyDir');
+
+  const stream = blockLines(lines, 'stream {');
+  t.ok(stream.includes('resolver kube-dns.kube-system.svc.cluster.local valid=5s;'), 'resolver: the cluster DNS by name');
+  const server = streamServer(lines);
+  t.same(directiveArgs(server, 'listen'), [['12345', 'ssl'], ['[::]:12345', 'ssl']], 'zone_sync listens on both families, with TLS');
+  t.same(
+    directiveArgs(server, 'allow').map((a) => a[0]),
+    PEER_SOURCES,
+    'allow: nginx.peerSources',
+  );
+  t.equal(server[server.indexOf('allow ::1;') + 1], 'deny all;', 'then deny all');
+  t.ok(server.includes(`zone_sync_server ${FQDN}:12345 resolve;`), 'every replica through the headless Service');
+  t.same(directiveArgs(server, 'zone_sync_buffers'), [['8', '16k']], 'buffers for the largest entry');
+  for (const [name, file] of [
+    ['ssl_certificate', 'tls.crt'],
+    ['ssl_certificate_key', 'tls.key'],
+    ['ssl_client_certificate', 'ca.crt'],
+    ['zone_sync_ssl_certificate', 'tls.crt'],
+    ['zone_sync_ssl_certificate_key', 'tls.key'],
+    ['zone_sync_ssl_trusted_certificate', 'ca.crt'],
+  ] as const) {
+    t.same(directiveArgs(server, name), [[`${TLS_DIR}/${file}`]], `${name} from the mounted Secret`);
+  }
+  for (const on of ['ssl_verify_client on;', 'zone_sync_ssl on;', 'zone_sync_ssl_verify on;']) t.ok(server.includes(on), on);
+  t.same(directiveArgs(server, 'zone_sync_ssl_name'), [[FQDN]], 'peers checked by the Service name, not the resolved IP');
+
+  const [probe, api, clients] = httpServers(lines);
+  t.same(directiveArgs(probe ?? [], 'listen'), [['8001'], ['[::]:8001']], 'probe server on both families');
+  t.ok(probe?.includes('include apigw-syncer/plus/token-store-probe.conf;'), 'probe server: the keyval lookup');
+  t.same(directiveArgs(api ?? [], 'listen'), [['127.0.0.1:8002'], ['[::1]:8002']], 'token API on loopback only');
+  t.ok(api?.includes('include apigw-syncer/plus/token-store-api.conf;'), 'token API: api write=on');
+  t.same(directiveArgs(clients ?? [], 'listen'), [['8000'], ['[::]:8000']], 'client server on both families');
+  t.same(directiveArgs(clients ?? [], 'large_client_header_buffers'), [['4', '16k']], 'client server takes 8 KiB tokens');
+  t.same(blockLines(lines, 'geo $apigw_probe_denied {'), ['default 1;', ...PEER_SOURCES.map((s) => `${s} 0;`)], 'probe sources: nginx.peerSources');
+});
+
+t.test('nginx.conf for Plus: what the values change', async (t) => {
+  const conf = async (values: Record<string, unknown>, release = 'apigw', namespace = 'apigw'): Promise<string[]> => nginxConfLines(await render({ release, namespace, values }));
+
+  const edge = streamServer(await conf(tlsValues(), 'gw', 'edge'));
+  t.ok(edge.includes('zone_sync_server gw-apigw-syncer-peers.edge.svc.cluster.local:12345 resolve;'), "this release's Service");
+  t.ok(edge.includes('zone_sync_ssl_name gw-apigw-syncer-peers.edge.svc.cluster.local;'), 'and its name in the certificate check');
+  const named = streamServer(await conf(tlsValues({ plus: { zoneSyncTls: { serverName: 'zone-sync.apigw.internal' } } })));
+  t.same(directiveArgs(named, 'zone_sync_ssl_name'), [['zone-sync.apigw.internal']], 'serverName overrides the checked name');
+  t.ok(blockLines(await conf({ ...plusValues(), ocp4: true }), 'stream {').includes('resolver dns-default.openshift-dns.svc.cluster.local valid=5s;'), 'OpenShift DNS under ocp4');
+
+  const plain = streamServer(await conf(plusValues()));
+  t.same(directiveArgs(plain, 'listen'), [['12345']], 'TLS off, IPv4 only: a plain listener');
+  t.notOk(plain.some((l) => /^(ssl_|zone_sync_ssl)/.test(l)), 'no TLS directives');
+  t.ok(plain.includes('deny all;'), 'the pod-network rule stays');
+
+  const v6 = await conf(plusValues({ ipFamilies: ['IPv6'], peerSources: ['fd00:10::/56'] }));
+  t.same(directiveArgs(streamServer(v6), 'listen'), [['[::]:12345']], 'IPv6-only: zone_sync on [::]');
+  t.same(directiveArgs(streamServer(v6), 'allow'), [['fd00:10::/56']]);
+  const [probeV6, apiV6, clientsV6] = httpServers(v6);
+  t.same(directiveArgs(probeV6 ?? [], 'listen'), [['[::]:8001']]);
+  t.same(directiveArgs(apiV6 ?? [], 'listen'), [['127.0.0.1:8002'], ['[::1]:8002']], 'token API on both loopbacks');
+  t.same(directiveArgs(clientsV6 ?? [], 'listen'), [['[::]:8000']]);
+
+  const nim = await conf(plusValues({ plus: { mgmt: { usageReportEndpoint: 'nim.example.com:443', enforceInitialReport: false } } }));
+  t.same(blockLines(nim, 'mgmt {').slice(2), ['usage_report endpoint=nim.example.com:443;', 'enforce_initial_report off;'], 'report to NGINX Instance Manager, with the grace period');
+  const old = await conf({ nginx: { flavor: 'plus', plus: { image: { repository: 'registry.example.com/nginx-plus', tag: 'r32' }, mgmt: { enabled: false } } } });
+  t.notOk(old.includes('mgmt {'), 'no mgmt block before R33');
+});
+
+t.test('the chart and the hand-written example use the same zone_sync and mgmt directives', async (t) => {
+  const chart = nginxConfLines(await render({ values: tlsValues() }));
+  const example = meaningfulLines(readFileSync(join(SNIPPETS_DIR, 'plus', 'nginx.conf'), 'utf8'));
+  const exampleStream = meaningfulLines(readFileSync(join(SNIPPETS_DIR, 'plus', 'zone-sync-stream.conf'), 'utf8'));
+  const sorted = (names: string[]): string[] => [...names].sort();
+  t.same(sorted(directiveNames(streamServer(chart))), sorted(directiveNames(streamServer(exampleStream))), 'stream server: the same directives, as often');
+  t.same(sorted(directiveNames(blockLines(chart, 'stream {')).filter((n) => n !== 'server')), sorted(directiveNames(blockLines(exampleStream, 'stream {')).filter((n) => n !== 'server')), 'stream{} level');
+  t.same(directiveNames(blockLines(chart, 'mgmt {')), directiveNames(blockLines(example, 'mgmt {')), 'mgmt{}');
+  t.same(directiveArgs(streamServer(chart), 'allow'), directiveArgs(streamServer(exampleStream), 'allow'), 'the default peer sources are the example\'s');
+  t.same(blockLines(chart, 'geo $apigw_probe_denied {'), blockLines(example, 'geo $apigw_probe_denied {'), 'and so are the default probe sources');
+});
+
+// ---- the zone_sync server's TLS and access rules on real nginx -----------------------------
+
+/** What a TLS client gets from `port` (connecting from `localAddress`): the bytes the server sent before closing, or the error. */
+function tlsExchange(opts: { port: number; localAddress: string; cert?: string; key?: string; ca: string; servername: string }): Promise<string> {
+  return new Promise((resolve) => {
+    let data = '';
+    const done = (why: string): void => resolve(data === '' ? why : data);
+    // tls.connect has no localAddress: the TCP connection is made first, from that address.
+    const tcp = netConnect({ host: '127.0.5.1', port: opts.port, localAddress: opts.localAddress });
+    const socket = tlsConnect({
+      socket: tcp,
+      servername: opts.servername,
+      ca: readFileSync(opts.ca),
+      ...(opts.cert !== undefined && opts.key !== undefined ? { cert: readFileSync(opts.cert), key: readFileSync(opts.key) } : {}),
+    });
+    socket.setEncoding('utf8');
+    socket.on('data', (c: string) => (data += c));
+    for (const s of [tcp, socket]) s.on('error', (err: NodeJS.ErrnoException) => done(`error: ${err.code ?? err.message}`));
+    socket.on('close', () => done('closed'));
+  });
+}
+
+/** What a plain TCP client gets from `port` before the server closes. */
+function tcpExchange(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    let data = '';
+    const socket = netConnect({ host: '127.0.5.1', port });
+    socket.setEncoding('utf8');
+    socket.on('data', (c: string) => (data += c));
+    socket.on('error', (err: NodeJS.ErrnoException) => resolve(data === '' ? `error: ${err.code ?? err.message}` : data));
+    socket.on('close', () => resolve(data === '' ? 'closed' : data));
+  });
+}
+
+t.test("the rendered zone_sync server's mutual TLS and pod-network rule hold on real nginx (stream module)", async (t) => {
+  const missing = nginxMissing();
+  if (missing !== undefined) {
+    t.fail(missing);
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'apigw-zone-sync-tls-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // The cluster's CA and the certificate every replica shares (it names the peer Service), a
+  // certificate from the same CA without that name, and one from another CA.
+  const ca = await makeCa(join(dir, 'ca'), 'apigw zone_sync CA');
+  const node = await issueCert(ca, join(dir, 'node'), [FQDN]);
+  const misnamed = await issueCert(ca, join(dir, 'misnamed'), ['someone-else.apigw.svc.cluster.local']);
+  const stranger = await issueCert(await makeCa(join(dir, 'other-ca'), 'another CA'), join(dir, 'stranger'), [FQDN]);
+
+  // The chart's stream server as rendered for a cluster whose pod network is 127.0.5.0/24 and
+  // whose certificates are mounted at `node`.
+  const [syncPort, misnamedPort, toGood, toMisnamed, toGoodByIp] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const rendered = streamServer(
+    nginxConfLines(
+      await render({ values: tlsValues({ listenAddress: '127.0.5.1', zoneSyncPort: syncPort, peerSources: ['127.0.5.0/24'] }, node) }),
+    ),
+  );
+  // zone_sync itself is Plus-only: the server answers "synced" instead; the zone_sync_ssl_*
+  // client directives become the stream proxy's proxy_ssl_* twins, towards that server.
+  const serverSide = rendered.filter((l) => !/^zone_sync(_buffers|_server|;)/.test(l) && !l.startsWith('zone_sync_ssl'));
+  const clientSide = rendered.filter((l) => l.startsWith('zone_sync_ssl')).map((l) => l.replace(/^zone_sync_ssl/, 'proxy_ssl'));
+  t.ok(serverSide.includes(`listen 127.0.5.1:${syncPort} ssl;`) && clientSide.includes('proxy_ssl on;'), 'both sides rendered');
+  // Replicas connect from their pod IPs, inside the pod network.
+  const podIp = '127.0.5.9';
+  const block = (lines: readonly string[]): string => lines.map((l) => `        ${l}`).join('\n');
+  const prefix = await makePrefixDir('zone-sync-tls');
+  t.teardown(() => rmSync(prefix, { recursive: true, force: true }));
+  const conf = join(prefix, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `${standaloneMain(prefix, [DEBIAN_STREAM_MODULE])}
+stream {
+    server {
+${block(serverSide)}
+        return "synced\\n";
+    }
+    # The same server with a certificate that does not name the Service.
+    server {
+${block(serverSide.map((l) => l.replace(`127.0.5.1:${syncPort}`, `127.0.5.1:${misnamedPort}`).replace(node, misnamed)))}
+        return "synced\\n";
+    }
+    # This replica's outgoing connections, as zone_sync_ssl_* configures them, from its pod IP.
+    server {
+        listen 127.0.5.1:${toGood};
+        proxy_bind ${podIp};
+        proxy_pass 127.0.5.1:${syncPort};
+${block(clientSide)}
+    }
+    server {
+        listen 127.0.5.1:${toMisnamed};
+        proxy_bind ${podIp};
+        proxy_pass 127.0.5.1:${misnamedPort};
+${block(clientSide)}
+    }
+    # Without zone_sync_ssl_name the name checked is the address dialled (with resolve: an IP).
+    server {
+        listen 127.0.5.1:${toGoodByIp};
+        proxy_bind ${podIp};
+        proxy_pass 127.0.5.1:${syncPort};
+${block(clientSide.filter((l) => !l.startsWith('proxy_ssl_name')))}
+    }
+}
+`,
+  );
+  const nginx = await startNginx('zone-sync-tls', prefix, conf, (abortIf) =>
+    waitFor(async () => (await tcpExchange(toGood)) === 'synced\n', `zone_sync test server on 127.0.5.1:${toGood}`, { timeoutMs: 10_000, intervalMs: 20, abortIf }),
+  );
+  t.teardown(() => nginx.stop());
+
+  const peer = { port: syncPort, ca: join(node, 'ca.crt'), servername: FQDN };
+  t.equal(await tlsExchange({ ...peer, localAddress: podIp, cert: join(node, 'tls.crt'), key: join(node, 'tls.key') }), 'synced\n', 'a replica with the cluster certificate syncs');
+  t.not(await tlsExchange({ ...peer, localAddress: podIp }), 'synced\n', 'without a client certificate: refused (ssl_verify_client on)');
+  t.not(await tlsExchange({ ...peer, localAddress: podIp, cert: join(stranger, 'tls.crt'), key: join(stranger, 'tls.key') }), 'synced\n', "another CA's certificate: refused");
+  t.not(
+    await tlsExchange({ ...peer, localAddress: '127.0.6.9', cert: join(node, 'tls.crt'), key: join(node, 'tls.key') }),
+    'synced\n',
+    'from outside the pod network, even with the right certificate: refused (allow/deny)',
+  );
+  t.equal(await tcpExchange(toGood), 'synced\n', "outgoing: the peer's certificate names the Service → synced");
+  t.equal(await tcpExchange(toMisnamed), 'closed', "outgoing: a peer whose certificate names something else → refused");
+  t.equal(await tcpExchange(toGoodByIp), 'closed', 'outgoing without zone_sync_ssl_name: the IP is checked, which the certificate cannot name → refused');
+  const log = await nginx.logs();
+  for (const refusal of [/access forbidden by rule/, /client sent no required SSL certificate/, /client SSL certificate verify error/, /upstream SSL certificate does not match/]) {
+    t.match(log, refusal, `nginx logged why: ${refusal.source}`);
+  }
+});
