@@ -4,9 +4,9 @@
 import { connect, type Socket } from 'node:net';
 import t from 'tap';
 import { Pool } from 'undici';
-import { freePort } from './support/net.js';
-import { nginxMissing, removePodDir, startNginxPod, writeToken, writeTokens, type NginxPod } from './support/nginx.js';
+import { nginxMissing, startNginxPeers, writeToken, writeTokens } from './support/nginx.js';
 import { startReplicas } from './support/replica-server.js';
+import { exclusive } from './support/exclusive.js';
 import { sampleConnections } from './support/tcp-sockets.js';
 import { peersEnv } from './support/sidecar-app.js';
 import { startSidecarProcess, type SidecarProcess } from './support/sidecar-process.js';
@@ -48,27 +48,26 @@ async function burst(s: SidecarProcess, tokens: readonly string[]): Promise<Burs
 t.test('a burst of 1,000 concurrent checks at 31 nginx peers, default settings', async (t) => {
   const missing = nginxMissing();
   if (missing !== undefined) throw new Error(missing);
+  // Timing under load: not beside another test file that loads the machine as much.
+  t.teardown(await exclusive('timing-under-load'));
   // Real nginx peers, as in production: a peer that answers in C leaves the machine's two cores
   // to the sidecar and the load generator, so what is measured is the sidecar's deadline.
-  const port = await freePort('127.0.16.10');
-  const pods: NginxPod[] = [];
-  t.teardown(() => Promise.all(pods.map((p) => p.stop().then(() => removePodDir(p)))));
-  for (let i = 0; i < 32; i += 8) {
-    pods.push(...(await Promise.all(Array.from({ length: Math.min(8, 32 - i) }, (_, j) => startNginxPod({ name: `pod-${i + j}`, host: `127.0.16.${10 + i + j}`, port, sidecarAddr: '127.0.0.1:1' })))));
-  }
-  const tokens = Array.from({ length: 1000 }, (_, i) => `burst-${i}`);
-  await Promise.all(pods.map((p) => writeTokens(p.baseUrl, tokens)));
-  const s = await startSidecarProcess({ POD_NAME: 'pod-0', SYNCER_DISCOVERY: 'static', SYNCER_PEERS: pods.map((p) => `${p.name}=${p.host}:${port}`).join(','), LOG_LEVEL: 'info' }, {});
+  const peers = await startNginxPeers(32, '127.0.16.', 10);
+  t.teardown(() => peers.stop());
+  const { pods, probePort: port } = peers;
+  const tokens = Array.from({ length: 1000 }, (_, i) => String(i));
+  await Promise.all(pods.map((p) => writeTokens(p.apiUrl, tokens)));
+  const s = await startSidecarProcess({ POD_NAME: 'pod-0', SYNCER_DISCOVERY: 'static', SYNCER_PEERS: peers.peersEnv, LOG_LEVEL: 'info' }, {});
   t.teardown(() => s.stop());
 
   // The sidecar's own sockets to the peers, sampled through the burst.
-  const sampler = sampleConnections(s.process.pid, port);
+  const sampler = sampleConnections(s.process.pid, port, 25);
   const b = await burst(s, tokens);
   const conns = sampler.stop();
   const ok = b.statuses.get(200) ?? 0;
   const refused = b.statuses.get(503) ?? 0;
   t.equal(ok + refused, 1000, `every check answered: ${ok} verdicts, ${refused} refused (${JSON.stringify([...b.statuses])})`);
-  t.ok(ok >= 256, 'at least SYNCER_MAX_IN_FLIGHT checks were admitted');
+  t.ok(ok >= 128, 'at least SYNCER_MAX_IN_FLIGHT checks were admitted');
   if (refused > 0) t.same([...b.retryAfter], ['1'], 'refusals carry Retry-After: 1');
   const late = b.durations.filter((d) => !(d <= DEADLINE_MS + ALLOWANCE_MS));
   t.same(late, [], `no verdict after the deadline + ${ALLOWANCE_MS} ms (max ${Math.max(...b.durations).toFixed(0)} ms)`);
@@ -77,7 +76,7 @@ t.test('a burst of 1,000 concurrent checks at 31 nginx peers, default settings',
   t.ok(opened <= 4 * CAP, `connections opened to a peer in all: at most ${opened} (the old pools: ~27,000 at nginx)`);
 
   const held = 'held-after-the-burst';
-  await Promise.all(pods.map((p) => writeToken(p.baseUrl, held)));
+  await Promise.all(pods.map((p) => writeToken(p.apiUrl, held)));
   const normal = await s.check(held);
   const back = performance.now() - b.endedAt;
   t.same([normal.status, normal.tokenStatus], [200, 'Synced'], 'a check right after the burst is answered normally');

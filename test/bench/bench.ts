@@ -15,8 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
-import { freePort } from '../support/net.js';
-import { PROBE_PATH, startNginxPod, writeTokens, type NginxPod } from '../support/nginx.js';
+import { PROBE_PATH, startNginxPeers, writeTokens, type NginxPod } from '../support/nginx.js';
 import { onExitCleanup } from '../support/processes.js';
 import { repoRoot } from '../support/repo-root.js';
 import { ReplicationSim } from '../support/replication-sim.js';
@@ -54,20 +53,10 @@ if (process.env['BENCH_SIDECAR_B'] !== undefined) builds['B'] = resolve(process.
 
 // ---- peers ----------------------------------------------------------------------------------
 
-async function startPeers(count: number, port: number): Promise<NginxPod[]> {
-  const pods: NginxPod[] = [];
-  onExitCleanup(() => pods.forEach((p) => p.process.stop(0, 'SIGKILL')));
-  // A few at a time: 100 nginx masters starting at once only slow each other down.
-  for (let i = 0; i < count; i += 8) {
-    const batch = Array.from({ length: Math.min(8, count - i) }, (_, j) =>
-      startNginxPod({ name: `pod-${i + j}`, host: `${NET}${10 + i + j}`, port, sidecarAddr: '127.0.0.1:1' }),
-    );
-    pods.push(...(await Promise.all(batch)));
-  }
-  return pods;
-}
-
-const peerList = (pods: readonly NginxPod[], n: number): string => pods.slice(0, n + 1).map((p) => `${p.name}=${p.host}:${p.port}`).join(',');
+/** SYNCER_PEERS of pod-0's sidecar with pods 1..n as its peers. */
+const peerList = (pods: readonly NginxPod[], n: number, probePort: number): string =>
+  pods.slice(0, n + 1).map((p) => `${p.name}=${p.host}:${probePort}`).join(',');
+const probeOrigins = (pods: readonly NginxPod[], n: number): string[] => pods.slice(1, n + 1).map((p) => p.probeUrl);
 
 // ---- the floor ------------------------------------------------------------------------------
 
@@ -153,15 +142,15 @@ const each = async <T>(fn: (label: string, mainJs: string) => Promise<T>): Promi
 };
 const pick = <T>(by: Record<string, T>, f: (t: T) => number): Record<string, number> => Object.fromEntries(Object.entries(by).map(([k, v]) => [k, f(v)]));
 
-async function fanOutScenarios(pods: readonly NginxPod[], floor: Floor, tokens: readonly string[], n: number): Promise<void> {
-  const origins = pods.slice(1, n + 1).map((p) => `http://${p.host}:${p.port}`);
+async function fanOutScenarios(pods: readonly NginxPod[], probePort: number, floor: Floor, tokens: readonly string[], n: number): Promise<void> {
+  const origins = probeOrigins(pods, n);
   const floorSat = await floor.ask({ op: 'saturate', peers: origins, tokens, concurrency: CONCURRENCY, seconds: SECONDS, warmupMs: WARMUP_MS });
   const rate = Math.round(floorSat.perSecond * PACE);
   const floorPaced = await floor.ask({ op: 'paced', peers: origins, tokens, perSecond: rate, seconds: SECONDS });
   const floorSeq = await floor.ask({ op: 'sequential', peers: origins, tokens, seconds: SEQ_SECONDS });
   const measured = await each(async (_label, mainJs) => {
     // Every check probes: the memo is off here (it has its own figure below).
-    const s = await startSidecar(mainJs, peerList(pods, n), { SYNCER_SYNCED_TTL_MS: '0' });
+    const s = await startSidecar(mainJs, peerList(pods, n, probePort), { SYNCER_SYNCED_TTL_MS: '0' });
     const c = checker(s, CONCURRENCY);
     try {
       const sat = await saturateSidecar(s, (i) => c.check(tokens[i % tokens.length], 200));
@@ -181,7 +170,7 @@ async function fanOutScenarios(pods: readonly NginxPod[], floor: Floor, tokens: 
 }
 
 async function nginxLatency(pod: NginxPod, token: string): Promise<Latency> {
-  const pool = new Pool(`http://${pod.host}:${pod.port}`, { connections: 1 });
+  const pool = new Pool(pod.probeUrl, { connections: 1 });
   try {
     return await sequential(async () => {
       const res = await pool.request({ method: 'GET', path: PROBE_PATH, headers: { authorization: `Bearer ${token}` } });
@@ -193,11 +182,11 @@ async function nginxLatency(pod: NginxPod, token: string): Promise<Latency> {
 }
 
 /** Tokens land on each peer 5–100 ms after the origin; the check starts when the origin has it. */
-async function detectionLag(pods: readonly NginxPod[]): Promise<void> {
+async function detectionLag(pods: readonly NginxPod[], probePort: number): Promise<void> {
   const others = pods.slice(1, LAG_PEERS + 1);
-  const sim = new ReplicationSim({ name: pods[0]!.name, baseUrl: pods[0]!.baseUrl }, others.map((p) => ({ name: p.name, baseUrl: p.baseUrl })));
+  const sim = new ReplicationSim({ name: pods[0]!.name, apiUrl: pods[0]!.apiUrl }, others.map((p) => ({ name: p.name, apiUrl: p.apiUrl })));
   const measured = await each(async (label, mainJs) => {
-    const s = await startSidecar(mainJs, peerList(pods, LAG_PEERS));
+    const s = await startSidecar(mainJs, peerList(pods, LAG_PEERS, probePort));
     const c = checker(s, 1);
     const lags: number[] = [];
     let probes = 0;
@@ -230,14 +219,14 @@ async function detectionLag(pods: readonly NginxPod[]): Promise<void> {
 }
 
 /** Peak RSS of a fresh sidecar through a burst of concurrent checks, beside a fresh floor's. */
-async function peakMemory(pods: readonly NginxPod[], tokens: readonly string[]): Promise<void> {
-  const origins = pods.slice(1, MEMORY_PEERS + 1).map((p) => `http://${p.host}:${p.port}`);
+async function peakMemory(pods: readonly NginxPod[], probePort: number, tokens: readonly string[]): Promise<void> {
+  const origins = probeOrigins(pods, MEMORY_PEERS);
   const floor = await Floor.start();
   const floorBurst = await floor.ask({ op: 'burst', peers: origins, tokens, concurrent: MEMORY_CONCURRENT });
   await floor.stop();
   for (const bound of ['default', String(MEMORY_CONCURRENT)] as const) {
     const measured = await each(async (_label, mainJs) => {
-      const s = await startSidecar(mainJs, peerList(pods, MEMORY_PEERS), { SYNCER_SYNCED_TTL_MS: '0', ...(bound === 'default' ? {} : { SYNCER_MAX_IN_FLIGHT: bound }) });
+      const s = await startSidecar(mainJs, peerList(pods, MEMORY_PEERS, probePort), { SYNCER_SYNCED_TTL_MS: '0', ...(bound === 'default' ? {} : { SYNCER_MAX_IN_FLIGHT: bound }) });
       const idle = peakRssMbOf(s.process.pid);
       const pool = new Pool(s.apiUrl, { connections: MEMORY_CONCURRENT });
       const statuses = new Map<number, number>();
@@ -263,10 +252,10 @@ async function peakMemory(pods: readonly NginxPod[], tokens: readonly string[]):
 }
 
 /** A token already answered Synced, checked again, beside the cost of a request refused at once (400). */
-async function repeatChecks(pods: readonly NginxPod[], tokens: readonly string[]): Promise<void> {
+async function repeatChecks(pods: readonly NginxPod[], probePort: number, tokens: readonly string[]): Promise<void> {
   const warm = tokens.slice(0, 200);
   const measured = await each(async (_label, mainJs) => {
-    const s = await startSidecar(mainJs, peerList(pods, REPEAT_PEERS));
+    const s = await startSidecar(mainJs, peerList(pods, REPEAT_PEERS, probePort));
     const c = checker(s, CONCURRENCY);
     try {
       for (const token of warm) await c.check(token, 200);
@@ -294,19 +283,20 @@ async function repeatChecks(pods: readonly NginxPod[], tokens: readonly string[]
 
 const wallStart = performance.now();
 const load = { before: loadavg() };
-const port = await freePort(`${NET}10`);
 const maxPeers = Math.max(...SIZES, LAG_PEERS, MEMORY_PEERS, REPEAT_PEERS);
-console.error(`bench: starting ${maxPeers + 1} nginx peers on ${NET}10-${10 + maxPeers}:${port}…`);
-const pods = await startPeers(maxPeers + 1, port);
-const tokens = Array.from({ length: TOKENS }, (_, i) => `bench-${i}-${Math.random().toString(36).slice(2, 10)}`);
-// One write per store, into its empty zone (a Plus zone accepts several keys at once only then).
-await Promise.all(pods.map((p) => writeTokens(p.baseUrl, tokens)));
+console.error(`bench: starting ${maxPeers + 1} nginx peers on ${NET}10-${10 + maxPeers}…`);
+const peers = await startNginxPeers(maxPeers + 1, NET, 10);
+onExitCleanup(() => peers.pods.forEach((p) => void p.process.stop(0, 'SIGKILL')));
+const { pods, probePort } = peers;
+// Short tokens, so that the whole pool fits one write into each empty store (the API's 12k bound).
+const tokens = Array.from({ length: TOKENS }, (_, i) => String(i));
+await Promise.all(pods.map((p) => writeTokens(p.apiUrl, tokens)));
 
 const floor = await Floor.start();
 try {
   for (const n of SIZES) {
     console.error(`bench: ${n} peer(s)…`);
-    await fanOutScenarios(pods, floor, tokens, n);
+    await fanOutScenarios(pods, probePort, floor, tokens, n);
   }
 } finally {
   await floor.stop();
@@ -315,12 +305,12 @@ const single = await nginxLatency(pods[1]!, tokens[0]!);
 add({ figure: 'one nginx, single probe p50', peers: 1, unit: 'ms', floor: single.p50, values: {} });
 add({ figure: 'one nginx, single probe p99', peers: 1, unit: 'ms', floor: single.p99, values: {} });
 console.error('bench: detection lag…');
-await detectionLag(pods);
+await detectionLag(pods, probePort);
 console.error('bench: peak memory…');
-await peakMemory(pods, tokens);
+await peakMemory(pods, probePort, tokens);
 console.error('bench: repeat checks…');
-await repeatChecks(pods, tokens);
-await Promise.all(pods.map((p) => p.stop()));
+await repeatChecks(pods, probePort, tokens);
+await peers.stop();
 
 const report: Report = {
   machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? '?', node: `${IMAGE_ARGV[0] ?? ''} (sidecar and floor, the image's runtime); load generator ${process.version}`, loadBefore: load.before, loadAfter: loadavg() },

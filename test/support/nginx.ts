@@ -278,6 +278,44 @@ export async function startNginxPod(opts: NginxPodOptions, readyTimeoutMs = 10_0
   };
 }
 
+export interface NginxPeers {
+  readonly pods: readonly NginxPod[];
+  /** SYNCER_PEERS for a sidecar of pods[0]: every pod as name=host:probePort. */
+  readonly peersEnv: string;
+  readonly probePort: number;
+  /** Stops every pod and removes its directory. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `count` pods on `${net}${first}`, `${net}${first + 1}`, … with the same client and probe
+ * ports, like a Deployment's pods: a few at a time, since many nginx masters starting at once only
+ * slow each other down.
+ */
+export async function startNginxPeers(count: number, net: string, first: number): Promise<NginxPeers> {
+  const port = await freePort(`${net}${first}`);
+  const probePort = await freePort(`${net}${first}`);
+  const pods: NginxPod[] = [];
+  const stop = async (): Promise<void> => {
+    await Promise.all(pods.map(async (p) => {
+      await p.stop();
+      await removePodDir(p);
+    }));
+  };
+  try {
+    for (let i = 0; i < count; i += 8) {
+      const batch = Array.from({ length: Math.min(8, count - i) }, (_, j) =>
+        startNginxPod({ name: `pod-${i + j}`, host: `${net}${first + i + j}`, port, probePort, sidecarAddr: '127.0.0.1:1' }),
+      );
+      pods.push(...(await Promise.all(batch)));
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { pods, peersEnv: pods.map((p) => `${p.name}=${p.host}:${probePort}`).join(','), probePort, stop };
+}
+
 /** Removes a stopped pod's prefix dir (logs included: read them first if needed). */
 export async function removePodDir(pod: NginxPodLayout): Promise<void> {
   await rm(pod.prefix, { recursive: true, force: true });
@@ -301,14 +339,17 @@ export function postToken(apiUrl: string, token: string, value = 'issued', expir
   });
 }
 
-/** Adds many tokens to one replica's store in one request (its zone must be empty: Plus's rule); throws unless 201. */
-export async function writeTokens(baseUrl: string, tokens: readonly string[], value = 'issued'): Promise<void> {
-  const res = await http(keyvalsUrl(baseUrl), {
+/**
+ * Adds many tokens to one replica's store in one request: its zone must be empty (Plus's rule), and
+ * the body within the API's 12k bound (short tokens: a thousand "0".."999" fit). Throws unless 201.
+ */
+export async function writeTokens(apiUrl: string, tokens: readonly string[], value = '1'): Promise<void> {
+  const res = await http(keyvalsUrl(apiUrl), {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(Object.fromEntries(tokens.map((t) => [t, value]))),
   });
-  if (res.status !== 201) throw new Error(`write of ${tokens.length} tokens to ${baseUrl}: ${res.status} ${res.body}`);
+  if (res.status !== 201) throw new Error(`write of ${tokens.length} tokens to ${apiUrl}: ${res.status} ${res.body.slice(0, 200)}`);
 }
 
 /** Adds a token to one replica's store; throws unless 201. */

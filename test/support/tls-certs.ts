@@ -1,6 +1,7 @@
 // Test certificates made with the openssl CLI: a CA, and certificates it signs laid out as a
 // kubernetes.io/tls Secret with ca.crt is mounted (tls.crt, tls.key, ca.crt in one directory),
-// the way cert-manager writes them. Short-lived (one day), EC P-256, for loopback tests only.
+// the way cert-manager writes them. Short-lived (one day, or already expired on request: openssl
+// takes a negative number of days), EC P-256, for loopback tests only.
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execTracked } from './processes.js';
@@ -26,9 +27,9 @@ export async function makeCa(dir: string, name: string): Promise<Ca> {
 
 /**
  * A certificate for `dnsNames`, signed by `ca`, usable as server and as client certificate, in
- * `dir` (created) as tls.crt, tls.key and ca.crt. Resolves with `dir`.
+ * `dir` (created) as tls.crt, tls.key and ca.crt, valid for `days` (negative: expired). Resolves with `dir`.
  */
-export async function issueCert(ca: Ca, dir: string, dnsNames: readonly string[]): Promise<string> {
+export async function issueCert(ca: Ca, dir: string, dnsNames: readonly string[], days = 1): Promise<string> {
   await mkdir(dir, { recursive: true });
   const key = join(dir, 'tls.key');
   const csr = join(dir, 'tls.csr');
@@ -39,7 +40,7 @@ export async function issueCert(ca: Ca, dir: string, dnsNames: readonly string[]
   );
   await execTracked('openssl', ['req', ...EC, '-keyout', key, '-out', csr, '-subj', `/CN=${dnsNames[0] ?? 'node'}`]);
   await execTracked('openssl', [
-    'x509', '-req', '-in', csr, '-CA', ca.crt, '-CAkey', ca.key, '-CAcreateserial', '-out', join(dir, 'tls.crt'), '-days', '1', '-extfile', ext,
+    'x509', '-req', '-in', csr, '-CA', ca.crt, '-CAkey', ca.key, '-CAcreateserial', '-out', join(dir, 'tls.crt'), '-days', String(days), '-extfile', ext,
   ]);
   await copyFile(ca.crt, join(dir, 'ca.crt'));
   return dir;
