@@ -4,7 +4,6 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import type { Report } from './bench/report.js';
-import { exclusive } from './support/exclusive.js';
 import { nginxMissing } from './support/nginx.js';
 import { describeExit, runTracked } from './support/processes.js';
 import { repoRoot } from './support/repo-root.js';
@@ -12,8 +11,6 @@ import { repoRoot } from './support/repo-root.js';
 t.test('npm run bench, quick: every figure, as a markdown table and a JSON file', async (t) => {
   const missing = nginxMissing();
   if (missing !== undefined) throw new Error(missing);
-  // The bench loads the machine: not beside another test file that measures time under load.
-  t.teardown(await exclusive('timing-under-load'));
   const r = await runTracked(process.execPath, [join(repoRoot(), 'dist', 'test', 'bench', 'bench.js')], { env: { ...process.env, BENCH_QUICK: '1' }, timeoutMs: 240_000 });
   t.equal(r.exit.code, 0, `the bench ${describeExit(r.exit)}: ${r.stderr.slice(-2000)}`);
   const path = /^JSON: (.+)$/m.exec(r.stdout)?.[1];

@@ -165,7 +165,9 @@ t.test('concurrent identical checks share one fan-out', async (t) => {
   }
   const replies = Promise.all(Array.from({ length: 25 }, () => check(token)));
   // Hold the peers' answers until all 25 checks are inside the sidecar, so they overlap for sure.
-  await waitFor(async () => /syncer_checks_in_flight 25\b/.test(await (await fetch(`${sidecar.opsUrl}/metrics`)).text()), '25 checks in flight');
+  // Read in-process (the ops listener serves a render up to 100 ms old): the peers hold their
+  // answers meanwhile, and a slow look would let the probe timeout cut them.
+  await waitFor(async () => /syncer_checks_in_flight 25\b/.test(await sidecar.app.telemetry.metrics()), '25 checks in flight');
   open();
   const answered = await replies;
   t.ok(answered.every((r) => r.tokenStatus === 'Synced'), 'all answered Synced');

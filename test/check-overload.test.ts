@@ -6,7 +6,6 @@ import t from 'tap';
 import { Pool } from 'undici';
 import { nginxMissing, startNginxPeers, writeToken, writeTokens } from './support/nginx.js';
 import { startReplicas } from './support/replica-server.js';
-import { exclusive } from './support/exclusive.js';
 import { sampleConnections } from './support/tcp-sockets.js';
 import { peersEnv } from './support/sidecar-app.js';
 import { startSidecarProcess, type SidecarProcess } from './support/sidecar-process.js';
@@ -48,8 +47,6 @@ async function burst(s: SidecarProcess, tokens: readonly string[]): Promise<Burs
 t.test('a burst of 1,000 concurrent checks at 31 nginx peers, default settings', async (t) => {
   const missing = nginxMissing();
   if (missing !== undefined) throw new Error(missing);
-  // Timing under load: not beside another test file that loads the machine as much.
-  t.teardown(await exclusive('timing-under-load'));
   // Real nginx peers, as in production: a peer that answers in C leaves the machine's two cores
   // to the sidecar and the load generator, so what is measured is the sidecar's deadline.
   const peers = await startNginxPeers(32, '127.0.16.', 10);

@@ -29,6 +29,9 @@ const RETRY_ENV = {
   SYNCER_MAX_RETRIES: '25',
   SYNCER_RETRY_JITTER: '0.2',
   SYNCER_PROBE_TIMEOUT_MS: '300',
+  // Each check here is about probing: the same token is asked about again and again, so the
+  // Synced memo is off (check-memo.test.ts has its own tests).
+  SYNCER_SYNCED_TTL_MS: '0',
 };
 const MARGIN_MS = 500;
 

@@ -1,0 +1,64 @@
+// A peer that leaves the peer set while a check is probing it (a rollout, a scale-down) is no
+// longer judged: real nginx peers, a check in flight, the set changed under it. The check still
+// answers about the replicas that remain, and the departed peer's pool is gone.
+import t from 'tap';
+import { nginxMissing, startNginxPeers, writeToken, type NginxPeers } from './support/nginx.js';
+import { sendCheck, startSidecar, type RunningSidecar } from './support/sidecar-app.js';
+import { connectionsOf } from './support/tcp-sockets.js';
+import { waitFor } from './support/wait.js';
+
+let peers: NginxPeers;
+let sidecar: RunningSidecar;
+
+t.before(async () => {
+  const missing = nginxMissing();
+  if (missing !== undefined) throw new Error(missing);
+  peers = await startNginxPeers(4, '127.0.20.', 10);
+  sidecar = await startSidecar({ SYNCER_PEERS: peers.peersEnv, SYNCER_SYNCED_TTL_MS: '0' });
+});
+t.teardown(async () => {
+  await sidecar?.stop();
+  await peers?.stop();
+});
+
+/** Resolves once the sidecar has a check in flight (read in-process: no HTTP cache in between). */
+const checkInFlight = (): Promise<unknown> =>
+  waitFor(async () => /^syncer_checks_in_flight 1$/m.test(await sidecar.app.telemetry.metrics()), 'the check to be in flight', { intervalMs: 2 });
+
+t.test('a peer without the token leaves mid-check: Synced, the peer reported departed', async (t) => {
+  const [, a, b, leaving] = peers.pods;
+  const token = `departed-${process.pid}-1`;
+  await Promise.all([a!, b!].map((p) => writeToken(p.apiUrl, token)));
+  const set = sidecar.app.store.current()!;
+  const pending = sendCheck(sidecar.apiUrl, { 'X-Auth-Token': token });
+  await checkInFlight();
+  // pod-3 answers 401 and is being retried: the rollout takes it away.
+  sidecar.app.store.publish(set.peers.filter((p) => p.name !== leaving!.name));
+  const r = await pending;
+  t.equal(r.tokenStatus, 'Synced', 'every replica that is still a peer holds the token');
+  t.same(
+    Object.fromEntries((r.body.peers ?? []).map((p) => [p.name, p.outcome])),
+    { 'pod-1': 'synced', 'pod-2': 'synced', 'pod-3': 'departed' },
+    'the departed peer is reported, and not counted',
+  );
+  t.ok((r.body.durationMs ?? Infinity) < 1000, `answered when the peer left, not after its retries (${r.body.durationMs} ms)`);
+  await waitFor(() => connectionsOf(process.pid, peers.probePort).every((c) => c.remote !== leaving!.host), 'the pool to the departed peer to close');
+  sidecar.app.store.publish(set.peers);
+});
+
+t.test('a peer killed and removed mid-check: Synced, not Partialy', async (t) => {
+  const [, a, b, victim] = peers.pods;
+  const token = `departed-${process.pid}-2`;
+  await Promise.all([a!, b!].map((p) => writeToken(p.apiUrl, token)));
+  const set = sidecar.app.store.current()!;
+  const pending = sendCheck(sidecar.apiUrl, { 'X-Auth-Token': token });
+  await checkInFlight();
+  // The pod dies (its probes now fail to connect), then discovery drops it.
+  await victim!.stop();
+  sidecar.app.store.publish(set.peers.filter((p) => p.name !== victim!.name));
+  const r = await pending;
+  t.equal(r.tokenStatus, 'Synced');
+  t.equal(r.body.peers?.find((p) => p.name === victim!.name)?.outcome, 'departed');
+  const after = await sendCheck(sidecar.apiUrl, { 'X-Auth-Token': token });
+  t.same((after.body.peers ?? []).map((p) => p.name), ['pod-1', 'pod-2'], 'the next check probes only the peers that remain');
+});
