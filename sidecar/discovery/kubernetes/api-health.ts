@@ -5,9 +5,9 @@
 // resource is failing any more the source is told, so it republishes and the store is synced.
 //
 // While the API server does not answer (no response, or a 5xx: down, restarting, not ready),
-// the list-watch loops do not retry on growing delays of their own: they wait in answering(),
-// and one cheap readiness poll per sidecar (GET /readyz, every 0.5–1 s with jitter) releases
-// them all as soon as it answers 200. Discovery is then back within about a second of the API
+// the list-watch loops send nothing: after their backoff (which grows only with failures seen
+// while the server answers) they wait in answering(), and one cheap readiness poll per sidecar
+// (GET /readyz, every 0.5–1 s with jitter) releases them all as soon as it answers 200. Discovery is then back within about a second of the API
 // server, and an API server recovering from an outage sees one small request per sidecar per
 // poll instead of every sidecar's three lists or watches. Any authenticated client may read
 // /readyz: the default ClusterRole system:public-info-viewer, bound to system:authenticated
