@@ -1,13 +1,15 @@
 // End to end: a real control plane, the BUILT sidecar (node dist/sidecar/main.js) in kubernetes
 // mode with the roles/ ServiceAccount, and small HTTP servers standing in for nginx on the pod IPs
 // the fake kubelet assigned (127.0.5.x, one port). /v1/synced verdicts follow replicas as they
-// come and go; `apigw-syncer peers` prints the same view.
+// come and go, and keep being answered from the last set while the API server is down;
+// `apigw-syncer peers` prints the same view.
 import { performance } from 'node:perf_hooks';
 import t from 'tap';
+import { KubeConfig } from '@kubernetes/client-node';
 import { startControlPlane } from './support/control-plane.js';
 import { freePort } from './support/net.js';
 import { deadline, waitFor } from './support/wait.js';
-import { createDeployment, isReady, markForScaleDown, pods, scaleTo, setupCluster, waitForReadyPods } from './support/discovery-cluster.js';
+import { createDeployment, getAs, isReady, markForScaleDown, pods, scaleTo, setupCluster, waitForReadyPods } from './support/discovery-cluster.js';
 import { summary } from './support/discovery-harness.js';
 import { ReplicaServer } from './support/replica-server.js';
 import { runSidecarCommand, startSidecarProcess, type SidecarProcess } from './support/sidecar-process.js';
@@ -164,6 +166,34 @@ t.test('built sidecar in kubernetes mode: verdicts follow replicas', async (t) =
     t.equal(bad.exit.code, 1);
     t.match(bad.stdout, /error: no peer set within 10 s/);
     t.match(bad.stdout, /pod no-such-pod not found in namespace apigw/);
+  });
+
+  // Last: the `peers` run started at the top must have ended before the API server goes down.
+  await t.test('API server down: checks answered from the last set while stale; recovered soon after it answers', async (t) => {
+    const mark = sidecar.lines.length;
+    const since = (msg: string) => (): boolean => sidecar.lines.slice(mark).some((l) => l['msg'] === msg);
+    await cp.stopApiServer();
+    await waitFor(since('discovery is stale; serving the last known peer set'), 'the sidecar to say discovery is stale', { timeoutMs: 20_000 });
+    const a = await check(sidecar, own);
+    t.equal(a.tokenStatus, 'Synced', 'a check is answered while the API server is down');
+    t.same(a.peers.map((p) => p.name).sort(), podNames.filter((n) => n !== own), 'from the last peer set');
+    t.equal((await fetch(`${sidecar.opsUrl}/readyz`)).status, 200, 'still ready: stale is not unready');
+    t.match(await (await fetch(`${sidecar.opsUrl}/metrics`)).text(), /syncer_discovery_state\{state="stale"\} 1/);
+
+    const kc = new KubeConfig();
+    kc.loadFromFile(c.sidecarKubeconfig);
+    const started = cp.startApiServer();
+    // "Answering" is the first 200 of the test's own /readyz poll (wall clock, like the log's time).
+    const answering = await waitFor(async () => ((await getAs(kc, '/readyz')) === 200 ? Date.now() : undefined), 'the API server answering /readyz', {
+      timeoutMs: 90_000,
+      intervalMs: 20,
+      retryOnError: true,
+    });
+    await waitFor(since('discovery recovered'), 'the sidecar to say discovery recovered', { timeoutMs: 30_000 });
+    await started;
+    const recovered = sidecar.lines.slice(mark).find((l) => l['msg'] === 'discovery recovered');
+    t.comment(`built sidecar: API server answering → 'discovery recovered' ${Number(recovered?.['time']) - answering} ms (its log timestamp)`);
+    t.equal((await check(sidecar, own)).tokenStatus, 'Synced', 'checks carry on after recovery');
   });
 
   t.comment(`latency API change → sidecar peer set (built program, from its logs): ${summary(changes)}`);

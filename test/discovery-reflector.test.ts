@@ -1,103 +1,84 @@
 // The reflector's loop against a scripted in-process API (no network, manual clock): the
-// protocol decisions — which resourceVersion, when to relist, when to back off, the watchdog.
-// The same behaviours are shown against a real kube-apiserver in discovery-kubernetes.test.ts.
+// protocol decisions — which resourceVersion, when to relist, when to back off, the watchdog —
+// and what it writes into its store and tells the API's health. The same behaviours are shown
+// against a real kube-apiserver in discovery-kubernetes.test.ts.
 import t from 'tap';
-import { KubeApiError, type KubeHttp, type Query } from '../sidecar/discovery/kubernetes/kube-http.js';
+import type { ApiResource, ApiVerb } from '../sidecar/discovery/kubernetes/api-errors.js';
+import type { ApiHealthReporter } from '../sidecar/discovery/kubernetes/api-health.js';
+import { KubeApiError } from '../sidecar/discovery/kubernetes/kube-http.js';
+import { ObjectCache } from '../sidecar/discovery/kubernetes/object-cache.js';
 import { narrowPod, type PodLite } from '../sidecar/discovery/kubernetes/objects.js';
-import { Reflector, watchdogMs, type ReflectorState, type Verb } from '../sidecar/discovery/kubernetes/reflector.js';
+import { Reflector, watchdogMs } from '../sidecar/discovery/kubernetes/reflector.js';
 import { captureLogger, ManualClock, podJson } from './support/discovery-harness.js';
+import { podList, refused, ScriptedApi } from './support/discovery-scripted-api.js';
 
-interface WatchHandle {
-  readonly query: Query;
-  open(): void;
-  send(type: string, object: unknown): void;
-  close(): void;
-  fail(err: Error): void;
-  readonly aborted: boolean;
-}
+/** Records what the loop tells the API's health; answering() is held closed while `down`. */
+class RecordingHealth implements ApiHealthReporter {
+  readonly failures: { resource: ApiResource; verb: ApiVerb; err: KubeApiError }[] = [];
+  successes = 0;
+  down = false;
+  private readonly waiters = new Set<() => void>();
 
-class ScriptedApi implements KubeHttp {
-  readonly lists: Query[] = [];
-  readonly watches: WatchHandle[] = [];
-  /** Answers for the next lists, in order; an Error rejects. When empty, a list hangs until aborted. */
-  readonly listAnswers: (unknown | Error)[] = [];
-
-  getJson(_path: string, query: Query, signal: AbortSignal): Promise<unknown> {
-    this.lists.push(query);
-    const answer = this.listAnswers.shift();
-    if (answer instanceof Error) return Promise.reject(answer);
-    if (answer !== undefined) return Promise.resolve(answer);
-    return new Promise((_, reject) => signal.addEventListener('abort', () => reject(new KubeApiError(undefined, 'Aborted', String(signal.reason)))));
+  failed(resource: ApiResource, verb: ApiVerb, err: KubeApiError): void {
+    this.failures.push({ resource, verb, err });
   }
 
-  watch(_path: string, query: Query, signal: AbortSignal, onOpen: () => void, onEvent: (event: unknown) => void): Promise<void> {
-    return new Promise((resolve, reject) => {
-      let done = false;
-      const finish = (err?: Error): void => {
-        if (done) return;
-        done = true;
-        if (err) reject(err);
-        else resolve();
-      };
-      signal.addEventListener('abort', () => {
-        handle.aborted = true;
-        const reason: unknown = signal.reason;
-        finish(new KubeApiError(undefined, 'Aborted', reason instanceof Error ? reason.message : String(reason)));
-      });
-      const handle = {
-        query,
-        aborted: false,
-        open: () => onOpen(),
-        send: (type: string, object: unknown) => {
-          try {
-            onEvent({ type, object });
-          } catch (err) {
-            finish(err as Error);
-          }
-        },
-        close: () => finish(),
-        fail: (err: Error) => finish(err),
-      };
-      this.watches.push(handle);
+  succeeded(): void {
+    this.successes++;
+  }
+
+  answering(signal: AbortSignal): Promise<void> {
+    if (!this.down) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => void (this.waiters.delete(done), resolve());
+      this.waiters.add(done);
+      signal.addEventListener('abort', done);
     });
   }
 
-  lastWatch(): WatchHandle {
-    const w = this.watches.at(-1);
-    if (w === undefined) throw new Error('no watch yet');
-    return w;
+  answer(): void {
+    this.down = false;
+    for (const w of [...this.waiters]) w();
   }
 }
 
-function podList(rv: string, ...names: string[]): unknown {
-  return { metadata: { resourceVersion: rv }, items: names.map((n) => podJson(n, { rv })) };
+/** The real cache, with a record of what the loop wrote into it. */
+class RecordingCache extends ObjectCache<PodLite> {
+  readonly calls: string[] = [];
+
+  override replace(items: Iterable<PodLite>): number {
+    this.calls.push('replace');
+    return super.replace(items);
+  }
+
+  override invalidate(): void {
+    this.calls.push('invalidate');
+    super.invalidate();
+  }
 }
 
 function setup(opts: { watchTimeoutS?: number; resyncMs?: number } = {}) {
   const api = new ScriptedApi();
   const clock = new ManualClock();
   const { log, lines } = captureLogger();
-  const states: ReflectorState[] = [];
-  const failures: { verb: Verb; err: KubeApiError }[] = [];
+  const health = new RecordingHealth();
   let changes = 0;
+  const cache = new RecordingCache(() => void changes++);
   const r = new Reflector<PodLite>({
     resource: 'pods',
     path: '/api/v1/namespaces/ns/pods',
     narrow: narrowPod,
     http: api,
+    store: cache,
+    health,
     watchTimeoutS: opts.watchTimeoutS ?? 60,
     resyncMs: opts.resyncMs ?? 3_600_000,
     clock,
     random: () => 0,
     log,
-    listener: {
-      changed: () => void changes++,
-      stateChanged: (s) => void states.push(s),
-      failed: (verb, err) => void failures.push({ verb, err }),
-    },
   });
-  const names = (): string[] => [...r.items()].map((p) => p.metadata.name).sort();
-  return { api, clock, r, states, failures, lines, names, changes: () => changes };
+  const names = (): string[] => [...cache.items()].map((p) => p.metadata.name).sort();
+  return { api, clock, r, cache, health, failures: health.failures, lines, names, changes: () => changes };
 }
 
 t.test('lists, then watches from the list resourceVersion with bookmarks and the bound', async (t) => {
@@ -109,7 +90,8 @@ t.test('lists, then watches from the list resourceVersion with bookmarks and the
   t.match(s.api.lists[0], { labelSelector: 'app=gw', limit: '500' });
   t.equal(s.api.lists[0]?.['resourceVersion'], undefined, 'initial list is a consistent read');
   t.match(s.api.lastWatch().query, { labelSelector: 'app=gw', resourceVersion: '100', allowWatchBookmarks: 'true', timeoutSeconds: '30' });
-  t.equal(s.r.state, 'synced');
+  t.equal(s.cache.synced, true, 'the store holds a complete list');
+  t.ok(s.health.successes >= 1, 'the list told the API health it answers');
 
   const w = s.api.lastWatch();
   w.open();
@@ -117,7 +99,8 @@ t.test('lists, then watches from the list resourceVersion with bookmarks and the
   w.send('MODIFIED', podJson('a', { rv: '102', ip: '10.0.0.9' }));
   w.send('DELETED', podJson('b', { rv: '103' }));
   t.same(s.names(), ['a', 'c']);
-  t.equal([...s.r.items()].find((p) => p.metadata.name === 'a')?.podIP, '10.0.0.9');
+  t.equal(s.changes(), 4, 'the store told its reader of the list and of each event');
+  t.equal([...s.cache.items()].find((p) => p.metadata.name === 'a')?.podIP, '10.0.0.9');
   w.send('BOOKMARK', { kind: 'Pod', metadata: { resourceVersion: '150' } });
   await s.clock.advance(20_000);
   w.close(); // the server's timeoutSeconds ran out
@@ -144,7 +127,8 @@ t.test('410 Gone, as a watch ERROR event or as HTTP 410, relists without reporti
   t.equal(s.api.lists.length, 3);
   t.same(s.names(), ['b'], 'the relist replaces the cache: deletions missed during the gap disappear');
   t.same(s.failures, [], '410 is routine, not a failure');
-  t.ok(s.states.includes('listing'));
+  t.same(s.cache.calls, ['invalidate', 'replace', 'invalidate', 'replace', 'invalidate', 'replace'], 'each 410 marks the store unsynced until its relist');
+  t.equal(s.cache.synced, true);
   await s.r.stop();
 });
 
@@ -166,17 +150,18 @@ t.test('repeated 410 without progress is throttled', async (t) => {
 
 t.test('failures back off exponentially with jitter, are reported, and recover', async (t) => {
   const s = setup();
-  s.api.listAnswers.push(new KubeApiError(undefined, 'ECONNREFUSED', 'connect ECONNREFUSED'), new KubeApiError(503, 'ServiceUnavailable', '503'), podList('5', 'a'));
+  s.api.listAnswers.push(refused(), new KubeApiError(503, 'ServiceUnavailable', '503'), podList('5', 'a'));
   s.r.start({});
   await s.clock.advance(0);
-  t.equal(s.r.state, 'failing');
-  t.equal(s.failures[0]?.verb, 'list');
+  t.match(s.failures, [{ resource: 'pods', verb: 'list', err: { reason: 'ECONNREFUSED' } }], 'the failure is told to the API health');
+  t.equal(s.cache.synced, false);
   t.same(s.clock.pending(), [125], 'first retry after 125–250 ms (random 0 → lower bound)');
   await s.clock.advance(125);
   t.equal(s.api.lists.length, 2);
   t.same(s.clock.pending(), [250]);
   await s.clock.advance(250);
-  t.equal(s.r.state, 'synced');
+  t.equal(s.cache.synced, true);
+  t.equal(s.health.successes, 1, 'recovery is told to the API health');
   t.same(s.names(), ['a']);
   // Now the watch fails repeatedly: the schedule continues from where a healthy watch reset it.
   for (const expected of [125, 250, 500, 1000]) {
@@ -203,7 +188,7 @@ t.test('a watch that stays open past timeoutSeconds + margin is aborted as dead'
   await s.clock.advance(1);
   t.equal(w.aborted, true);
   t.match(s.failures[0]?.err.message, /treating it as dead/);
-  t.equal(s.r.state, 'failing');
+  t.equal(s.failures[0]?.verb, 'watch', 'told to the API health as a failed watch');
   t.same(s.names(), ['a'], 'the cache is kept');
   await s.clock.advance(250);
   t.equal(s.api.watches.length, 2, 'watched again');
@@ -259,16 +244,61 @@ t.test('a new selector aborts the watch and relists with it', async (t) => {
   await s.r.stop();
 });
 
-t.test('stop() ends a hanging list and a backoff sleep', async (t) => {
+t.test('stop() ends a hanging list, a backoff sleep and a wait for the API server', async (t) => {
   const s = setup();
   s.r.start({});
   await s.clock.advance(0);
   await s.r.stop();
-  t.equal(s.r.state, 'stopped');
+  await s.clock.advance(60_000);
+  t.equal(s.api.lists.length, 1, 'stopped: nothing sent after stop()');
+  t.same(s.clock.pending(), [], 'no timer left');
   const s2 = setup();
   s2.api.listAnswers.push(new KubeApiError(500, 'InternalError', 'boom'));
   s2.r.start({});
   await s2.clock.advance(0);
   await s2.r.stop();
-  t.equal(s2.r.state, 'stopped');
+  await s2.clock.advance(60_000);
+  t.equal(s2.api.lists.length, 1, 'stopped during the backoff: no retry');
+  t.same(s2.clock.pending(), []);
+  const s3 = setup();
+  s3.health.down = true;
+  s3.api.listAnswers.push(refused());
+  s3.r.start({});
+  await s3.clock.advance(1_000);
+  await s3.r.stop();
+  s3.health.answer();
+  await s3.clock.advance(60_000);
+  t.equal(s3.api.lists.length, 1, 'stopped while waiting for the API server: no retry');
+});
+
+t.test('after a failure, the loop sends nothing until the API health says the server answers', async (t) => {
+  const s = setup();
+  s.api.listAnswers.push(podList('3', 'a'));
+  s.r.start({});
+  await s.clock.advance(0);
+  s.health.down = true;
+  s.api.lastWatch().fail(refused());
+  await s.clock.advance(60_000);
+  t.equal(s.api.listsAndWatches(), 2, 'one list, one watch: no retry while the API server does not answer, however long');
+  s.health.answer();
+  await s.clock.advance(0);
+  t.equal(s.api.watches.length, 2, 'watched again as soon as it answers, without a further delay');
+  t.equal(s.api.lastWatch().query['resourceVersion'], '3', 'from the last resourceVersion');
+  t.same(s.names(), ['a'], 'the store kept its objects throughout');
+  await s.r.stop();
+});
+
+t.test('a periodic relist due while the loop waits does not cut the wait short', async (t) => {
+  const s = setup({ resyncMs: 10_000 });
+  s.api.listAnswers.push(podList('3', 'a'), podList('4', 'a'));
+  s.r.start({});
+  await s.clock.advance(0);
+  s.health.down = true;
+  s.api.lastWatch().fail(refused());
+  await s.clock.advance(20_000);
+  t.equal(s.api.lists.length, 1, 'no list while waiting');
+  s.health.answer();
+  await s.clock.advance(0);
+  t.equal(s.api.lists.length, 2, 'the due relist runs when the wait ends');
+  await s.r.stop();
 });

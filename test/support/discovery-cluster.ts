@@ -2,6 +2,7 @@
 // cluster admin would, a Deployment the fake kubelet runs, and the operations scenarios need.
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { connect, createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import {
@@ -184,6 +185,25 @@ export class BlackholeProxy {
     }
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/** GETs a path as the kubeconfig's user (e.g. /readyz as the sidecar's ServiceAccount); resolves with the status. */
+export async function getAs(kc: KubeConfig, path: string, timeoutMs = 2_000): Promise<number> {
+  const server = kc.getCurrentCluster()?.server ?? '';
+  const url = new URL(path, server);
+  if (url.hostname !== '127.0.0.1') throw new Error(`refusing non-loopback API server ${server}`);
+  const options: RequestOptions = { method: 'GET', timeout: timeoutMs, agent: false };
+  await kc.applyToHTTPSOptions(options);
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, options, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${path}: no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** The same credentials, through another server URL (the proxy). */

@@ -1,12 +1,13 @@
 // Shared pieces for the discovery tests: config from an env map, a logger whose lines the test
-// can read, a manual clock, Kubernetes object builders and an event-driven wait on the store
-// (polling waits are waitFor in wait.ts).
+// can read, a manual clock, Kubernetes object builders, a record of a source's API requests and
+// event-driven waits on the store (polling waits are waitFor in wait.ts).
 import { Writable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
 import { parseConfig, type Config } from '../../sidecar/config.js';
 import type { Clock } from '../../sidecar/discovery/clock.js';
-import type { Peer, PeerSet } from '../../sidecar/model.js';
+import type { KubeHttp } from '../../sidecar/discovery/kubernetes/kube-http.js';
+import type { DiscoveryState, Peer, PeerSet } from '../../sidecar/model.js';
 import { PeerStore } from '../../sidecar/discovery/peer-store.js';
 import { DiscoveryLog } from '../../sidecar/telemetry/discovery-log.js';
 import { Telemetry } from '../../sidecar/telemetry/metrics.js';
@@ -78,6 +79,48 @@ export function waitForSet(store: PeerStore, want: (set: PeerSet) => boolean, wh
       resolve({ set, at });
     });
   });
+}
+
+/**
+ * Resolves with performance.now() when the store next enters `state` (observed, no polling).
+ * Rejects after timeoutMs.
+ */
+export function waitForState(store: PeerStore, state: DiscoveryState, what: string, timeoutMs = 15_000): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; state: ${store.discoveryState()}`));
+    }, timeoutMs);
+    const off = store.observe({
+      stateChanged: (now) => {
+        if (now !== state) return;
+        const at = performance.now();
+        clearTimeout(timer);
+        off();
+        resolve(at);
+      },
+    });
+  });
+}
+
+export interface RecordedRequest {
+  /** performance.now() when it was sent. */
+  readonly at: number;
+  /** get (a list or one object), watch, or status (the readiness poll). */
+  readonly kind: 'get' | 'watch' | 'status';
+  readonly path: string;
+}
+
+/** Wraps a KubeHttp so the test sees every request a source sends, and when. */
+export function recordRequests(inner: KubeHttp): { http: KubeHttp; requests: RecordedRequest[] } {
+  const requests: RecordedRequest[] = [];
+  const note = (kind: RecordedRequest['kind'], path: string): void => void requests.push({ at: performance.now(), kind, path });
+  const http: KubeHttp = {
+    getJson: (path, query, signal) => (note('get', path), inner.getJson(path, query, signal)),
+    watch: (path, query, signal, onOpen, onEvent) => (note('watch', path), inner.watch(path, query, signal, onOpen, onEvent)),
+    getStatus: (path, signal) => (note('status', path), inner.getStatus(path, signal)),
+  };
+  return { http, requests };
 }
 
 /** Median and worst of latency samples, for t.comment. */

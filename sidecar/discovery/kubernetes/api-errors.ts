@@ -1,6 +1,7 @@
-// Turns API failures into one operator-facing line each. A missing permission is a deployment
-// mistake, not weather: it is logged at error level once per (verb, resource), naming the grant
-// that fixes it. Transient failures log once per outage at warn, repeats at debug.
+// Turns API failures into one operator-facing line each, logged at the level it deserves. A
+// missing permission is a deployment mistake, not weather: it is logged at error level once per
+// (verb, resource), naming the grant that fixes it. Transient failures are logged at warn when
+// they start and at debug while they repeat (the caller, api-health.ts, knows which).
 import type { Logger } from 'pino';
 import type { KubeApiError } from './kube-http.js';
 
@@ -11,7 +12,6 @@ const GROUP: Readonly<Record<ApiResource, string>> = { pods: '', replicasets: 'a
 
 export class ApiErrorReporter {
   private readonly forbiddenLogged = new Set<string>();
-  private readonly failing = new Set<ApiResource>();
   private unauthorizedLogged = false;
 
   constructor(
@@ -20,7 +20,7 @@ export class ApiErrorReporter {
   ) {}
 
   /** Logs (as above) and returns a one-line reason for PeerStore.reportFailure. */
-  report(verb: ApiVerb, resource: ApiResource, err: KubeApiError): string {
+  report(verb: ApiVerb, resource: ApiResource, err: KubeApiError, repeat: boolean): string {
     if (err.status === 403) {
       const line = `forbidden: cannot ${verb} ${GROUP[resource]}${resource} in namespace ${this.namespace} — grant get/list/watch on ${GROUP[resource]}${resource} (roles/)`;
       const cause = `${verb} ${resource}`;
@@ -39,17 +39,12 @@ export class ApiErrorReporter {
       return line;
     }
     const line = `${verb} ${resource} failed: ${err.message}`;
-    if (this.failing.has(resource)) {
-      this.log.debug({ verb, resource, status: err.status, reason: err.reason }, line);
-    } else {
-      this.failing.add(resource);
-      this.log.warn({ verb, resource, status: err.status, reason: err.reason }, line);
-    }
+    this.log[repeat ? 'debug' : 'warn']({ verb, resource, status: err.status, reason: err.reason }, line);
     return line;
   }
 
-  /** The resource answers again: the next failure is news, logged at warn. */
+  /** The resource answers again after failing. */
   recovered(resource: ApiResource): void {
-    if (this.failing.delete(resource)) this.log.info({ resource }, `${resource}: API server reachable again`);
+    this.log.info({ resource }, `${resource}: API server reachable again`);
   }
 }

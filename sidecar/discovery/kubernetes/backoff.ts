@@ -1,7 +1,9 @@
-// Capped exponential backoff with equal jitter: every replica's sidecar retries the API server
-// after an outage, and jitter keeps them from arriving in lockstep. Equal jitter (half fixed,
-// half random) rather than full jitter keeps a floor under each delay, so a fast-failing
-// endpoint is never retried in a tight loop (kubernetes-client/javascript#1933).
+// Capped exponential backoff with equal jitter, and the wait it schedules: every replica's
+// sidecar retries the API server after an outage, and jitter keeps them from arriving in
+// lockstep. Equal jitter (half fixed, half random) rather than full jitter keeps a floor under
+// each delay, so a fast-failing endpoint is never retried in a tight loop
+// (kubernetes-client/javascript#1933).
+import type { Clock } from '../clock.js';
 
 export interface BackoffPolicy {
   readonly initialMs: number;
@@ -39,4 +41,18 @@ export class Backoff {
   get failures(): number {
     return this.attempt;
   }
+}
+
+/** Resolves after `ms`, or as soon as `signal` aborts (never rejects: the caller checks why it woke). */
+export function pause(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = clock.setTimeout(done, ms);
+    signal.addEventListener('abort', done);
+    function done(): void {
+      timer.cancel();
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
 }

@@ -39,6 +39,8 @@ export interface KubeHttp {
    * stream cleanly; rejects on any failure, or with what onEvent throws. onOpen runs on the 200.
    */
   watch(path: string, query: Query, signal: AbortSignal, onOpen: () => void, onEvent: (event: unknown) => void): Promise<void>;
+  /** GET a path whose status is the answer (/readyz); the body is read and dropped. Rejects only when no answer arrives. */
+  getStatus(path: string, signal: AbortSignal): Promise<number>;
 }
 
 // A list of a few hundred pods is a few MB; anything far beyond means something is wrong.
@@ -61,7 +63,8 @@ export function createKubeHttp(kubeConfig: KubeConfig | (() => Promise<KubeConfi
     return p;
   };
 
-  async function open(path: string, query: Query, signal: AbortSignal): Promise<IncomingMessage> {
+  /** Sends one GET; resolves at the response headers, whatever the status. */
+  async function send(path: string, query: Query, signal: AbortSignal): Promise<IncomingMessage> {
     const kc = await config();
     const cluster = kc.getCurrentCluster();
     if (cluster === null) throw new KubeApiError(undefined, 'NoCluster', 'the kubeconfig has no current cluster');
@@ -75,10 +78,14 @@ export function createKubeHttp(kubeConfig: KubeConfig | (() => Promise<KubeConfi
       const req = transport.request(url, { ...options, signal }, resolve);
       req.on('error', (err: NodeJS.ErrnoException) => reject(transportError(err, signal)));
       req.end();
-    }).then(async (res) => {
-      if (res.statusCode === 200) return res;
-      throw await statusError(res);
     });
+  }
+
+  /** Sends one GET; a status other than 200 rejects with the API server's Status. */
+  async function open(path: string, query: Query, signal: AbortSignal): Promise<IncomingMessage> {
+    const res = await send(path, query, signal);
+    if (res.statusCode === 200) return res;
+    throw await statusError(res);
   }
 
   return {
@@ -127,6 +134,18 @@ export function createKubeHttp(kubeConfig: KubeConfig | (() => Promise<KubeConfi
         res.destroy();
         throw err instanceof Error && !isSocketError(err) ? err : transportError(err, signal);
       }
+    },
+
+    async getStatus(path, signal) {
+      const res = await send(path, {}, signal);
+      try {
+        // Read to the end so the keep-alive connection serves the next poll; the caller's signal bounds it.
+        for await (const chunk of res) void chunk;
+      } catch (err) {
+        res.destroy();
+        throw transportError(err, signal);
+      }
+      return res.statusCode ?? 0;
     },
   };
 }

@@ -1,21 +1,26 @@
-// SYNCER_DISCOVERY=kubernetes: three reflectors (this Deployment by name, its ReplicaSets and its
-// pods by the Deployment's selector) feed one coalesced recomputation that publishes the peer set.
+// SYNCER_DISCOVERY=kubernetes: three list-watch loops (this Deployment by name, its ReplicaSets
+// and its pods by the Deployment's selector), each writing into its own object cache, feed one
+// coalesced recomputation that publishes the peer set. Whether discovery is failing is known in
+// one place, api-health.ts, which every request reports to.
 //
-// Publishing rules: only when all three caches are synced (fresh list or open watch) and the
-// objects describe a settled state (computePeers ok). A failure never publishes: it marks the
-// store stale and the last set keeps serving; the next synced state republishes, which tells the
-// store discovery recovered even when the set is unchanged.
+// Publishing rules: only when all three caches are synced (listed for the current selector), no
+// resource is failing, and the objects describe a settled state (computePeers ok). A failure
+// never publishes: the store goes stale and the last set keeps serving; when the last failing
+// resource recovers, the recomputation republishes, which tells the store discovery recovered
+// even when the set is unchanged.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { API_BACKOFF, Backoff } from './backoff.js';
-import { ApiErrorReporter, type ApiResource } from './api-errors.js';
+import type { ApiResource } from './api-errors.js';
+import { ApiHealth } from './api-health.js';
+import { API_BACKOFF, Backoff, pause } from './backoff.js';
 import { realClock, type Clock } from '../clock.js';
 import { Coalescer } from './coalescer.js';
-import { createKubeHttp, type KubeApiError, type KubeHttp } from './kube-http.js';
-import { narrowDeployment, narrowPod, narrowReplicaSet, type DeploymentLite, type Meta } from './objects.js';
+import { createKubeHttp, type KubeHttp } from './kube-http.js';
+import { ObjectCache } from './object-cache.js';
+import { narrowDeployment, narrowPod, narrowReplicaSet, type DeploymentLite, type Meta, type Narrow } from './objects.js';
 import { resolveDeployment } from './owner-resolution.js';
 import { computePeers, type PeerComputation } from './peers-from-objects.js';
 import { renderSelector } from './label-selector.js';
-import { Reflector, type ReflectorListener, type ReflectorState } from './reflector.js';
+import { Reflector } from './reflector.js';
 import type { PeerSource, SourceDeps } from '../source.js';
 
 export interface KubernetesSourceOptions {
@@ -32,7 +37,7 @@ export interface KubernetesSource extends PeerSource {
   deployment(): string | undefined;
   /** The latest recomputation (also when it was held back), for the `peers` command. */
   lastComputation(): PeerComputation | undefined;
-  /** The latest failure or hold reason, cleared by a publish. */
+  /** Why no set is being published: the latest API failure while one lasts, else the hold reason; cleared by a publish. */
   lastProblem(): string | undefined;
 }
 
@@ -45,56 +50,36 @@ export function createKubernetesSource(deps: SourceDeps, options: KubernetesSour
   const clock = options.clock ?? realClock;
   const random = options.random ?? Math.random;
   const http = options.http ?? createKubeHttp(options.kubeConfig ?? loadDefaultKubeConfig);
-  const errors = new ApiErrorReporter(log, namespace);
+  const coalescer = new Coalescer(k.coalesceMs, clock, recompute);
+  const health = new ApiHealth({ http, clock, random, log, namespace, store, recovered: () => coalescer.trigger() });
 
   const stopController = new AbortController();
   let running: Promise<void> | undefined;
   let deploymentName = k.deployment;
   let selectorQuery: string | undefined;
   let computation: PeerComputation | undefined;
-  let problem: string | undefined;
-  let lastHold: string | undefined;
-  const coalescer = new Coalescer(k.coalesceMs, clock, recompute);
+  /** Why the objects do not allow a publish (not an API failure: those are health's). */
+  let held: string | undefined;
 
-  function reflector<T extends { readonly metadata: Meta }>(
+  /** One resource: its cache, and the loop that keeps it current. */
+  function watched<T extends { readonly metadata: Meta }>(
     resource: ApiResource,
     path: string,
-    narrow: (json: unknown) => T | undefined,
+    narrow: Narrow<T>,
     onChange: () => void,
-  ): Reflector<T> {
-    const listener: ReflectorListener = {
-      changed: onChange,
-      stateChanged: (state: ReflectorState) => {
-        if (state === 'synced') {
-          errors.recovered(resource);
-          coalescer.trigger();
-        }
-      },
-      failed: (verb, err) => {
-        problem = errors.report(verb, resource, err);
-        store.reportFailure(verb, problem);
-      },
-    };
-    return new Reflector<T>({
-      resource,
-      path,
-      narrow,
-      http,
-      watchTimeoutS: k.watchTimeoutS,
-      resyncMs: k.resyncMs,
-      clock,
-      random,
-      log,
-      listener,
-    });
+  ): { cache: ObjectCache<T>; reflector: Reflector<T> } {
+    const cache = new ObjectCache<T>(onChange);
+    const { watchTimeoutS, resyncMs } = k;
+    const reflector = new Reflector<T>({ resource, path, narrow, http, store: cache, health, watchTimeoutS, resyncMs, clock, random, log });
+    return { cache, reflector };
   }
 
-  const deployments = reflector('deployments', `/apis/apps/v1/namespaces/${ns}/deployments`, narrowDeployment, onDeploymentChange);
-  const replicaSets = reflector('replicasets', `/apis/apps/v1/namespaces/${ns}/replicasets`, narrowReplicaSet, () => coalescer.trigger());
-  const pods = reflector('pods', `/api/v1/namespaces/${ns}/pods`, narrowPod, () => coalescer.trigger());
+  const deployments = watched('deployments', `/apis/apps/v1/namespaces/${ns}/deployments`, narrowDeployment, onDeploymentChange);
+  const replicaSets = watched('replicasets', `/apis/apps/v1/namespaces/${ns}/replicasets`, narrowReplicaSet, () => coalescer.trigger());
+  const pods = watched('pods', `/api/v1/namespaces/${ns}/pods`, narrowPod, () => coalescer.trigger());
 
   function currentDeployment(): DeploymentLite | undefined {
-    for (const d of deployments.items()) if (d.metadata.name === deploymentName) return d;
+    for (const d of deployments.cache.items()) if (d.metadata.name === deploymentName) return d;
     return undefined;
   }
 
@@ -109,8 +94,8 @@ export function createKubernetesSource(deps: SourceDeps, options: KubernetesSour
         }
         log.info({ deployment: d.metadata.name, labelSelector: rendered.query }, selectorQuery === undefined ? 'watching ReplicaSets and pods' : 'Deployment selector changed; restarting watches');
         selectorQuery = rendered.query;
-        replicaSets.start({ labelSelector: rendered.query });
-        pods.start({ labelSelector: rendered.query });
+        replicaSets.reflector.start({ labelSelector: rendered.query });
+        pods.reflector.start({ labelSelector: rendered.query });
       }
     }
     coalescer.trigger();
@@ -119,12 +104,13 @@ export function createKubernetesSource(deps: SourceDeps, options: KubernetesSour
   function recompute(): void {
     if (stopController.signal.aborted) return;
     // Rollouts and reconnects touch the three streams in any order: act only on a synced view.
-    if (selectorQuery === undefined || deployments.state !== 'synced' || replicaSets.state !== 'synced' || pods.state !== 'synced') {
-      if (deployments.state === 'synced' && currentDeployment() === undefined) hold(`Deployment ${deploymentName ?? '?'} not found in namespace ${namespace}`);
+    const synced = deployments.cache.synced && replicaSets.cache.synced && pods.cache.synced;
+    if (selectorQuery === undefined || !synced || health.failing()) {
+      if (deployments.cache.synced && currentDeployment() === undefined) hold(`Deployment ${deploymentName ?? '?'} not found in namespace ${namespace}`);
       return;
     }
     const result = computePeers(
-      { deployment: currentDeployment(), replicaSets: replicaSets.items(), pods: pods.items() },
+      { deployment: currentDeployment(), replicaSets: replicaSets.cache.items(), pods: pods.cache.items() },
       k.scope,
       config.probe.port,
     );
@@ -133,15 +119,13 @@ export function createKubernetesSource(deps: SourceDeps, options: KubernetesSour
       hold(result.reason);
       return;
     }
-    lastHold = undefined;
-    problem = undefined;
+    held = undefined;
     store.publish(result.peers);
   }
 
   function hold(reason: string): void {
-    problem = reason;
-    if (reason === lastHold) return;
-    lastHold = reason;
+    if (reason === held) return;
+    held = reason;
     log.info({ reason }, 'keeping the current peer set until the objects settle');
   }
 
@@ -149,50 +133,30 @@ export function createKubernetesSource(deps: SourceDeps, options: KubernetesSour
     if (deploymentName === undefined) deploymentName = await resolveUntilKnown();
     if (deploymentName === undefined) return; // stopped while resolving
     log.info({ deployment: deploymentName, namespace, scope: k.scope }, 'following Deployment');
-    deployments.start({ fieldSelector: `metadata.name=${deploymentName}` });
+    deployments.reflector.start({ fieldSelector: `metadata.name=${deploymentName}` });
   }
 
   async function resolveUntilKnown(): Promise<string | undefined> {
     const backoff = new Backoff(API_BACKOFF, random);
-    let logged: string | undefined;
-    while (!stopController.signal.aborted) {
-      const r = await resolveDeployment(http, namespace, config.pod.name, stopController.signal);
+    const signal = stopController.signal;
+    while (!signal.aborted) {
+      const r = await resolveDeployment(http, namespace, config.pod.name, signal);
       if (r.ok) return r.deployment;
-      if (stopController.signal.aborted) return undefined;
-      if (r.retry) {
-        problem =
-          r.error.status === 404 && r.resource === 'pods'
-            ? `pod ${config.pod.name} not found in namespace ${namespace} (check POD_NAME/POD_NAMESPACE, or set SYNCER_DEPLOYMENT)`
-            : reportGetFailure(r.resource, r.error);
-        if (r.error.status === 404 && problem !== logged) log.warn(problem);
+      if (signal.aborted) return undefined;
+      if (!r.retry) {
+        if (r.message !== held) log.error(r.message);
+        held = r.message;
+      } else if (r.error.status === 404 && r.resource === 'pods') {
+        const reason = `pod ${config.pod.name} not found in namespace ${namespace} (check POD_NAME/POD_NAMESPACE, or set SYNCER_DEPLOYMENT)`;
+        if (reason !== held) log.warn(reason);
+        held = reason;
       } else {
-        problem = r.message;
-        if (problem !== logged) log.error(problem);
+        health.failed(r.resource, 'get', r.error);
       }
-      logged = problem;
-      await sleep(backoff.next());
+      await pause(clock, backoff.next(), signal);
+      await health.answering(signal);
     }
     return undefined;
-  }
-
-  /** Resolving the Deployment failed: logged, counted, and (once a set exists) marked stale. */
-  function reportGetFailure(resource: ApiResource, err: KubeApiError): string {
-    const line = errors.report('get', resource, err);
-    store.reportFailure('get', line);
-    return line;
-  }
-
-  function sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = clock.setTimeout(done, ms);
-      const signal = stopController.signal;
-      function done(): void {
-        t.cancel();
-        signal.removeEventListener('abort', done);
-        resolve();
-      }
-      signal.addEventListener('abort', done);
-    });
   }
 
   return {
@@ -203,12 +167,12 @@ export function createKubernetesSource(deps: SourceDeps, options: KubernetesSour
       stopController.abort();
       coalescer.cancel();
       await running;
-      await Promise.all([deployments.stop(), replicaSets.stop(), pods.stop()]);
+      await Promise.all([deployments.reflector.stop(), replicaSets.reflector.stop(), pods.reflector.stop(), health.stop()]);
       coalescer.cancel();
     },
     deployment: () => deploymentName,
     lastComputation: () => computation,
-    lastProblem: () => problem,
+    lastProblem: () => health.problem() ?? held,
   };
 }
 

@@ -1,44 +1,38 @@
-// One resource's list-then-watch loop and its in-memory cache (the informer discipline, owned
-// here rather than delegated to the library's ListWatch, which stops on any error but 410):
+// One resource's list-then-watch loop (the informer discipline, owned here rather than
+// delegated to the library's ListWatch, which stops on any error but 410), writing into a
+// store (object-cache.ts) the way client-go's reflector writes into its Store:
 //
-//   list (consistent read) → watch from the list's resourceVersion, bookmarks on, bounded by
-//   timeoutSeconds → clean close: watch again from the last seen resourceVersion → failure:
-//   back off (capped exponential, equal jitter) and watch again → 410 Gone: relist.
+//   list (consistent read) → store.replace → watch from the list's resourceVersion, bookmarks
+//   on, bounded by timeoutSeconds, each event → store.upsert/remove → clean close: watch again
+//   from the last seen resourceVersion → failure: told to the API's health (api-health.ts),
+//   back off (capped exponential, equal jitter), wait until the API server answers, and watch
+//   again → 410 Gone: relist.
 //
 // A client-side watchdog aborts any watch still open at timeoutSeconds + margin (the server
 // ends it at timeoutSeconds, so a longer one is a half-open connection), and a jittered
 // periodic relist (resyncMs) is a safety net that also logs any drift it finds.
 import type { Logger } from 'pino';
-import { API_BACKOFF, Backoff } from './backoff.js';
+import type { ApiResource } from './api-errors.js';
+import type { ApiHealthReporter } from './api-health.js';
+import { API_BACKOFF, Backoff, pause } from './backoff.js';
 import type { Clock } from '../clock.js';
 import { isGone, KubeApiError, type KubeHttp, type Query } from './kube-http.js';
+import type { ReflectorStore } from './object-cache.js';
 import { narrowMeta, type Meta, type Narrow } from './objects.js';
 
-export type ReflectorState = 'listing' | 'synced' | 'failing' | 'stopped';
-export type Verb = 'list' | 'watch';
-
-export interface ReflectorListener {
-  /** The cache changed (a relist or a watch event). */
-  changed(): void;
-  /** The state changed; 'synced' means the cache is as fresh as the last list or open watch. */
-  stateChanged(state: ReflectorState): void;
-  /** A list or watch failed (never called for 410 Gone, a clean close, stop() or a restart). */
-  failed(verb: Verb, err: KubeApiError): void;
-}
-
 export interface ReflectorOptions<T> {
-  /** Plural resource name, for logs and messages: pods, replicasets, deployments. */
-  readonly resource: string;
+  readonly resource: ApiResource;
   /** Collection path, e.g. /api/v1/namespaces/ns/pods. */
   readonly path: string;
   readonly narrow: Narrow<T>;
   readonly http: KubeHttp;
+  readonly store: ReflectorStore<T>;
+  readonly health: ApiHealthReporter;
   readonly watchTimeoutS: number;
   readonly resyncMs: number;
   readonly clock: Clock;
   readonly random: () => number;
   readonly log: Logger;
-  readonly listener: ReflectorListener;
 }
 
 /** A list must answer within this bound; a hung one is aborted and retried with backoff. */
@@ -57,15 +51,14 @@ export function watchdogMs(watchTimeoutS: number): number {
 class Restart extends Error {}
 
 export class Reflector<T extends { readonly metadata: Meta }> {
-  private readonly cache = new Map<string, T>();
   private query: Query = {};
   private resourceVersion: string | undefined;
   private needList = true;
-  private stateNow: ReflectorState = 'listing';
   private stopped = false;
   private running: Promise<void> | undefined;
   private inFlight: AbortController | undefined;
-  private wake: (() => void) | undefined;
+  /** Between requests (backing off, or waiting for the API server): a resync must not cut the wait short. */
+  private waiting = false;
   private resyncTimer: { cancel(): void } | undefined;
   private readonly backoff: Backoff;
   private consecutiveGone = 0;
@@ -76,15 +69,6 @@ export class Reflector<T extends { readonly metadata: Meta }> {
     this.backoff = new Backoff(API_BACKOFF, o.random);
   }
 
-  get state(): ReflectorState {
-    return this.stateNow;
-  }
-
-  /** The cached objects, in no particular order. */
-  items(): IterableIterator<T> {
-    return this.cache.values();
-  }
-
   /** Starts (or, with a different query, restarts) the loop with these selectors. */
   start(query: Query): void {
     if (this.stopped) return;
@@ -92,92 +76,92 @@ export class Reflector<T extends { readonly metadata: Meta }> {
     this.query = { ...query };
     if (same) return;
     this.needList = true;
-    this.setState('listing');
+    this.o.store.invalidate();
     if (this.running === undefined) {
       this.running = this.loop();
       return;
     }
     this.o.log.info({ resource: this.o.resource, query }, 'selector changed; relisting');
     this.inFlight?.abort(new Restart('selector changed'));
-    this.wake?.();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     this.resyncTimer?.cancel();
     this.inFlight?.abort(new Restart('stopped'));
-    this.wake?.();
     await this.running;
-    this.setState('stopped');
   }
 
   private async loop(): Promise<void> {
     while (!this.stopped) {
       const controller = new AbortController();
+      const signal = controller.signal;
       this.inFlight = controller;
-      let verb: Verb = 'list';
+      let verb: 'list' | 'watch' = 'list';
       try {
-        if (this.needList) await this.list(controller.signal);
+        if (this.needList) await this.list(signal);
         verb = 'watch';
-        const clean = await this.watch(controller.signal);
-        if (!clean) await this.sleep(this.backoff.next());
+        const clean = await this.watch(signal);
+        if (!clean) await this.wait(this.backoff.next(), signal);
       } catch (err) {
-        if (this.stopped) break;
-        if (controller.signal.reason instanceof Restart) continue;
+        if (this.stopped || signal.reason instanceof Restart) continue;
         if (isGone(err)) {
           // The server no longer holds history from our resourceVersion: list again. Repeated
           // Gone without progress in between is throttled like a failure.
           this.o.log.info({ resource: this.o.resource, rv: this.resourceVersion }, 'resourceVersion expired (410); relisting');
           this.needList = true;
-          this.setState('listing');
-          if (this.consecutiveGone++ > 0) await this.sleep(this.backoff.next());
+          this.o.store.invalidate();
+          if (this.consecutiveGone++ > 0) await this.wait(this.backoff.next(), signal);
           continue;
         }
-        const apiErr = err instanceof KubeApiError ? err : new KubeApiError(undefined, 'Error', String(err));
-        this.setState('failing');
-        this.o.listener.failed(verb, apiErr);
-        await this.sleep(this.backoff.next());
+        this.o.health.failed(this.o.resource, verb, err instanceof KubeApiError ? err : new KubeApiError(undefined, 'Error', String(err)));
+        await this.wait(this.backoff.next(), signal);
+        this.waiting = true;
+        await this.o.health.answering(signal);
+        this.waiting = false;
       } finally {
         this.inFlight = undefined;
       }
     }
   }
 
-  /** Lists every page and replaces the cache in one step, so readers never see a half list. */
+  private async wait(ms: number, signal: AbortSignal): Promise<void> {
+    this.waiting = true;
+    await pause(this.o.clock, ms, signal);
+    this.waiting = false;
+  }
+
+  /** Lists every page, then hands the whole list to the store in one step. */
   private async list(signal: AbortSignal): Promise<void> {
     const deadline = new AbortController();
     const timer = this.o.clock.setTimeout(() => deadline.abort(new Error(`list ${this.o.resource} took over ${LIST_TIMEOUT_MS} ms`)), LIST_TIMEOUT_MS);
     const both = AbortSignal.any([signal, deadline.signal]);
-    const fresh = new Map<string, T>();
+    const items: T[] = [];
     let rv = '';
     let cont: string | undefined;
     try {
       do {
-        const page = await this.o.http.getJson(this.o.path, { ...this.query, limit: String(LIST_PAGE), continue: cont }, both);
-        const { items, resourceVersion, next } = readList(page);
-        for (const json of items) {
+        const page = readList(await this.o.http.getJson(this.o.path, { ...this.query, limit: String(LIST_PAGE), continue: cont }, both));
+        for (const json of page.items) {
           const item = this.o.narrow(json);
           if (item === undefined) this.o.log.warn({ resource: this.o.resource }, 'skipping an object without name or uid');
-          else fresh.set(item.metadata.name, item);
+          else items.push(item);
         }
-        rv = resourceVersion;
-        cont = next;
+        rv = page.resourceVersion;
+        cont = page.next;
       } while (cont !== undefined);
     } finally {
       timer.cancel();
     }
-    const drift = this.resyncing ? countDrift(this.cache, fresh) : 0;
-    if (drift > 0) this.o.log.warn({ resource: this.o.resource, drift }, 'periodic relist found objects the watch had missed');
-    this.resyncing = false;
-    this.cache.clear();
-    for (const [k, v] of fresh) this.cache.set(k, v);
     this.resourceVersion = rv;
     this.needList = false;
     this.backoff.reset();
     this.scheduleResync();
-    this.o.log.debug({ resource: this.o.resource, items: fresh.size, rv }, 'listed');
-    this.setState('synced');
-    this.o.listener.changed();
+    this.o.health.succeeded(this.o.resource);
+    const drift = this.o.store.replace(items);
+    if (this.resyncing && drift > 0) this.o.log.warn({ resource: this.o.resource, drift }, 'periodic relist found objects the watch had missed');
+    this.resyncing = false;
+    this.o.log.debug({ resource: this.o.resource, items: items.length, rv }, 'listed');
   }
 
   /** One watch request. Resolves true after a healthy clean close, false after a suspicious one. */
@@ -201,7 +185,7 @@ export class Reflector<T extends { readonly metadata: Meta }> {
         this.o.path,
         query,
         AbortSignal.any([signal, watchdog.signal]),
-        () => this.setState('synced'),
+        () => this.o.health.succeeded(this.o.resource),
         (event) => {
           events++;
           this.apply(event);
@@ -222,23 +206,22 @@ export class Reflector<T extends { readonly metadata: Meta }> {
 
   private apply(event: unknown): void {
     const ev = event as { type?: unknown; object?: unknown };
-    const meta = narrowMeta(ev.object);
     switch (ev.type) {
       case 'ADDED':
       case 'MODIFIED': {
         const item = this.o.narrow(ev.object);
         if (item === undefined) break;
-        this.cache.set(item.metadata.name, item);
         this.progress(item.metadata.resourceVersion);
-        this.o.listener.changed();
+        this.o.store.upsert(item);
         break;
       }
-      case 'DELETED':
+      case 'DELETED': {
+        const meta = narrowMeta(ev.object);
         if (meta === undefined) break;
-        this.cache.delete(meta.name);
         this.progress(meta.resourceVersion);
-        this.o.listener.changed();
+        this.o.store.remove(meta.name);
         break;
+      }
       case 'BOOKMARK': {
         // Bookmarks carry only metadata.resourceVersion: progress without a change.
         const rv = (ev.object as { metadata?: { resourceVersion?: unknown } } | undefined)?.metadata?.resourceVersion;
@@ -265,28 +248,9 @@ export class Reflector<T extends { readonly metadata: Meta }> {
       if (this.stopped) return;
       this.needList = true;
       this.resyncing = true;
-      this.inFlight?.abort(new Restart('periodic resync'));
+      // A loop that is waiting lists when its wait ends; only a request in flight is cut short.
+      if (!this.waiting) this.inFlight?.abort(new Restart('periodic resync'));
     }, ms);
-  }
-
-  private sleep(ms: number): Promise<void> {
-    if (this.stopped) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = this.o.clock.setTimeout(done, ms);
-      const self = this;
-      function done(): void {
-        timer.cancel();
-        if (self.wake === done) self.wake = undefined;
-        resolve();
-      }
-      this.wake = done;
-    });
-  }
-
-  private setState(state: ReflectorState): void {
-    if (this.stateNow === state || this.stateNow === 'stopped') return;
-    this.stateNow = state;
-    this.o.listener.stateChanged(state);
   }
 }
 
@@ -303,13 +267,6 @@ function readList(page: unknown): { items: unknown[]; resourceVersion: string; n
   if (items === undefined || typeof rv !== 'string') throw new KubeApiError(200, 'BadList', 'list response without items or resourceVersion');
   const next = p?.metadata?.continue;
   return { items, resourceVersion: rv, next: typeof next === 'string' && next !== '' ? next : undefined };
-}
-
-function countDrift<T extends { readonly metadata: Meta }>(before: ReadonlyMap<string, T>, after: ReadonlyMap<string, T>): number {
-  let drift = 0;
-  for (const [k, v] of after) if (before.get(k)?.metadata.resourceVersion !== v.metadata.resourceVersion) drift++;
-  for (const k of before.keys()) if (!after.has(k)) drift++;
-  return drift;
 }
 
 /** A watch ERROR event's object is a Status; code 410 means "relist". */

@@ -1,0 +1,96 @@
+// An in-process API server the test scripts request by request (no network; pair it with
+// ManualClock): lists and readiness polls take their answers from queues, watches are handles
+// the test opens, feeds, closes or fails. Every request is recorded with its query.
+import { KubeApiError, type KubeHttp, type Query } from '../../sidecar/discovery/kubernetes/kube-http.js';
+import { podJson } from './discovery-harness.js';
+
+export interface WatchHandle {
+  readonly query: Query;
+  open(): void;
+  send(type: string, object: unknown): void;
+  close(): void;
+  fail(err: Error): void;
+  readonly aborted: boolean;
+}
+
+export class ScriptedApi implements KubeHttp {
+  readonly lists: Query[] = [];
+  readonly watches: WatchHandle[] = [];
+  /** Answers for the next lists, in order; an Error rejects. When empty, a list hangs until aborted. */
+  readonly listAnswers: (unknown | Error)[] = [];
+  /** Paths of every getStatus call (the readiness poll). */
+  readonly statusCalls: string[] = [];
+  /** Answers for the next getStatus calls: a status, or an Error to reject with. When empty, the call hangs until aborted. */
+  readonly statusAnswers: (number | Error)[] = [];
+
+  getJson(_path: string, query: Query, signal: AbortSignal): Promise<unknown> {
+    this.lists.push(query);
+    return answerOrHang(this.listAnswers.shift(), signal);
+  }
+
+  getStatus(path: string, signal: AbortSignal): Promise<number> {
+    this.statusCalls.push(path);
+    return answerOrHang(this.statusAnswers.shift(), signal);
+  }
+
+  watch(_path: string, query: Query, signal: AbortSignal, onOpen: () => void, onEvent: (event: unknown) => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const finish = (err?: Error): void => {
+        if (done) return;
+        done = true;
+        if (err) reject(err);
+        else resolve();
+      };
+      signal.addEventListener('abort', () => {
+        handle.aborted = true;
+        finish(aborted(signal));
+      });
+      const handle = {
+        query,
+        aborted: false,
+        open: () => onOpen(),
+        send: (type: string, object: unknown) => {
+          try {
+            onEvent({ type, object });
+          } catch (err) {
+            finish(err as Error);
+          }
+        },
+        close: () => finish(),
+        fail: (err: Error) => finish(err),
+      };
+      this.watches.push(handle);
+    });
+  }
+
+  lastWatch(): WatchHandle {
+    const w = this.watches.at(-1);
+    if (w === undefined) throw new Error('no watch yet');
+    return w;
+  }
+
+  /** Requests of the list-watch loops so far (the readiness poll is not one). */
+  listsAndWatches(): number {
+    return this.lists.length + this.watches.length;
+  }
+}
+
+/** A list answer as the API server sends it: pods named `names`, all at resourceVersion `rv`. */
+export function podList(rv: string, ...names: string[]): unknown {
+  return { metadata: { resourceVersion: rv }, items: names.map((n) => podJson(n, { rv })) };
+}
+
+/** What a socket error looks like from kube-http: no status. */
+export const refused = (): KubeApiError => new KubeApiError(undefined, 'ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:6443');
+
+function answerOrHang<T>(answer: T | Error | undefined, signal: AbortSignal): Promise<T> {
+  if (answer instanceof Error) return Promise.reject(answer);
+  if (answer !== undefined) return Promise.resolve(answer);
+  return new Promise((_, reject) => signal.addEventListener('abort', () => reject(aborted(signal))));
+}
+
+function aborted(signal: AbortSignal): KubeApiError {
+  const reason: unknown = signal.reason;
+  return new KubeApiError(undefined, 'Aborted', reason instanceof Error ? reason.message : String(reason));
+}
