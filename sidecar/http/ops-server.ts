@@ -1,7 +1,12 @@
-// Ops listener for the kubelet and Prometheus: liveness, readiness, metrics.
+// Ops listener for the kubelet and Prometheus: liveness, readiness, metrics, and the OpenAPI
+// document of both listeners (openapi.json, the one source of the API's contract).
 import { createServer, type Server } from 'node:http';
 import type { DiscoveryState, PeerSet } from '../model.js';
-import { pathOf, sendError, sendJson } from './respond.js';
+import openapi from './openapi.json' with { type: 'json' };
+import { pathOf, sendError, sendJson, sendJsonText } from './respond.js';
+
+/** Serialized once: the document never changes while the process runs. */
+const OPENAPI_TEXT = JSON.stringify(openapi);
 
 export interface OpsDeps {
   readonly current: () => PeerSet | undefined;
@@ -48,6 +53,8 @@ export function createOpsServer(deps: OpsDeps): Server {
         if (set === undefined) return sendJson(res, 503, { status: 'waiting for discovery' });
         return sendJson(res, 200, { status: 'ready', discovery: deps.discoveryState(), peers: set.peers.length, version: set.version });
       }
+      case '/openapi.json':
+        return sendJsonText(res, 200, OPENAPI_TEXT);
       case '/metrics':
         metrics().then(
           (text) => {

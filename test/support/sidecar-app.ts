@@ -22,7 +22,7 @@ export function peersEnv(replicas: readonly ReplicaServer[], name = (i: number) 
 }
 
 /** App options a test may set besides the configuration: the clock, randomness, TLS reload period. */
-export type TestAppOptions = Pick<AppOptions, 'now' | 'random' | 'tlsReloadMs'>;
+export type TestAppOptions = Pick<AppOptions, 'now' | 'random' | 'tlsReloadMs' | 'telemetry'>;
 
 export async function startSidecar(env: Env, source?: (deps: SourceDeps) => PeerSource, options: TestAppOptions = {}): Promise<RunningSidecar> {
   const parsed = parseConfig(
@@ -37,7 +37,7 @@ export async function startSidecar(env: Env, source?: (deps: SourceDeps) => Peer
       done();
     },
   });
-  const app = new App({ ...options, config: parsed.config, log: createLogger(parsed.config, sink), telemetry: new Telemetry({ defaultMetrics: false }), ...(source ? { source } : {}) });
+  const app = new App({ telemetry: new Telemetry({ defaultMetrics: false }), ...options, config: parsed.config, log: createLogger(parsed.config, sink), ...(source ? { source } : {}) });
   const { api, ops } = await app.start();
   return { app, apiUrl: `http://127.0.0.1:${api.port}`, opsUrl: `http://127.0.0.1:${ops.port}`, logs, stop: () => app.stop() };
 }
