@@ -136,6 +136,9 @@ t.test('runtime stage reproduced: production install, start as ENTRYPOINT, /heal
   await waitForHttp(`http://${IP}:${opsPort}/readyz`, { timeoutMs: 20_000, intervalMs: 50, context: output });
   t.pass('/readyz 200');
   t.match(await (await fetch(`http://${IP}:${opsPort}/metrics`)).text(), /syncer_peers 1/, 'metrics: one static peer');
+  const served = (await (await fetch(`http://${IP}:${opsPort}/openapi.json`)).json()) as { openapi?: string };
+  t.equal(served.openapi, '3.1.0', 'the image serves its OpenAPI document (built into dist/sidecar)');
+  t.notMatch(proc.stderr(), /ExperimentalWarning/, 'no experimental warning on the image runtime');
 
   // The peers command, as the NOTES tell operators to run it inside the container.
   const peers = await runSidecarCommand(['peers'], env, { argv, cwd: app });
