@@ -16,7 +16,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Service } from '@kubernetes/client-node';
-import { CHART_DIR, helmTemplate, kubeVersion, render, runHelm, type KubeObject } from './packaging/helm.js';
+import { CHART_DIR, INSTALL_SET, helmTemplate, kubeVersion, render, runHelm, type KubeObject } from './packaging/helm.js';
 import { allContainers, envVar, ofKind, only, podSpec } from './packaging/k8s-objects.js';
 import { PLUS_LICENSE_DIR, plusValues, type PlusNginxValues } from './packaging/plus-values.js';
 import { freePort } from './support/net.js';
@@ -83,7 +83,7 @@ t.test('helm lint --strict passes for the Plus value combinations', async (t) =>
   for (const [name, values] of Object.entries(combos)) {
     const file = join(dir, `${name.replace(/\W+/g, '-')}.yaml`);
     writeFileSync(file, stringify(values));
-    const r = await runHelm(['lint', '--strict', CHART_DIR, '--kube-version', kubeVersion(), '--values', file]);
+    const r = await runHelm(['lint', '--strict', CHART_DIR, '--kube-version', kubeVersion(), ...INSTALL_SET, '--values', file]);
     t.equal(r.code, 0, `lint --strict (${name}): ${r.stdout}${r.stderr}`);
   }
 });

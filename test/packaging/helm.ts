@@ -74,7 +74,16 @@ function isKubeObject(v: unknown): v is KubeObject {
   return typeof o['apiVersion'] === 'string' && typeof o['kind'] === 'string' && typeof meta === 'object' && meta !== null && typeof (meta as Record<string, unknown>)['name'] === 'string';
 }
 
+/**
+ * What the README's install command sets beyond the defaults: the syncer image's registry (the
+ * chart has no public default to pull from). Every render starts from it unless told not to.
+ */
+export const INSTALL_VALUES = { syncer: { image: { registry: 'registry.example.com' } } } as const;
+export const INSTALL_SET = ['--set', 'syncer.image.registry=registry.example.com'] as const;
+
 export interface TemplateOptions {
+  /** false: the chart's defaults alone, without INSTALL_VALUES (to see what the schema refuses). */
+  readonly installValues?: boolean;
   readonly release?: string;
   readonly namespace?: string;
   /** Written to a values file: typed values, no --set string-parsing surprises. */
@@ -89,6 +98,8 @@ export async function helmTemplate(opts: TemplateOptions = {}): Promise<HelmResu
   try {
     const valuesFile = join(dir, 'values.yaml');
     writeFileSync(valuesFile, stringify(opts.values ?? {}));
+    const installFile = join(dir, 'install.yaml');
+    writeFileSync(installFile, stringify(INSTALL_VALUES));
     return await runHelm([
       'template',
       opts.release ?? 'apigw',
@@ -97,6 +108,7 @@ export async function helmTemplate(opts: TemplateOptions = {}): Promise<HelmResu
       opts.namespace ?? 'apigw',
       '--kube-version',
       kubeVersion(),
+      ...(opts.installValues === false ? [] : ['--values', installFile]),
       '--values',
       valuesFile,
       ...(opts.extraArgs ?? []),

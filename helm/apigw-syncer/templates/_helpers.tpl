@@ -48,14 +48,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
-Image reference: repository@digest when a digest pins it, else repository:tag.
+Image reference: [registry/]repository, then @digest when a digest pins it, else :tag.
 Argument: an image values map.
 */}}
 {{- define "apigw-syncer.image" -}}
+{{- $repository := .repository }}
+{{- if .registry }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .registry) .repository }}
+{{- end }}
 {{- if .digest }}
-{{- printf "%s@%s" .repository .digest }}
+{{- printf "%s@%s" $repository .digest }}
 {{- else }}
-{{- printf "%s:%s" .repository (toString .tag) }}
+{{- printf "%s:%s" $repository (toString .tag) }}
 {{- end }}
 {{- end }}
 
@@ -108,6 +112,22 @@ instead of silently setting an unknown variable. Keys come out sorted, so render
 {{- /* The chart's own headless Service lists every apigw pod: the natural DNS peer source. */}}
 {{- $_ := set $config "dnsName" (printf "%s.%s.svc" (include "apigw-syncer.peerServiceName" .) .Release.Namespace) }}
 {{- end }}
+{{- with $s.probeTls }}
+{{- if .secretName }}
+{{- /* The Secret's files, where apigw-syncer.sidecarVolumeMounts puts them: probes go https. */}}
+{{- if and (hasKey $config "probeScheme") (ne $config.probeScheme "https") }}
+{{- fail "syncer.probeTls.secretName makes probes https: remove syncer.config.probeScheme or set it to https" }}
+{{- end }}
+{{- $_ := set $config "probeScheme" "https" }}
+{{- $dir := include "apigw-syncer.probeTlsDir" $ }}
+{{- if .caKey }}{{ $_ := set $config "probeCaFile" (printf "%s/%s" $dir .caKey) }}{{ end }}
+{{- if and .certKey .keyKey }}
+{{- $_ := set $config "probeCertFile" (printf "%s/%s" $dir .certKey) }}
+{{- $_ := set $config "probeKeyFile" (printf "%s/%s" $dir .keyKey) }}
+{{- end }}
+{{- if .serverName }}{{ $_ := set $config "probeServername" .serverName }}{{ end }}
+{{- end }}
+{{- end }}
 {{- if and (not (hasKey $config "probePort")) .Values.nginx }}
 {{- /* Peers' nginx serves the probe on its own server (nginx.probePort), not the sidecar's default 80. */}}
 {{- if .Values.nginx.probePort }}
@@ -128,6 +148,11 @@ instead of silently setting an unknown variable. Keys come out sorted, so render
       fieldPath: status.podIP
 - name: LOG_LEVEL
   value: {{ default "info" $s.logLevel | quote }}
+{{- with include "apigw-syncer.maxOldSpaceMiB" $s }}
+# V8's heap cap, from the container's memory limit: a burst is collected, never OOM-killed.
+- name: NODE_OPTIONS
+  value: {{ printf "--max-old-space-size=%s" . | quote }}
+{{- end }}
 - name: SYNCER_DISCOVERY
   value: {{ $discovery | quote }}
 {{- range $key := keys $config | sortAlpha }}
@@ -197,6 +222,110 @@ dependency passes the dependency's own context, which carries its defaults:
   resources:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+  {{- if not $s.nativeSidecar }}
+  lifecycle:
+    # Kubernetes runs both containers' preStop hooks at once and sends SIGTERM to each when its
+    # own hook ends. nginx keeps serving through its preStop and then finishes its requests;
+    # waiting as long keeps the syncer answering every check nginx still asks. (A native
+    # sidecar is stopped after nginx by Kubernetes itself.) exec sleep, not the sleep action:
+    # that needs Kubernetes 1.30, the chart supports 1.25.
+    preStop:
+      exec:
+        command: ["sleep", {{ include "apigw-syncer.syncerPreStopSeconds" . | quote }}]
+  {{- end }}
   securityContext:
     {{- include "apigw-syncer.containerSecurityContext" (dict "ctx" $s.securityContext "ocp4" .Values.ocp4) | nindent 4 }}
+  {{- with include "apigw-syncer.sidecarVolumeMounts" . }}
+  volumeMounts:
+    {{- . | nindent 4 }}
+  {{- end }}
+{{- end }}
+
+{{/*
+How long the syncer's preStop waits: syncer.preStopSeconds, or nginx's serving window —
+nginx.preStopSleepSeconds, then the quit during which nginx finishes its requests, each waiting
+at most the hard deadline for its check (plus a second). It must end within the grace period.
+*/}}
+{{- define "apigw-syncer.syncerPreStopSeconds" -}}
+{{- $s := .Values.syncer }}
+{{- $seconds := $s.preStopSeconds }}
+{{- if kindIs "invalid" $seconds }}
+{{- $hardMs := int (default 1500 (default dict $s.config).hardTimeoutMs) }}
+{{- $nginxSleep := 0 }}
+{{- if .Values.nginx }}{{ $nginxSleep = int (default 0 .Values.nginx.preStopSleepSeconds) }}{{ end }}
+{{- $seconds = add $nginxSleep (div (add $hardMs 999) 1000) 1 }}
+{{- end }}
+{{- $grace := int (default 30 .Values.terminationGracePeriodSeconds) }}
+{{- if ge (int $seconds) $grace }}
+{{- fail (printf "the syncer's preStop (%d s) must end within terminationGracePeriodSeconds (%d s): raise the grace period or lower syncer.preStopSeconds" (int $seconds) $grace) }}
+{{- end }}
+{{- int $seconds }}
+{{- end }}
+
+{{/* --max-old-space-size in MiB: syncer.maxOldSpaceMiB, or half of limits.memory given in Mi or Gi; empty otherwise. */}}
+{{- define "apigw-syncer.maxOldSpaceMiB" -}}
+{{- if not (kindIs "invalid" .maxOldSpaceMiB) }}
+{{- int .maxOldSpaceMiB }}
+{{- else }}
+{{- $limit := toString (dig "limits" "memory" "" (default dict .resources)) }}
+{{- if regexMatch "^[0-9]+Mi$" $limit }}
+{{- div (trimSuffix "Mi" $limit | int) 2 }}
+{{- else if regexMatch "^[0-9]+Gi$" $limit }}
+{{- div (mul (trimSuffix "Gi" $limit | int) 1024) 2 }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "apigw-syncer.probeTlsDir" -}}/etc/apigw-syncer/probe-tls{{- end }}
+
+{{/*
+The syncer's volume mounts: the projected ServiceAccount token where client libraries look for
+it (only when it calls the API), and the probe TLS Secret. A parent chart that includes
+apigw-syncer.sidecarContainer adds apigw-syncer.sidecarVolumes to its pod's volumes.
+*/}}
+{{- define "apigw-syncer.sidecarVolumeMounts" -}}
+{{- if include "apigw-syncer.needsApi" . }}
+- name: syncer-api-token
+  mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+  readOnly: true
+{{- end }}
+{{- if .Values.syncer.probeTls.secretName }}
+- name: syncer-probe-tls
+  mountPath: {{ include "apigw-syncer.probeTlsDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/*
+The volumes behind apigw-syncer.sidecarVolumeMounts. The token is the one the kubelet would
+automount (a bound, expiring ServiceAccount token, the cluster CA, the namespace), given to the
+syncer alone.
+*/}}
+{{- define "apigw-syncer.sidecarVolumes" -}}
+{{- if include "apigw-syncer.needsApi" . }}
+- name: syncer-api-token
+  projected:
+    defaultMode: 0444
+    sources:
+      - serviceAccountToken:
+          path: token
+          expirationSeconds: 3607
+      - configMap:
+          name: kube-root-ca.crt
+          items:
+            - key: ca.crt
+              path: ca.crt
+      - downwardAPI:
+          items:
+            - path: namespace
+              fieldRef:
+                apiVersion: v1
+                fieldPath: metadata.namespace
+{{- end }}
+{{- if and .Values.syncer.enabled .Values.syncer.probeTls.secretName }}
+- name: syncer-probe-tls
+  secret:
+    secretName: {{ .Values.syncer.probeTls.secretName }}
+    defaultMode: 0444
+{{- end }}
 {{- end }}

@@ -1,0 +1,51 @@
+// StrykerJS for `npm run mutate` (not part of npm test): mutants in the modules where a wrong
+// answer hurts most, each run against the test files that cover it (per-test coverage; the tap
+// runner counts each file as one test). Stryker instruments the TypeScript sources in a sandbox,
+// the build command compiles them there, and the tap runner runs the compiled test files.
+// Left out, and why: the control-plane, helm and packaging suites (they do not reach these
+// modules' logic beyond what the files below do, and each costs tens of seconds per run), and
+// check-overload.test.ts (a 20 s burst whose timing a mutated, instrumented build cannot hold).
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  mutate: [
+    'sidecar/check/**/*.ts',
+    'sidecar/http/**/*.ts',
+    'sidecar/probe/**/*.ts',
+    'sidecar/config.ts',
+    'sidecar/discovery/kubernetes/peers-from-objects.ts',
+  ],
+  testRunner: 'tap',
+  tap: {
+    testFiles: [
+      'dist/test/verdict.test.js',
+      'dist/test/retry-policy.test.js',
+      'dist/test/check-request.test.js',
+      'dist/test/check-body.test.js',
+      'dist/test/config.test.js',
+      'dist/test/readme.test.js',
+      'dist/test/discovery-peers.test.js',
+      'dist/test/check-memo.test.js',
+      'dist/test/check-integration.test.js',
+      'dist/test/check-faults.test.js',
+      'dist/test/check-departed.test.js',
+      'dist/test/probe-tls.test.js',
+      'dist/test/openapi.test.js',
+      'dist/test/sidecar-process.test.js',
+    ],
+  },
+  buildCommand: 'npx tsc -p tsconfig.json',
+  checkers: ['typescript'],
+  tsconfigFile: 'tsconfig.json',
+  typescriptChecker: { prioritizePerformanceOverAccuracy: true },
+  coverageAnalysis: 'perTest',
+  concurrency: 2,
+  timeoutMS: 10000,
+  // The sandbox needs the repository's tooling paths (test/tooling/versions.env marks the root).
+  // helm/ holds symlinks Stryker cannot copy, and no test here needs it.
+  ignorePatterns: ['dist', 'bench-results', '.stryker-tmp', 'reports', 'helm'],
+  reporters: ['clear-text', 'progress', 'json', 'html'],
+  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
+  htmlReporter: { fileName: 'reports/mutation/mutation.html' },
+  thresholds: { high: 90, low: 85, break: null },
+  tempDirName: '.stryker-tmp',
+};
