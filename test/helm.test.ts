@@ -463,7 +463,18 @@ t.test('installs on a real kube-apiserver: strict validation, restricted Pod Sec
   const admin = new KubeClient(cp.adminKubeConfig());
   const replicas = 2;
   const installs: { ns: string; values: Record<string, unknown> }[] = [
-    { ns: 'apigw-on', values: {} },
+    {
+      ns: 'apigw-on',
+      values: {
+        // The optional objects too: the real API server must accept them as rendered.
+        networkPolicy: {
+          enabled: true,
+          clientFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress' } } }],
+          opsFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
+        },
+        syncer: { probeTls: { secretName: 'apigw-probe-tls', serverName: 'apigw.apigw-on.svc' } },
+      },
+    },
     { ns: 'apigw-off', values: { syncer: { enabled: false } } },
     { ns: 'apigw-native', values: { syncer: { nativeSidecar: true } } },
     { ns: 'apigw-ocp4', values: { ocp4: true } },
@@ -501,12 +512,29 @@ t.test('installs on a real kube-apiserver: strict validation, restricted Pod Sec
       t.same(initNames, native ? ['syncer'] : [], `${ns}: init containers`);
       if (native) t.equal(spec.initContainers?.[0]?.restartPolicy, 'Always', `${ns}: native sidecar kept by the API server`);
       t.equal(spec.serviceAccountName, enabled ? 'apigw-apigw-syncer-syncer' : 'default', `${ns}: service account`);
+      // The API server's ServiceAccount admission adds no token volume when automount is off:
+      // the syncer's projected token is the only credential in the pod.
+      t.equal(spec.automountServiceAccountToken, false, `${ns}: no token automounted`);
+      const mountsOf = (c: { volumeMounts?: Array<{ mountPath: string }> } | undefined): string[] => (c?.volumeMounts ?? []).map((m) => m.mountPath);
+      const nginx = spec.containers.find((c) => c.name === 'nginx');
+      t.notOk(mountsOf(nginx).some((m) => m.startsWith('/var/run/secrets')), `${ns}: nginx has no ServiceAccount token`);
+      const syncerContainer = [...spec.containers, ...(spec.initContainers ?? [])].find((c) => c.name === 'syncer');
+      if (enabled) t.ok(mountsOf(syncerContainer).includes('/var/run/secrets/kubernetes.io/serviceaccount'), `${ns}: the syncer has its projected token`);
       if (values['ocp4'] === true) t.equal(spec.securityContext?.runAsUser, undefined, `${ns}: UID left to the SCC`);
     }
     t.pass(`${ns}: ${pods.length} pods created under Pod Security "restricted"`);
   }
 
+  const applied = rendered.get('apigw-on') ?? [];
+  t.same(
+    applied.filter((o) => o.kind === 'NetworkPolicy' || o.kind === 'PodDisruptionBudget').map((o) => o.kind).sort(),
+    ['NetworkPolicy', 'PodDisruptionBudget'],
+    'the NetworkPolicy and the PodDisruptionBudget were among the objects the API server accepted',
+  );
+
   // RBAC: the sidecar's token can do what discovery does, in its namespace, and nothing else.
+  // A TokenRequest token of the syncer's ServiceAccount: what the kubelet writes into the
+  // projected volume (serviceAccountToken source) is one of these.
   const saKubeconfig = await cp.kubeconfigFor({ namespace: 'apigw-on', name: 'apigw-apigw-syncer-syncer' });
   const saConfig = new KubeConfig();
   saConfig.loadFromFile(saKubeconfig);
