@@ -162,6 +162,28 @@ t.test('every answer the sidecar gives conforms to the document, and the documen
   t.same(missing, [], 'every answer the document describes was given by the running sidecar');
 });
 
+t.test('controls: the contract check catches each kind of drift on a real answer', async (t) => {
+  replicas.forEach((r) => r.give('control'));
+  const real = await call('check', sidecar.apiUrl, 'GET', '/v1/synced', { 'X-Auth-Token': 'control' });
+  t.same(contract.check(real), [], 'the real answer conforms');
+  const body = JSON.parse(real.body) as Record<string, unknown>;
+  const drifted = (change: Partial<SeenAnswer>): SeenAnswer => ({ ...real, ...change });
+  const withBody = (b: Record<string, unknown>) => drifted({ body: JSON.stringify(b) });
+  const { cached: _dropped, ...withoutCached } = body;
+  const cases: Array<[string, SeenAnswer, RegExp]> = [
+    ['a field the document does not have', withBody({ ...body, extra: 1 }), /additional properties/],
+    ['a required field missing', withBody(withoutCached), /required property 'cached'/],
+    ['a verdict outside the enum', withBody({ ...body, verdict: 'Partially' }), /body\/verdict/],
+    ['X-Token-Status missing', drifted({ headers: { ...real.headers, 'x-token-status': undefined } }), /header X-Token-Status is required/],
+    ['X-Token-Status misspelt', drifted({ headers: { ...real.headers, 'x-token-status': 'Partially' } }), /header X-Token-Status/],
+    ['another media type', drifted({ headers: { ...real.headers, 'content-type': 'text/plain' } }), /content type "text\/plain" not documented/],
+    ['an undocumented status', drifted({ status: 418 }), /status not documented/],
+    ['a body on HEAD', drifted({ method: 'HEAD' }), /a body .* where the document describes none/],
+    ['an unknown path', drifted({ path: '/v2/synced' }), /no such operation|status not documented/],
+  ];
+  for (const [what, answer, expected] of cases) t.match(contract.check(answer).join('\n'), expected, `caught: ${what}`);
+});
+
 t.test("the README's metrics table lists exactly the syncer_* metrics /metrics exports", async (t) => {
   const readme = readFileSync(join(repoRoot(), 'README.md'), 'utf8');
   const documented = [...readme.matchAll(/^\| `(syncer_[a-z_]+)(\{[^}]*\})?` \|/gm)].map((m) => m[1]!).sort();
