@@ -80,7 +80,7 @@ export const VARIABLES = {
   POD_IP: { default: '(unset)', doc: 'This pod’s IP (downward API); excluded from DNS discovery.' },
   LOG_LEVEL: { default: 'info', doc: 'fatal, error, warn, info, debug, trace or silent.' },
   SYNCER_LISTEN_ADDR: { default: '127.0.0.1:8080', doc: 'Check API listener (nginx auth_request calls it).' },
-  SYNCER_OPS_ADDR: { default: '0.0.0.0:9090', doc: 'Ops listener: /healthz, /readyz, /metrics.' },
+  SYNCER_OPS_ADDR: { default: '0.0.0.0:9090', doc: 'Ops listener: /healthz, /readyz, /metrics, /openapi.json.' },
   SYNCER_DISCOVERY: { default: 'kubernetes if KUBERNETES_SERVICE_HOST is set, else static', doc: 'static, kubernetes or dns.' },
   SYNCER_PEERS: { default: '(empty)', doc: 'Static peers: comma-separated name=host:port (the port replaces SYNCER_PROBE_PORT).' },
   SYNCER_DEPLOYMENT: { default: '(found from this pod’s ownerReferences)', doc: 'kubernetes: the apigw Deployment’s name.' },
