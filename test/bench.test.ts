@@ -30,6 +30,7 @@ t.test('npm run bench, quick: every figure, as a markdown table and a JSON file'
     'detection lag p99 (lags 5–100 ms)',
     'probes per peer per check',
     'idle RSS before the burst',
+    'one at a time p50 of a 400 refusal (the hop alone)',
   ]) {
     t.ok(figures.has(figure), `figure "${figure}"`);
   }

@@ -265,12 +265,18 @@ async function repeatChecks(pods: readonly NginxPod[], probePort: number, tokens
       // during whichever runs first); the second round is the measurement.
       await repeat();
       await refused();
-      return { repeat: await repeat(), refused: await refused() };
+      const cpu = { repeat: await repeat(), refused: await refused() };
+      // The hop every check pays before any probe (load generator → sidecar → answer): what the
+      // one-at-a-time figures above hold beyond the floor's direct fan-out.
+      const hop = await sequential(() => c.check(undefined, 400).then(() => undefined), SEQ_SECONDS);
+      return { ...cpu, hop };
     } finally {
       await c.pool.close();
       await s.stop();
     }
   });
+  add({ figure: 'one at a time p50 of a 400 refusal (the hop alone)', peers: null, unit: 'ms', floor: null, values: pick(measured, (m) => m.hop.p50) });
+  add({ figure: 'one at a time p99 of a 400 refusal (the hop alone)', peers: null, unit: 'ms', floor: null, values: pick(measured, (m) => m.hop.p99) });
   for (const [label, m] of Object.entries(measured)) {
     add({
       figure: `repeat check of a Synced token at ${REPEAT_RATE}/s, CPU (floor: a 400 refusal) [${label}]`,

@@ -38,7 +38,13 @@ export default {
   tsconfigFile: 'tsconfig.json',
   typescriptChecker: { prioritizePerformanceOverAccuracy: true },
   coverageAnalysis: 'perTest',
-  concurrency: 2,
+  // Stryker splits this between TypeScript checkers and test runners (2 + 1), and turns the
+  // checkers into runners once every mutant is type-checked: three runners on a 2-core machine,
+  // whose test files mostly wait on sockets and timers.
+  concurrency: 3,
+  // Results are kept per mutant and reused while neither the mutant's code nor its tests change.
+  incremental: true,
+  incrementalFile: 'reports/stryker-incremental.json',
   timeoutMS: 10000,
   // The sandbox needs the repository's tooling paths (test/tooling/versions.env marks the root).
   // helm/ holds symlinks Stryker cannot copy, and no test here needs it.
