@@ -2,11 +2,20 @@
 // timer (and an AbortController) per probe. Every probe gets the same bound, so expiry order is
 // start order: a list in start order, the timer armed for its head. A probe leaves the list the
 // moment it settles (O(1), doubly linked), so a finished check is never kept alive by it.
-import { CUT, type Probe } from './probe.js';
+
+/** What the sweep lists: a running probe, with its links in the list, told when its time is up. */
+export interface Timed {
+  expiresAt: number;
+  sweep: ProbeTimeouts | undefined;
+  prevInSweep: Timed | undefined;
+  nextInSweep: Timed | undefined;
+  /** Its time is up: it settles, and so leaves the list. */
+  timedOut(): void;
+}
 
 export class ProbeTimeouts {
-  private head: Probe | undefined;
-  private tail: Probe | undefined;
+  private head: Timed | undefined;
+  private tail: Timed | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -14,8 +23,8 @@ export class ProbeTimeouts {
     private readonly now: () => number,
   ) {}
 
-  /** Starts the probe's clock: it is cut with CUT.timeout if not settled within timeoutMs. */
-  add(probe: Probe): void {
+  /** Starts the probe's clock: it is told timedOut() if not settled within timeoutMs. */
+  add(probe: Timed): void {
     probe.expiresAt = this.now() + this.timeoutMs;
     probe.sweep = this;
     probe.prevInSweep = this.tail;
@@ -27,7 +36,7 @@ export class ProbeTimeouts {
   }
 
   /** The probe settled: it needs no clock any more. */
-  remove(probe: Probe): void {
+  remove(probe: Timed): void {
     const { prevInSweep: prev, nextInSweep: next } = probe;
     if (prev === undefined) this.head = next;
     else prev.nextInSweep = next;
@@ -50,8 +59,8 @@ export class ProbeTimeouts {
   private sweep(): void {
     this.timer = undefined;
     const now = this.now();
-    // Cutting a probe settles it, which removes it: the head moves on by itself.
-    while (this.head !== undefined && this.head.expiresAt <= now) this.head.cut(CUT.timeout);
+    // A timed-out probe settles, which removes it: the head moves on by itself.
+    while (this.head !== undefined && this.head.expiresAt <= now) this.head.timedOut();
     if (this.head !== undefined) this.arm(this.head.expiresAt);
   }
 }

@@ -7,7 +7,7 @@
 // its core calls them directly, while the newer controller interface is wrapped per request,
 // headers parsed into an object each time (lib/handler/unwrap-handler.js).
 import type { ProbeResultKind } from '../model.js';
-import type { ProbeTimeouts } from './probe-timeouts.js';
+import type { ProbeTimeouts, Timed } from './probe-timeouts.js';
 
 export interface ProbeResult {
   readonly kind: ProbeResultKind | 'aborted';
@@ -64,13 +64,13 @@ function errorCodeOf(err: unknown): string {
   return 'UNKNOWN';
 }
 
-export class Probe {
+export class Probe implements Timed {
   /** When the shared timeout sweep cuts it (performance.now() based); set by the sweep. */
   expiresAt = 0;
   /** The timeout sweep's list holding it while it runs, and its neighbours there. */
   sweep: ProbeTimeouts | undefined = undefined;
-  prevInSweep: Probe | undefined = undefined;
-  nextInSweep: Probe | undefined = undefined;
+  prevInSweep: Timed | undefined = undefined;
+  nextInSweep: Timed | undefined = undefined;
   private settled = false;
   private released = false;
   private status: number | null = null;
@@ -100,6 +100,10 @@ export class Probe {
     // On a socket: abort (undici then destroys that connection: the answer can no longer be read).
     // Waiting for a connection: onConnect below removes it before it is written.
     this.abort?.(reason);
+  }
+
+  timedOut(): void {
+    this.cut(CUT.timeout);
   }
 
   // ---- undici's handler interface -----------------------------------------------------------
