@@ -6,6 +6,8 @@ import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 export interface TcpConnection {
   readonly remote: string;
   readonly localPort: number;
+  /** The socket's inode: one per socket, whatever /proc/net/tcp repeats. */
+  readonly inode: string;
 }
 
 /** "0100007F:1F90" (little-endian IPv4, hex port) → ["127.0.0.1", 8080]. */
@@ -29,37 +31,47 @@ export function connectionsOf(pid: number, remotePort: number): TcpConnection[] 
       // The descriptor closed while we looked.
     }
   }
-  const out: TcpConnection[] = [];
+  // /proc/net/tcp is read a page at a time while the table changes, so a socket can be listed
+  // twice (one inserted before the reader's position shifts the rest): count each inode once.
+  const out = new Map<string, TcpConnection>();
   for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
-    if (f.length < 10 || !OPEN_STATES.has(f[3]!) || !inodes.has(f[9]!)) continue;
+    const inode = f[9];
+    if (f.length < 10 || inode === undefined || !OPEN_STATES.has(f[3]!) || !inodes.has(inode)) continue;
     const [, localPort] = parseAddress(f[1]!);
     const [remote, port] = parseAddress(f[2]!);
-    if (port === remotePort) out.push({ remote, localPort });
+    if (port === remotePort) out.set(inode, { remote, localPort, inode });
   }
-  return out;
+  return [...out.values()];
 }
 
-/** Samples `connectionsOf` every `everyMs` until stopped: the most at once per peer, and the local ports seen per peer. */
-export function sampleConnections(pid: number, remotePort: number, everyMs = 10): { stop(): { maxAtOnce: number; opened: Map<string, number> } } {
+/** Samples `connectionsOf` every `everyMs` until stopped: the most at once per peer (and that sample), and the local ports seen per peer. */
+export function sampleConnections(pid: number, remotePort: number, everyMs = 10): { stop(): { maxAtOnce: number; worst: string; opened: Map<string, number> } } {
   let maxAtOnce = 0;
+  let worst = '';
   const ports = new Map<string, Set<number>>();
   const sample = (): void => {
-    const perPeer = new Map<string, number>();
+    const perPeer = new Map<string, number[]>();
     for (const c of connectionsOf(pid, remotePort)) {
-      perPeer.set(c.remote, (perPeer.get(c.remote) ?? 0) + 1);
+      let local = perPeer.get(c.remote);
+      if (local === undefined) perPeer.set(c.remote, (local = []));
+      local.push(c.localPort);
       let seen = ports.get(c.remote);
       if (seen === undefined) ports.set(c.remote, (seen = new Set()));
       seen.add(c.localPort);
     }
-    for (const n of perPeer.values()) maxAtOnce = Math.max(maxAtOnce, n);
+    for (const [remote, local] of perPeer) {
+      if (local.length <= maxAtOnce) continue;
+      maxAtOnce = local.length;
+      worst = `${remote} from local ports ${local.join(' ')}`;
+    }
   };
   const timer = setInterval(sample, everyMs);
   return {
     stop() {
       clearInterval(timer);
       sample();
-      return { maxAtOnce, opened: new Map([...ports].map(([k, v]) => [k, v.size])) };
+      return { maxAtOnce, worst, opened: new Map([...ports].map(([k, v]) => [k, v.size])) };
     },
   };
 }
