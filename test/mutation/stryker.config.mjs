@@ -32,6 +32,7 @@ export default {
       'dist/test/openapi.test.js',
       'dist/test/sidecar-process.test.js',
       'dist/test/ops-server.test.js',
+      'dist/test/tls-material.test.js',
     ],
   },
   buildCommand: 'npx tsc -p tsconfig.json',
