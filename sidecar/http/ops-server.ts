@@ -59,7 +59,8 @@ export function createOpsServer(deps: OpsDeps): Server {
         metrics().then(
           (text) => {
             res.writeHead(200, { 'Content-Type': deps.metricsContentType });
-            res.end(req.method === 'HEAD' ? undefined : text);
+            // Node omits the body of an answer to HEAD (doc/api/http.md, response.write()).
+            res.end(text);
           },
           () => sendError(res, 500, 'metrics collection failed'),
         )

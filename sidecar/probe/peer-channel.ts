@@ -47,7 +47,8 @@ export class PeerChannel implements ProbeOwner {
   replacePool(pool: Dispatcher | Error): void {
     const old = this.pool;
     this.pool = pool;
-    if (!(old instanceof Error)) void old.close().catch(() => old.destroy());
+    // close() rejects only on a pool destroyed already (undici dispatcher-base.js): nothing left to end.
+    if (!(old instanceof Error)) void old.close().catch(() => undefined);
   }
 
   /** The peer left: every probe waiting or in flight ends as 'departed', and the pool closes. */
@@ -66,8 +67,9 @@ export class PeerChannel implements ProbeOwner {
       const next = this.queue[this.queueHead++]!;
       if (!next.isSettled) this.dispatch(next);
     }
-    if (this.queueHead === this.queue.length && this.queueHead > 0) {
-      this.queue = [];
+    // Drained: forget the dispatched entries (emptying an empty array allocates nothing).
+    if (this.queueHead === this.queue.length) {
+      this.queue.length = 0;
       this.queueHead = 0;
     }
   }

@@ -56,12 +56,9 @@ export function classifyError(code: string): ProbeResultKind {
   return MISCONFIGURATION.test(code) ? 'unexpected' : 'error';
 }
 
-function errorCodeOf(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as Error & { code?: unknown }).code;
-    return typeof code === 'string' ? code : err.name;
-  }
-  return 'UNKNOWN';
+function errorCodeOf(err: Error): string {
+  const code = (err as Error & { code?: unknown }).code;
+  return typeof code === 'string' ? code : err.name;
 }
 
 export class Probe implements Timed {

@@ -34,7 +34,8 @@ export async function loadTlsMaterial(files: TlsFiles): Promise<LoadedTls> {
     // Fails now, with OpenSSL's reason, on a file that is not PEM or a key that does not match.
     createSecureContext({ ca, cert, key });
   } catch (err) {
-    throw new Error(`TLS material is not usable (${files.caFile ?? ''} ${files.certFile ?? ''} ${files.keyFile ?? ''}): ${(err as Error).message}`);
+    const named = [files.caFile, files.certFile, files.keyFile].filter((f) => f !== undefined).join(', ');
+    throw new Error(`TLS material is not usable (${named}): ${(err as Error).message}`);
   }
   const digest = createHash('sha256');
   for (const part of [ca, cert, key]) digest.update(part ?? '').update('\0');
@@ -65,6 +66,8 @@ export function watchTlsMaterial(
   intervalMs: number,
   changed: (tls: LoadedTls) => void,
   failed: (err: Error) => void,
+  /** Reads the files (a test counts rounds through it). */
+  load: (files: TlsFiles) => Promise<LoadedTls> = loadTlsMaterial,
 ): TlsWatcher {
   let last = current.digest;
   let stopped = false;
@@ -74,7 +77,7 @@ export function watchTlsMaterial(
     if (!stopped) timer = setTimeout(round, intervalMs).unref();
   };
   const round = (): void => {
-    loadTlsMaterial(files)
+    load(files)
       .then((tls) => {
         if (stopped || tls.digest === last) return;
         last = tls.digest;

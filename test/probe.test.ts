@@ -1,0 +1,54 @@
+// One probe's result, in-process against a simulated replica: the status classified (200, 401,
+// 5xx — 500 included — and the rest), and a probe cut from our side settled once, with the
+// result its reason calls for.
+import t from 'tap';
+import { CUT } from '../sidecar/probe/probe.js';
+import { startProbing } from './support/probing.js';
+import { waitFor } from './support/wait.js';
+
+const NET = '127.0.62.';
+
+t.test('the status decides: 200 synced, 401 missing, 500 and every 5xx error, anything else unexpected', async (t) => {
+  const p = await startProbing(t, { host: `${NET}10`, connectionsPerPeer: 1, timeoutMs: 10_000 });
+  const expected: Record<number, string> = { 200: 'synced', 401: 'missing', 499: 'unexpected', 500: 'error', 501: 'error', 503: 'error', 599: 'error', 403: 'unexpected', 404: 'unexpected', 204: 'unexpected' };
+  const seen: Record<number, string> = {};
+  for (const status of Object.keys(expected).map(Number)) {
+    p.replica.behaviour = { kind: 'status', status };
+    p.probe(`status-${status}`);
+    const result = await p.resultOf(`status-${status}`);
+    t.same([result.status, result.errorCode], [status, null]);
+    seen[status] = result.kind;
+  }
+  t.same(seen, expected);
+});
+
+t.test('a probe cut from our side says why, at once, and is told only once', async (t) => {
+  const p = await startProbing(t, { host: `${NET}11`, connectionsPerPeer: 4, timeoutMs: 10_000 });
+  p.replica.behaviour = { kind: 'hang' };
+  const cuts = { deadline: p.probe('deadline'), departed: p.probe('departed'), timeout: p.probe('timeout') };
+  await waitFor(() => p.replica.requests === 3, 'the three probes to reach the replica');
+  cuts.deadline.cut(CUT.deadline);
+  cuts.departed.cut(CUT.departed);
+  cuts.timeout.cut(CUT.timeout);
+  t.same(
+    ['deadline', 'departed', 'timeout'].map((name) => p.results.get(name)),
+    [
+      [{ kind: 'aborted', status: null, errorCode: null }],
+      [{ kind: 'departed', status: null, errorCode: null }],
+      [{ kind: 'error', status: null, errorCode: 'PROBE_TIMEOUT' }],
+    ],
+  );
+  await waitFor(() => p.replica.openConnections === 0, 'the cut probes\' connections to be dropped');
+  // An answered probe cut later (its check's deadline cuts every probe) keeps its answer.
+  p.replica.behaviour = { kind: 'store' };
+  p.replica.give('answered');
+  const answered = p.probe('answered');
+  t.same(await p.resultOf('answered'), { kind: 'synced', status: 200, errorCode: null });
+  answered.cut(CUT.deadline);
+  answered.cut(CUT.departed);
+  for (const probe of Object.values(cuts)) probe.cut(CUT.timeout);
+  t.same(
+    ['answered', 'deadline', 'departed', 'timeout'].map((name) => p.results.get(name)?.length),
+    [1, 1, 1, 1],
+  );
+});
