@@ -31,6 +31,7 @@ export default {
       'dist/test/probe-tls.test.js',
       'dist/test/openapi.test.js',
       'dist/test/sidecar-process.test.js',
+      'dist/test/config-bounds.test.js',
     ],
   },
   buildCommand: 'npx tsc -p tsconfig.json',
