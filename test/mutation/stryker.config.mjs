@@ -32,6 +32,7 @@ export default {
       'dist/test/openapi.test.js',
       'dist/test/sidecar-process.test.js',
       'dist/test/config-bounds.test.js',
+      'dist/test/peers-from-objects.test.js',
     ],
   },
   buildCommand: 'npx tsc -p tsconfig.json',
