@@ -36,6 +36,7 @@ export default {
       'dist/test/retry-policy-window.test.js',
       'dist/test/respond.test.js',
       'dist/test/check-request-errors.test.js',
+      'dist/test/api-server.test.js',
     ],
   },
   buildCommand: 'npx tsc -p tsconfig.json',
