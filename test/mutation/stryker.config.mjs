@@ -37,6 +37,7 @@ export default {
       'dist/test/respond.test.js',
       'dist/test/check-request-errors.test.js',
       'dist/test/api-server.test.js',
+      'dist/test/checker.test.js',
     ],
   },
   buildCommand: 'npx tsc -p tsconfig.json',
