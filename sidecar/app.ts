@@ -5,7 +5,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { Checker } from './check/checker.js';
+import { Checker, checkerSettings } from './check/checker.js';
 import { probeTimes, retryWindowMs } from './check/retry-policy.js';
 import type { Config, HostPort } from './config.js';
 import { createPeerSource } from './discovery/index.js';
@@ -64,14 +64,7 @@ export class App {
 
     this.channels = new PeerChannels(config.probe, now);
     this.checker = new Checker(
-      {
-        hardTimeoutMs: config.hardTimeoutMs,
-        retry: config.retry,
-        retryWindowMs: retryWindowMs(config.hardTimeoutMs, config.probe.timeoutMs),
-        probeHeader: config.probe.header,
-        probeHeaderPrefix: config.probe.headerPrefix,
-        ...config.checks,
-      },
+      checkerSettings(config),
       this.channels,
       { now, random: options.random ?? Math.random },
       { fanOutDone: each('fan-out', (r) => telemetry.fanOutDone(r), (r) => checkLog.fanOutDone(r)) },

@@ -183,7 +183,8 @@ class Reader {
 export function parseHostPort(text: string): HostPort | string {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text);
   if (!m) return `must be host:port, got "${text}"`;
-  const host = m[1] ?? m[2] ?? '';
+  // Exactly one of the two alternatives matched: a bracketed IPv6 address or a plain host.
+  const host = m[1] ?? m[2]!;
   const port = Number(m[3]);
   if (port > 65535) return `port must be 0-65535, got ${port}`;
   if (m[1] !== undefined && isIP(host) !== 6) return `"${host}" is not an IPv6 address`;
@@ -218,8 +219,8 @@ function parsePeers(r: Reader, scheme: 'http' | 'https'): Peer[] {
     const entry = item.trim();
     if (entry === '') continue;
     const eq = entry.indexOf('=');
-    const name = eq > 0 ? entry.slice(0, eq) : '';
-    if (!NAME.test(name)) {
+    const name = entry.slice(0, eq);
+    if (eq === -1 || !NAME.test(name)) {
       r.fail('SYNCER_PEERS', `"${entry}" must be name=host:port with a lowercase DNS-style name`);
       continue;
     }

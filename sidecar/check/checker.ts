@@ -1,10 +1,12 @@
 // Answers checks: admits them up to a bound, answers a check already known Synced from the
 // memo, lets identical concurrent checks (same token AND origin) share one fan-out, and
 // otherwise fans out to every peer but the origin, with the peer channels of the current set.
+import type { Config } from '../config.js';
 import type { FanOutResult, PeerSet, PeerSetDiff } from '../model.js';
 import type { PeerChannel } from '../probe/peer-channel.js';
 import type { PeerChannels } from '../probe/peer-channels.js';
 import { fanOut, type FanOutDeps, type FanOutSettings } from './fan-out.js';
+import { retryWindowMs } from './retry-policy.js';
 import { SyncedMemo } from './synced-memo.js';
 import { checkKey } from './token-keys.js';
 
@@ -16,6 +18,18 @@ export interface CheckerSettings extends FanOutSettings {
   /** Name of the token header on probes, and the text before the token in it. */
   readonly probeHeader: string;
   readonly probeHeaderPrefix: string;
+}
+
+/** The checker's settings, taken from the configuration. */
+export function checkerSettings(config: Config): CheckerSettings {
+  return {
+    hardTimeoutMs: config.hardTimeoutMs,
+    retry: config.retry,
+    retryWindowMs: retryWindowMs(config.hardTimeoutMs, config.probe.timeoutMs),
+    probeHeader: config.probe.header,
+    probeHeaderPrefix: config.probe.headerPrefix,
+    ...config.checks,
+  };
 }
 
 export interface CheckerObserver {

@@ -75,11 +75,14 @@ class PeerRun implements ProbeListener {
     if (this.done) return;
     if (this.channel.departed) return this.resolve('departed');
     this.attempts++;
-    this.probe = this.channel.probe(this.check.headers, this);
+    const probe = this.channel.probe(this.check.headers, this);
+    // A probe may settle inside probe() (a refused pool answers at once): then it is not in flight.
+    if (!probe.isSettled) this.probe = probe;
   }
 
-  probeSettled(probe: Probe, result: ProbeResult): void {
-    if (this.probe === probe) this.probe = undefined;
+  probeSettled(_probe: Probe, result: ProbeResult): void {
+    // The run's one probe in flight, if any, is this one: the next is sent only after it settles.
+    this.probe = undefined;
     // After the deadline the check has counted this probe as aborted already.
     if (this.done) return;
     this.check.tally[result.kind]++;
@@ -126,6 +129,8 @@ class FanOut {
   readonly tally: ProbeTally = { synced: 0, missing: 0, error: 0, unexpected: 0, departed: 0, aborted: 0 };
   private misconfiguredPeers: Misconfigured[] | undefined;
   private readonly runs: PeerRun[];
+  /** Probes the check stopped waiting for: counted aborted, cut once the answer is out. */
+  private readonly stopped: Probe[] = [];
   private readonly started: number;
   private pending: number;
   private settled = false;
@@ -172,20 +177,20 @@ class FanOut {
     if (this.settled) return;
     this.settled = true;
     clearTimeout(this.deadline);
-    const inFlight = this.stopRuns();
+    // finish() may have stopped the runs already, before it threw: its probes are cut here.
+    this.stopRuns();
     this.reject(err);
-    cutLater(inFlight);
+    cutLater(this.stopped);
   }
 
-  /** Stops every run; the probes still in flight, counted as aborted. */
-  private stopRuns(): Probe[] {
-    const inFlight: Probe[] = [];
+  /** Stops every run; the probes still in flight join `stopped`. */
+  private stopRuns(): void {
     for (const run of this.runs) {
       const probe = run.stop();
-      if (probe !== undefined) inFlight.push(probe);
+      if (probe === undefined) continue;
+      this.stopped.push(probe);
+      this.tally.aborted++;
     }
-    this.tally.aborted += inFlight.length;
-    return inFlight;
   }
 
   private readonly onDeadline = (): void => {
@@ -198,7 +203,7 @@ class FanOut {
 
   private finish(): void {
     if (this.settled) return;
-    const inFlight = this.stopRuns();
+    this.stopRuns();
     const peers: PeerReport[] = [];
     const outcomes: PeerOutcome[] = [];
     for (const run of this.runs) {
@@ -217,6 +222,6 @@ class FanOut {
     this.settled = true;
     clearTimeout(this.deadline);
     this.resolve(result);
-    cutLater(inFlight);
+    cutLater(this.stopped);
   }
 }

@@ -25,8 +25,8 @@ export class SyncedMemo {
     return false;
   }
 
+  /** With a TTL of 0 nothing stays: the entry has expired on insertion and is dropped at once. */
   remember(key: string): void {
-    if (this.ttlMs <= 0) return;
     const now = this.now();
     // Re-inserted, so the entry moves to the back with its new expiry.
     this.entries.delete(key);

@@ -50,16 +50,18 @@ export function computePeers(objects: DiscoveryObjects, scope: PeerScope, port: 
   const revision = deployment.metadata.annotations[REVISION_ANNOTATION];
   const active = [...owned.values()].find((rs) => revision !== undefined && rs.metadata.annotations[REVISION_ANNOTATION] === revision);
 
-  const sorted = [...objects.pods].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
+  // By name, in code-unit order (not the locale's). No two pods of a namespace share a name.
+  const sorted = [...objects.pods].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
   const explainAll = (serving: ReplicaSetLite | undefined): PodExplanation[] => sorted.map((pod) => explain(pod, owned, serving, scope));
   let serving = active;
   let pods = explainAll(active);
-  if (scope === 'revision' && active !== undefined && !pods.some((p) => p.included)) {
+  if (active !== undefined && !pods.some((p) => p.included)) {
     // A rollout's new ReplicaSet starts with no ready pod while the previous one still serves.
     // Probing nobody would answer Synced for every token, so until the new revision has a ready
-    // pod, the peers are those of the newest revision that has one.
+    // pod, the peers are those of the newest revision that has one. (In deployment scope no
+    // ReplicaSet changes which pods are included, so none is ever taken here.)
     for (const rs of byRevisionDescending(owned.values())) {
-      const candidate = rs === active ? [] : explainAll(rs);
+      const candidate = explainAll(rs);
       if (candidate.some((p) => p.included)) {
         serving = rs;
         pods = candidate;
@@ -67,7 +69,8 @@ export function computePeers(objects: DiscoveryObjects, scope: PeerScope, port: 
       }
     }
   }
-  const peers = pods.filter((p) => p.included && p.ip !== undefined).map((p) => ({ name: p.name, host: p.ip ?? '', port }));
+  // An included pod has an IP: exclusion() leaves out those without one.
+  const peers = pods.filter((p) => p.included).map((p) => ({ name: p.name, host: p.ip!, port }));
 
   if (scope === 'revision' && active === undefined) {
     const reason =

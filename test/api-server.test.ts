@@ -1,0 +1,165 @@
+// The check API's own paths, in-process: refusals word for word, and what a bug in this
+// process does to one request — a 500 while nothing was sent yet, the connection dropped when an
+// answer broke off half-written, and nothing at all to an answer already complete.
+// The peer set is this pod alone, so every check is a fan-out to nobody: Synced, with no network.
+import { once } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import t from 'tap';
+import { Client } from 'undici';
+import { createApiServer } from '../sidecar/http/api-server.js';
+import type { RejectReason } from '../sidecar/model.js';
+import { checkerFixture } from './support/checker-fixture.js';
+import { captureLogger, type LogLine } from './support/discovery-harness.js';
+
+/** What the test flips per request. */
+interface Faults {
+  draining: boolean;
+  hasPeersThrows: boolean;
+  answeredThrows: boolean;
+}
+
+interface Api {
+  readonly client: Client;
+  readonly faults: Faults;
+  /** Each rejection, with whether its response was destroyed at that moment. */
+  readonly rejections: Array<{ reason: RejectReason; destroyed: boolean }>;
+  readonly answered: number[];
+  readonly lines: LogLine[];
+  /** Connections the server accepted. */
+  connections(): number;
+  newClient(): Client;
+}
+
+const planted = (what: string) => (): never => {
+  throw new Error(`planted: ${what}`);
+};
+
+async function startApi(t: { teardown(fn: () => Promise<void>): void }, env: Record<string, string> = {}): Promise<Api> {
+  const fixture = checkerFixture({ POD_NAME: 'self', ...env });
+  fixture.setPeers([{ name: 'self', host: '127.0.0.1', port: 9 }]);
+  const faults: Faults = { draining: false, hasPeersThrows: false, answeredThrows: false };
+  const rejections: Api['rejections'] = [];
+  const answered: number[] = [];
+  const { log, lines } = captureLogger('error');
+  let lastResponse: ServerResponse | undefined;
+  const server = createApiServer({
+    checker: fixture.checker,
+    hasPeers: () => (faults.hasPeersThrows ? planted('hasPeers')() : true),
+    observer: {
+      wantsFingerprint: () => false,
+      answered: (e) => {
+        answered.push(e.status);
+        if (faults.answeredThrows) planted('answered')();
+      },
+      rejected: (reason) => rejections.push({ reason, destroyed: lastResponse?.destroyed ?? false }),
+    },
+    log,
+    defaultOrigin: 'self',
+    now: () => performance.now(),
+    isDraining: () => faults.draining,
+  });
+  let connections = 0;
+  server.on('connection', () => connections++);
+  // Failures of Node's own response methods, planted before the handler runs: the only way to
+  // reach the branches that guard against them.
+  server.prependListener('request', (req, res) => {
+    lastResponse = res;
+    if (req.headers['x-test-fault'] === 'write-head') res.writeHead = planted('writeHead');
+    if (req.headers['x-test-fault'] === 'end') res.end = planted('end');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const clients: Client[] = [];
+  const newClient = (): Client => {
+    const c = new Client(url, { pipelining: 1 });
+    clients.push(c);
+    return c;
+  };
+  const client = newClient();
+  t.teardown(async () => {
+    await Promise.all(clients.map((c) => c.destroy()));
+    server.closeAllConnections();
+    server.close();
+    await fixture.close();
+  });
+  return { client, faults, rejections, answered, lines, connections: () => connections, newClient };
+}
+
+async function get(client: Client, path = '/v1/synced', headers: Record<string, string> = { 'X-Auth-Token': 'tok' }) {
+  const res = await client.request({ path, method: 'GET', headers });
+  const body = await res.body.text();
+  return { status: res.statusCode, headers: res.headers, body: body === '' ? undefined : (JSON.parse(body) as unknown) };
+}
+
+t.test('a check against a peer set of one (this pod) is Synced at once', async (t) => {
+  const api = await startApi(t);
+  const r = await get(api.client);
+  t.match(r, { status: 200, headers: { 'x-token-status': 'Synced' }, body: { verdict: 'Synced', peers: [] } });
+  t.same(api.rejections, []);
+});
+
+t.test('an unknown path: 404 "not found"', async (t) => {
+  const api = await startApi(t);
+  t.match(await get(api.client, '/v1/other'), { status: 404, body: { error: 'not found' } });
+});
+
+t.test('while draining: 503 "shutting down", Connection: close, counted as shutting_down', async (t) => {
+  const api = await startApi(t);
+  api.faults.draining = true;
+  const r = await get(api.client);
+  t.match(r, { status: 503, headers: { connection: 'close' }, body: { error: 'shutting down' } });
+  t.same(api.rejections.map((x) => x.reason), ['shutting_down']);
+});
+
+t.test('an exception before anything is sent: 500 "internal error", one error line, counted', async (t) => {
+  const api = await startApi(t);
+  api.faults.hasPeersThrows = true;
+  const r = await get(api.client);
+  t.same([r.status, r.body], [500, { error: 'internal error' }]);
+  t.same(api.rejections, [{ reason: 'internal_error', destroyed: false }]);
+  t.match(api.lines, [{ level: 50, msg: /^internal error in a check/, answered: false, err: { message: 'planted: hasPeers' } }]);
+  api.faults.hasPeersThrows = false;
+  t.equal((await get(api.client)).status, 200, 'the next check is answered as usual');
+});
+
+for (const [name, env] of [
+  ['a fan-out', { SYNCER_SYNCED_TTL_MS: '0' }],
+  ['a memo hit', {}],
+] as const) {
+  t.test(`an exception after the answer (${name}): the answer stands, the connection stays open`, async (t) => {
+    const api = await startApi(t, env);
+    if (name === 'a memo hit') t.equal((await get(api.client)).status, 200, 'remembered Synced');
+    api.faults.answeredThrows = true;
+    const r = await get(api.client);
+    t.match(r, { status: 200, headers: { 'x-token-status': 'Synced' }, body: { verdict: 'Synced', cached: name === 'a memo hit' } });
+    t.same(api.rejections, [{ reason: 'internal_error', destroyed: false }], 'counted as an internal error');
+    t.match(api.lines, [{ level: 50, answered: true, err: { message: 'planted: answered' } }]);
+    api.faults.answeredThrows = false;
+    t.equal((await get(api.client)).status, 200);
+    t.equal(api.connections(), 1, 'every request went over the one keep-alive connection');
+  });
+}
+
+t.test('when the 500 itself cannot be written, the connection is dropped', async (t) => {
+  const api = await startApi(t);
+  const failed = await get(api.newClient(), '/v1/synced', { 'X-Auth-Token': 'tok', 'X-Test-Fault': 'write-head' }).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  t.ok(failed instanceof Error, 'the client sees the connection end without an answer');
+  t.same(api.rejections, [{ reason: 'internal_error', destroyed: true }]);
+  t.match(api.lines, [{ level: 50, answered: false, err: { message: 'planted: writeHead' } }]);
+});
+
+t.test('an answer that breaks off after its headers: the connection is dropped', async (t) => {
+  const api = await startApi(t);
+  const failed = await get(api.newClient(), '/v1/other', { 'X-Test-Fault': 'end' }).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  t.ok(failed instanceof Error, 'the client sees the connection end mid-answer');
+  t.same(api.rejections, [{ reason: 'internal_error', destroyed: true }]);
+  t.match(api.lines, [{ level: 50, answered: true, err: { message: 'planted: end' } }]);
+});

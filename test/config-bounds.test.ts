@@ -1,0 +1,75 @@
+// Configuration at its edges: the last value accepted and the first refused, and the exact
+// message each refusal gives (an operator reads it to fix the variable it names).
+import t from 'tap';
+import { parseConfig, parseHostPort, type ConfigContext, type Env } from '../sidecar/config.js';
+
+const ctx: ConfigContext = { hostname: 'apigw-7d9f-abcde', serviceAccountNamespace: undefined };
+
+function ok(env: Env) {
+  const r = parseConfig(env, ctx);
+  if (!r.ok) throw new Error(r.errors.join('; '));
+  return r.config;
+}
+
+function errors(env: Env): readonly string[] {
+  const r = parseConfig(env, ctx);
+  return r.ok ? [] : r.errors;
+}
+
+t.test('a variable holding only spaces counts as unset: its default applies', async (t) => {
+  t.equal(ok({ POD_NAME: '   ' }).pod.name, 'apigw-7d9f-abcde');
+  t.equal(ok({ SYNCER_PROBE_PATH: ' \t ' }).probe.path, '/apigw-syncer/probe');
+  t.same(errors({ SYNCER_DISCOVERY: 'dns', SYNCER_DNS_NAME: '  ' }), ['SYNCER_DNS_NAME: is required when SYNCER_DISCOVERY=dns']);
+  t.equal(ok({ SYNCER_DISCOVERY: 'dns', SYNCER_DNS_NAME: 'gw-headless' }).discovery.dns.name, 'gw-headless', 'given, it is used');
+});
+
+t.test('numbers: both ends of the range are accepted, one past either end is refused', async (t) => {
+  t.equal(ok({ SYNCER_PROBE_PORT: '1' }).probe.port, 1);
+  t.equal(ok({ SYNCER_PROBE_PORT: '65535' }).probe.port, 65535);
+  t.same(errors({ SYNCER_PROBE_PORT: '0' }), ['SYNCER_PROBE_PORT: must be between 1 and 65535, got 0']);
+  t.same(errors({ SYNCER_PROBE_PORT: '65536' }), ['SYNCER_PROBE_PORT: must be between 1 and 65535, got 65536']);
+  t.equal(ok({ SYNCER_SYNCED_TTL_MS: '0' }).checks.syncedTtlMs, 0, 'a TTL of 0 (the memo off) is allowed');
+  t.same(errors({ SYNCER_RETRY_JITTER: '1.5' }), ['SYNCER_RETRY_JITTER: must be between 0 and 1, got 1.5']);
+});
+
+t.test('host:port: ports up to 65535, IPv6 only inside brackets', async (t) => {
+  t.same(parseHostPort('127.0.0.1:65535'), { host: '127.0.0.1', port: 65535 });
+  t.same(parseHostPort('[::1]:0'), { host: '::1', port: 0 });
+  t.equal(parseHostPort('127.0.0.1:65536'), 'port must be 0-65535, got 65536');
+  t.equal(parseHostPort('[abc]:80'), '"abc" is not an IPv6 address');
+  t.equal(parseHostPort('127.0.0.1'), 'must be host:port, got "127.0.0.1"');
+  t.same(errors({ SYNCER_LISTEN_ADDR: '127.0.0.1:99999' }), ['SYNCER_LISTEN_ADDR: port must be 0-65535, got 99999']);
+  t.same(ok({ SYNCER_OPS_ADDR: '[::1]:65535' }).ops, { host: '::1', port: 65535 });
+});
+
+t.test('POD_IP must be an address', async (t) => {
+  t.same(errors({ POD_IP: 'pod-1' }), ['POD_IP: must be an IP address, got "pod-1"']);
+  t.equal(ok({ POD_IP: 'fd00::7' }).pod.ip, 'fd00::7');
+});
+
+t.test('a static peer without "name=" is refused as such, not read as a shorter name', async (t) => {
+  t.same(errors({ SYNCER_PEERS: 'peera1' }), ['SYNCER_PEERS: "peera1" must be name=host:port with a lowercase DNS-style name']);
+  t.same(errors({ SYNCER_PEERS: 'peera10.0.0.1:80' }), ['SYNCER_PEERS: "peera10.0.0.1:80" must be name=host:port with a lowercase DNS-style name']);
+  t.same(errors({ SYNCER_PEERS: '=10.0.0.1:80' }), ['SYNCER_PEERS: "=10.0.0.1:80" must be name=host:port with a lowercase DNS-style name']);
+  t.same(ok({ SYNCER_PEERS: 'a=10.0.0.1:80' }).discovery.staticPeers, [{ name: 'a', host: '10.0.0.1', port: 80 }], 'a one-letter name is a name');
+});
+
+t.test('probe path: starts with "/", visible ASCII throughout', async (t) => {
+  t.equal(ok({ SYNCER_PROBE_PATH: '/p?x=~1' }).probe.path, '/p?x=~1');
+  t.same(errors({ SYNCER_PROBE_PATH: 'probe/x' }), ['SYNCER_PROBE_PATH: must start with "/" and hold no spaces, got "probe/x"']);
+  t.same(errors({ SYNCER_PROBE_PATH: '/a b' }), ['SYNCER_PROBE_PATH: must start with "/" and hold no spaces, got "/a b"']);
+  t.same(errors({ SYNCER_PROBE_PATH: '/caf\u00e9' }), ['SYNCER_PROBE_PATH: must start with "/" and hold no spaces, got "/caf\u00e9"']);
+});
+
+t.test('probe header: a token name; its prefix: printable ASCII, spaces kept', async (t) => {
+  t.same(errors({ SYNCER_PROBE_HEADER: 'X Token' }), ['SYNCER_PROBE_HEADER: "X Token" is not a valid header name']);
+  t.equal(ok({ SYNCER_PROBE_HEADER_PREFIX: ' Token ' }).probe.headerPrefix, ' Token ');
+  t.equal(ok({ SYNCER_PROBE_HEADER_PREFIX: '' }).probe.headerPrefix, '', 'no prefix at all');
+  t.same(errors({ SYNCER_PROBE_HEADER_PREFIX: 'Bearer\x01' }), ['SYNCER_PROBE_HEADER_PREFIX: must be printable ASCII']);
+  t.same(errors({ SYNCER_PROBE_HEADER_PREFIX: 'Bearer \u00e9' }), ['SYNCER_PROBE_HEADER_PREFIX: must be printable ASCII']);
+});
+
+t.test('the retry delay cap may equal the first delay, not fall below it', async (t) => {
+  t.match(ok({ SYNCER_RETRY_DELAY_MS: '50', SYNCER_RETRY_MAX_DELAY_MS: '50' }).retry, { delayMs: 50, maxDelayMs: 50 });
+  t.same(errors({ SYNCER_RETRY_DELAY_MS: '50', SYNCER_RETRY_MAX_DELAY_MS: '49' }), ['SYNCER_RETRY_MAX_DELAY_MS: must be at least SYNCER_RETRY_DELAY_MS (50)']);
+});
