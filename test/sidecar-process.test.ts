@@ -10,10 +10,13 @@ import { waitFor } from './support/wait.js';
 t.test('bad configuration: every problem at once on stderr, exit status 2', async (t) => {
   const r = await runSidecarCommand([], { SYNCER_HARD_TIMEOUT_MS: '-1', SYNCER_PROBE_PORT: 'eighty', SYNCER_DISCOVERY: 'dns' }, { timeoutMs: 20_000 });
   t.equal(r.exit.code, 2);
-  t.match(r.stderr, /SYNCER_HARD_TIMEOUT_MS: must be between 1 and 120000/);
-  t.match(r.stderr, /SYNCER_PROBE_PORT: must be an integer/);
-  t.match(r.stderr, /SYNCER_DNS_NAME: is required when SYNCER_DISCOVERY=dns/);
-  t.match(r.stderr, /3 configuration error\(s\)/);
+  t.same(r.stderr.split('\n'), [
+    'apigw-syncer: configuration error: SYNCER_DNS_NAME: is required when SYNCER_DISCOVERY=dns',
+    'apigw-syncer: configuration error: SYNCER_PROBE_PORT: must be an integer, got "eighty"',
+    'apigw-syncer: configuration error: SYNCER_HARD_TIMEOUT_MS: must be between 1 and 120000, got -1',
+    "apigw-syncer: 3 configuration error(s); see the README's configuration table",
+    '',
+  ], 'exactly the three errors and their count');
   t.equal(r.stdout, '', 'nothing started, nothing logged');
 });
 
