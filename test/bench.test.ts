@@ -7,10 +7,10 @@ import type { Report } from './bench/report.js';
 import { nginxMissing } from './support/nginx.js';
 import { describeExit, runTracked } from './support/processes.js';
 import { repoRoot } from './support/repo-root.js';
+import { requirePart } from './support/required.js';
 
 t.test('npm run bench, quick: every figure, as a markdown table and a JSON file', async (t) => {
-  const missing = nginxMissing();
-  if (missing !== undefined) throw new Error(missing);
+  requirePart(nginxMissing());
   const r = await runTracked(process.execPath, [join(repoRoot(), 'dist', 'test', 'bench', 'bench.js')], { env: { ...process.env, BENCH_QUICK: '1' }, timeoutMs: 240_000 });
   t.equal(r.exit.code, 0, `the bench ${describeExit(r.exit)}: ${r.stderr.slice(-2000)}`);
   const path = /^JSON: (.+)$/m.exec(r.stdout)?.[1];

@@ -6,13 +6,13 @@ import { nginxMissing, startNginxPeers, writeToken, type NginxPeers } from './su
 import { sendCheck, startSidecar, type RunningSidecar } from './support/sidecar-app.js';
 import { connectionsOf } from './support/tcp-sockets.js';
 import { waitFor } from './support/wait.js';
+import { requirePart } from './support/required.js';
 
 let peers: NginxPeers;
 let sidecar: RunningSidecar;
 
 t.before(async () => {
-  const missing = nginxMissing();
-  if (missing !== undefined) throw new Error(missing);
+  requirePart(nginxMissing());
   peers = await startNginxPeers(4, '127.0.20.', 10);
   sidecar = await startSidecar({ SYNCER_PEERS: peers.peersEnv, SYNCER_SYNCED_TTL_MS: '0' });
 });

@@ -1,5 +1,9 @@
 // The check against real HTTP peers on distinct loopback addresses (same port, like pods).
 import t from 'tap';
+import { Agent, request } from 'undici';
+import { latencyOf } from './bench/measure.js';
+import { MAX_ORIGIN_LENGTH } from '../sidecar/http/check-request.js';
+import { http } from './support/net.js';
 import { startReplicas, type ReplicaServer } from './support/replica-server.js';
 import { peersEnv, sendCheck, startSidecar, type RunningSidecar } from './support/sidecar-app.js';
 import { waitFor } from './support/wait.js';
@@ -136,6 +140,63 @@ t.test('a hanging peer → Timeout, answered at the deadline, in-flight probe ca
   t.ok(res.elapsedMs <= HARD_TIMEOUT_MS + DEADLINE_MARGIN_MS, `not noticeably after it (${res.elapsedMs.toFixed(0)} ms)`);
 });
 
+t.test('the deadline cuts a probe still in flight: the peer sees its request abandoned', async (t) => {
+  // A probe timeout far beyond the deadline: only the deadline can end the probe to pod-1.
+  const cutter = await startSidecar({ SYNCER_PEERS: peersEnv(replicas), SYNCER_HARD_TIMEOUT_MS: String(HARD_TIMEOUT_MS), SYNCER_PROBE_TIMEOUT_MS: '60000', SYNCER_SYNCED_TTL_MS: '0' });
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  t.teardown(async () => {
+    open();
+    await cutter.stop();
+  });
+  const token = newToken();
+  for (const r of replicas) r.give(token);
+  await waitFor(() => replicas[1]!.inFlight === 0, 'no earlier probe left at pod-1');
+  replicas[1]!.behaviour = { kind: 'gate', open: gate }; // holds the request until the test ends
+  const res = await sendCheck(cutter.apiUrl, { 'X-Auth-Token': token });
+  const held = res.body.peers?.find((p) => p.name === 'pod-1');
+  t.same([res.tokenStatus, held?.outcome, held?.attempts], ['Timeout', 'timeout', 1], 'one probe, unanswered at the deadline');
+  // The gate is still shut: the request can only end because the sidecar dropped it.
+  await waitFor(() => replicas[1]!.inFlight === 0, 'pod-1 to see its request abandoned (socket closed)', { timeoutMs: 10_000 });
+  t.pass('pod-1 saw the probe abandoned while it was still holding its answer');
+  t.match(await cutter.app.telemetry.metrics(), /syncer_probes_total\{result="aborted"\} 1\b/, 'counted as aborted');
+});
+
+t.test('a check whose peers answer at once is answered at once, not at the deadline', async (t) => {
+  // A deadline far above any answer: a check that waited for it would stand out by orders of magnitude.
+  const prompt = await startSidecar({ SYNCER_PEERS: peersEnv(replicas), SYNCER_HARD_TIMEOUT_MS: '10000', SYNCER_SYNCED_TTL_MS: '0' });
+  // Keep-alive like the sidecar's own pools; closed after, so no connection outlives the test.
+  const direct = new Agent();
+  t.teardown(() => Promise.all([prompt.stop(), direct.close()]));
+  const token = newToken();
+  for (const r of replicas) r.give(token);
+  const probeAll = () =>
+    Promise.all(
+      others().map(async (r) => {
+        const res = await request(`http://${r.host}:${r.port}/apigw-syncer/probe`, { dispatcher: direct, headers: { authorization: `Bearer ${token}` } });
+        await res.body.text();
+        return res.statusCode;
+      }),
+    );
+  // Interleaved, so load on the machine weighs on both alike: the floor is probing the same peers directly.
+  const probed: number[] = [];
+  const checks: number[] = [];
+  for (let i = 0; i < 15; i++) {
+    let started = performance.now();
+    t.same(await probeAll(), [200, 200, 200]);
+    probed.push(performance.now() - started);
+    started = performance.now();
+    const res = await sendCheck(prompt.apiUrl, { 'X-Auth-Token': token });
+    checks.push(performance.now() - started);
+    t.equal(res.tokenStatus, 'Synced');
+  }
+  const floor = latencyOf(probed).p50;
+  const took = latencyOf(checks).p50;
+  // The check adds one loopback hop and its own work to the direct probes; 50× leaves room for a
+  // loaded machine and still sits far below the 10 s deadline.
+  t.ok(took <= 50 * floor, `median check ${took.toFixed(2)} ms vs median direct probe of the same peers ${floor.toFixed(2)} ms`);
+});
+
 t.test('connection reset, close mid-response and refused connections are errors', async (t) => {
   const token = newToken();
   for (const r of replicas) r.give(token);
@@ -177,6 +238,24 @@ t.test('concurrent identical checks share one fan-out', async (t) => {
   t.equal(otherOrigin.body.shared, false, 'a different origin is a different check');
 });
 
+t.test('concurrent checks of one token from different origins do not share: each probes its own peers', async (t) => {
+  const token = newToken();
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  // Only pod-3 lacks the token: a check from pod-3 excludes it (Synced), one from pod-0 asks it.
+  for (const r of replicas.slice(0, 3)) r.give(token);
+  for (const r of replicas) r.behaviour = { kind: 'gate', open: gate };
+  const fromPod3 = check(token, 'pod-3');
+  const fromPod0 = check(token, 'pod-0');
+  // Both inside the sidecar before any peer answers, so a key without the origin would join them.
+  await waitFor(async () => /syncer_checks_in_flight 2\b/.test(await sidecar.app.telemetry.metrics()), 'both checks in flight');
+  open();
+  const [a, b] = await Promise.all([fromPod3, fromPod0]);
+  t.same([a.tokenStatus, a.body.shared, Object.keys(outcomes(a.body))], ['Synced', false, ['pod-0', 'pod-1', 'pod-2']], 'from pod-3: pod-3 not asked, Synced');
+  t.same([b.tokenStatus, b.body.shared, outcomes(b.body)['pod-3']], ['Partialy', false, 'missing'], 'from pod-0: pod-3 asked, Partialy');
+  t.ok(replicas[0]!.requestsFor(token) > 0 && replicas[3]!.requestsFor(token) > 0, 'pod-0 and pod-3 were each probed (by the other origin’s check)');
+});
+
 t.test('origin excluded by name and by IP', async (t) => {
   const token = newToken();
   for (const r of replicas) r.give(token);
@@ -184,6 +263,22 @@ t.test('origin excluded by name and by IP', async (t) => {
   t.same(Object.keys(outcomes((await check(token, replicas[3]!.host)).body)), ['pod-0', 'pod-1', 'pod-2']);
   t.same([replicas[2]!.requestsFor(token), replicas[3]!.requestsFor(token)], [1, 1], 'each excluded origin was probed only by the other check');
   t.same(Object.keys(outcomes((await check(token, 'someone-else')).body)), ['pod-0', 'pod-1', 'pod-2', 'pod-3'], 'unknown origin: all peers');
+});
+
+t.test('HEAD is answered like GET (status, X-Token-Status) without a body', async (t) => {
+  const all = newToken();
+  const most = newToken();
+  const one = newToken();
+  for (const r of replicas) r.give(all);
+  replicas[1]!.give(most);
+  replicas[2]!.give(most);
+  replicas[1]!.give(one);
+  for (const [token, path] of [[all, '/v1/synced'], [most, '/v1/synced'], [one, '/v1/synced'], [most, '/v1/synced?strict=true']] as const) {
+    const url = `${sidecar.apiUrl}${path}`;
+    const get = await http(url, { headers: { 'X-Auth-Token': token } });
+    const head = await http(url, { method: 'HEAD', headers: { 'X-Auth-Token': token } });
+    t.same([head.status, head.headers['x-token-status'], head.body], [get.status, get.headers['x-token-status'], ''], `${path} ${JSON.parse(get.body).verdict}: HEAD ${head.status}`);
+  }
 });
 
 t.test('bad requests', async (t) => {
@@ -196,6 +291,9 @@ t.test('bad requests', async (t) => {
   t.equal((await sendCheck(sidecar.apiUrl, { 'X-Auth-Token': 'ok' }, 'POST')).status, 405);
   t.equal((await sendCheck(sidecar.apiUrl, { 'X-Auth-Token': 'ok' }, 'GET', '/v1/other')).status, 404);
   t.equal((await sendCheck(sidecar.apiUrl, { 'X-Auth-Token': 'ok' }, 'GET', '/v1/synced?x=1')).status, 200, 'query strings are ignored');
+  t.equal((await sendCheck(sidecar.apiUrl, { 'X-Auth-Token': 'ok', 'X-Nginx-Origin': 'o'.repeat(MAX_ORIGIN_LENGTH) })).status, 200, 'an origin at the length limit is accepted');
+  const long = await sendCheck(sidecar.apiUrl, { 'X-Auth-Token': 'ok', 'X-Nginx-Origin': 'o'.repeat(MAX_ORIGIN_LENGTH + 1) });
+  t.same([long.status, long.tokenStatus, long.body.error], [400, undefined, 'X-Nginx-Origin must be a pod name or IP'], 'one past it is a 400');
 });
 
 t.test('503 until discovery produced its first peer set, then ready', async (t) => {
@@ -211,6 +309,10 @@ t.test('503 until discovery produced its first peer set, then ready', async (t) 
   t.equal((await fetch(`${waiting.opsUrl}/readyz`)).status, 200, 'ready after the first set');
   const after = await sendCheck(waiting.apiUrl, { 'X-Auth-Token': 'tok' });
   t.same([after.status, after.tokenStatus, after.body.peers], [200, 'Synced', []], 'zero peers → Synced');
+  waiting.app.store.reportFailure('list', 'the API server went away');
+  const stale = await http(`${waiting.opsUrl}/readyz`);
+  t.same([stale.status, (JSON.parse(stale.body) as { discovery?: string }).discovery], [200, 'stale'], 'still ready while discovery is stale: the last set keeps serving');
+  t.equal((await sendCheck(waiting.apiUrl, { 'X-Auth-Token': 'tok' })).status, 200, 'and checks are answered from it');
 });
 
 t.test('peers that leave have their connection pools closed', async (t) => {
@@ -236,6 +338,15 @@ t.test('metrics count verdicts and never carry the token; logs never carry it ei
   t.match(metrics, /syncer_discovery_state\{state="synced"\} 1/);
   t.notMatch(metrics, /SECRETMARK/);
   t.ok(sidecar.logs.some((l) => l.includes('"msg":"check"') && /"fp":"[0-9a-f]{12}"/.test(l)), 'check lines carry a fingerprint');
+  const fingerprintOf = async (token: string): Promise<unknown> => {
+    const { checkId } = (await check(token)).body;
+    const line = sidecar.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['msg'] === 'check' && l['checkId'] === checkId);
+    return line?.['fp'];
+  };
+  const [a1, a2, b] = [await fingerprintOf('fp-a-SECRETMARK'), await fingerprintOf('fp-a-SECRETMARK'), await fingerprintOf('fp-b-SECRETMARK')];
+  t.match(a1, /^[0-9a-f]{12}$/);
+  t.equal(a2, a1, 'the same token has the same fingerprint in every check');
+  t.not(b, a1, 'another token has another');
   t.ok(sidecar.logs.some((l) => l.includes('"msg":"check peers"')), 'per-peer detail at debug');
   t.equal(sidecar.logs.filter((l) => l.includes('SECRETMARK')).length, 0, 'no log line contains a token');
 });

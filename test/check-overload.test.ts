@@ -10,6 +10,7 @@ import { sampleConnections } from './support/tcp-sockets.js';
 import { peersEnv } from './support/sidecar-app.js';
 import { startSidecarProcess, type SidecarProcess } from './support/sidecar-process.js';
 import { waitFor } from './support/wait.js';
+import { requirePart } from './support/required.js';
 
 const DEADLINE_MS = 1500; // the default SYNCER_HARD_TIMEOUT_MS
 const ALLOWANCE_MS = 100; // what issue 9 allows past it
@@ -45,8 +46,7 @@ async function burst(s: SidecarProcess, tokens: readonly string[]): Promise<Burs
 }
 
 t.test('a burst of 1,000 concurrent checks at 31 nginx peers, default settings', async (t) => {
-  const missing = nginxMissing();
-  if (missing !== undefined) throw new Error(missing);
+  requirePart(nginxMissing());
   // Real nginx peers, as in production: a peer that answers in C leaves the machine's two cores
   // to the sidecar and the load generator, so what is measured is the sidecar's deadline.
   const peers = await startNginxPeers(32, '127.0.16.', 10);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { MAX_TOKEN_BYTES, parseCheckRequest } from '../sidecar/http/check-request.js';
+import { MAX_ORIGIN_LENGTH, MAX_TOKEN_BYTES, parseCheckRequest } from '../sidecar/http/check-request.js';
 
 t.test('valid requests', async (t) => {
   t.same(parseCheckRequest('abc.DEF-123_~', undefined, 'me'), { ok: true, token: 'abc.DEF-123_~', origin: 'me', strict: false }, 'origin defaults to this pod');
@@ -34,4 +34,7 @@ t.test('rejected tokens say why, and never echo the token', async (t) => {
   t.same(parseCheckRequest('tok', 'bad origin', 'me'), { ok: false, reason: 'bad_origin', error: 'X-Nginx-Origin must be a pod name or IP' }, 'each rejection says what was wrong');
   t.same(parseCheckRequest(undefined, undefined, 'me'), { ok: false, reason: 'bad_token', error: 'X-Auth-Token header is required' });
   t.same(parseCheckRequest('tok', ['a', 'b'], 'me'), { ok: false, reason: 'bad_origin', error: 'X-Nginx-Origin may be sent only once' });
+  const longest = 'o'.repeat(MAX_ORIGIN_LENGTH);
+  t.same(parseCheckRequest('tok', longest, 'me'), { ok: true, token: 'tok', origin: longest, strict: false }, 'an origin of 253 characters (a DNS name) is allowed');
+  t.same(parseCheckRequest('tok', `${longest}o`, 'me'), { ok: false, reason: 'bad_origin', error: 'X-Nginx-Origin must be a pod name or IP' }, 'one more is not');
 });

@@ -24,6 +24,7 @@ import { DEBIAN_STREAM_MODULE, SNIPPETS_DIR, makePrefixDir, nginxMissing, standa
 import { blockLines, directiveArgs, directiveNames, inlineSnippets, meaningfulLines } from './support/nginx-conf.js';
 import { issueCert, makeCa } from './support/tls-certs.js';
 import { waitFor } from './support/wait.js';
+import { requirePart } from './support/required.js';
 import { stringify } from 'yaml';
 
 const FQDN = 'apigw-apigw-syncer-peers.apigw.svc.cluster.local';
@@ -278,11 +279,7 @@ function tcpExchange(port: number): Promise<string> {
 }
 
 t.test("the rendered zone_sync server's mutual TLS and pod-network rule hold on real nginx (stream module)", async (t) => {
-  const missing = nginxMissing();
-  if (missing !== undefined) {
-    t.fail(missing);
-    return;
-  }
+  requirePart(nginxMissing());
   const dir = mkdtempSync(join(tmpdir(), 'apigw-zone-sync-tls-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   // The cluster's CA and the certificate every replica shares (it names the peer Service), a

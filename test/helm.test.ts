@@ -26,6 +26,7 @@ import { postToken, probe } from './support/nginx.js';
 import { execTracked } from './support/processes.js';
 import { runSidecarCommand } from './support/sidecar-process.js';
 import { waitFor } from './support/wait.js';
+import { requirePart } from './support/required.js';
 
 const ROOT = repoRoot();
 const RULES = parse(readFileSync(join(ROOT, 'roles', 'rules.yaml'), 'utf8')) as V1PolicyRule[];
@@ -410,7 +411,8 @@ t.test('a parent chart can include just the sidecar container', async (t) => {
   t.same(only(objects, 'Role').rules, RULES);
 });
 
-t.test('the rendered nginx config runs: two pods, real nginx + real sidecar', { skip: podsMissing() ?? false }, async (t) => {
+t.test('the rendered nginx config runs: two pods, real nginx + real sidecar', async (t) => {
+  requirePart(podsMissing());
   const ports = { nginxPort: 18000, probePort: 18001, apiPort: 18080, opsPort: 19090 };
   const peers = 'pod-a=127.0.4.101:18001,pod-b=127.0.4.102:18001';
   const started = Date.now();

@@ -14,6 +14,7 @@ import { MAIN_JS, startSidecarProcess, type SidecarProcess } from './support/sid
 import { MAX_TOKEN_BYTES } from '../sidecar/http/check-request.js';
 import { ReplicationSim, type Lag } from './support/replication-sim.js';
 import { deadline } from './support/wait.js';
+import { requirePart } from './support/required.js';
 
 const PODS = 4;
 const PORT = 18080;
@@ -151,10 +152,7 @@ async function askSidecar(pod: Pod, token: string): Promise<{ status: number; to
 }
 
 t.test('nginx + sidecar pods end to end', async (t) => {
-  if (!existsSync(MAIN_JS)) {
-    t.fail(`${MAIN_JS} is missing: run \`npm run build\` (the sidecar program is required)`);
-    return;
-  }
+  requirePart(existsSync(MAIN_JS) ? undefined : `${MAIN_JS} is missing: run \`npm run build\``);
   const pods: Pod[] = [];
   const started: Started = { nginx: [], sidecars: [] };
   const sim: { current?: ReplicationSim } = {};

@@ -11,6 +11,7 @@ import { DEBIAN_NGINX_MODULES, SNIPPETS_DIR, httpPaths, keyvalsUrl, makePrefixDi
 import { sendCheck, startSidecar, type RunningSidecar } from './support/sidecar-app.js';
 import { issueCert, makeCa } from './support/tls-certs.js';
 import { waitFor } from './support/wait.js';
+import { requirePart } from './support/required.js';
 
 const NET = '127.0.6.';
 const NAME = 'apigw-peer.test';
@@ -96,8 +97,7 @@ ${httpPaths(dir)}
 let peers: Peers;
 
 t.before(async () => {
-  const missing = nginxMissing();
-  if (missing !== undefined) throw new Error(missing);
+  requirePart(nginxMissing());
   peers = await startPeers();
   await writeToken(peers.apiUrl, TOKEN);
 });

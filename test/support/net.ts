@@ -1,6 +1,6 @@
 // Small network helpers for tests: free ports, one HTTP request on a fresh connection, and
 // waiting for a URL to answer a status.
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpRequest, type Agent, type IncomingHttpHeaders } from 'node:http';
 import { createServer } from 'node:net';
 import { waitFor, type WaitOptions } from './wait.js';
 
@@ -8,6 +8,8 @@ export interface HttpResult {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;
   readonly body: string;
+  /** Whether the request went out on a kept-alive connection an earlier request had opened. */
+  readonly reusedSocket: boolean;
 }
 
 export interface HttpOptions {
@@ -17,16 +19,18 @@ export interface HttpOptions {
   readonly timeoutMs?: number;
   /** Source address of the connection (a 127.x address), for tests of source-address rules. */
   readonly localAddress?: string;
+  /** A keep-alive agent, to send on a connection an earlier request opened (default: a fresh connection). */
+  readonly agent?: Agent;
 }
 
-/** One request on a fresh connection (no pooling: each test request is independent). */
+/** One request, on a fresh connection unless `agent` is given (each test request is independent). */
 export function http(url: string, options: HttpOptions = {}): Promise<HttpResult> {
-  const { method = 'GET', headers = {}, body, timeoutMs = 10_000, localAddress } = options;
+  const { method = 'GET', headers = {}, body, timeoutMs = 10_000, localAddress, agent = false } = options;
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method, headers, agent: false, timeout: timeoutMs, localAddress }, (res) => {
+    const req = httpRequest(url, { method, headers, agent, timeout: timeoutMs, localAddress }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), reusedSocket: req.reusedSocket }));
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error(`${method} ${url}: no answer within ${timeoutMs} ms`)));

@@ -46,6 +46,7 @@ export interface CheckReply {
   readonly status: number;
   readonly tokenStatus: string | undefined;
   readonly body: {
+    checkId?: string;
     verdict?: string;
     durationMs?: number;
     shared?: boolean;
