@@ -1,6 +1,7 @@
 // Faults injected at the peers and inside a check: every check is answered by its deadline with
 // the right outcomes, a fault in one check reaches no other, and nothing is left running after.
 import t from 'tap';
+import { handleCounts, handleGrowth, settledHandles } from './support/handles.js';
 import { startReplicas, type ReplicaServer } from './support/replica-server.js';
 import { peersEnv, sendCheck, startSidecar, type RunningSidecar } from './support/sidecar-app.js';
 import { waitFor } from './support/wait.js';
@@ -134,14 +135,14 @@ t.test('after a batch of faulty checks no socket or timer of theirs is left', as
   for (const r of replicas) r.give(token);
   // Connections to healthy peers are kept alive by design: count with them warm.
   await check(token);
-  const count = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap' || r === 'Timeout').length;
-  const before = count();
+  const before = handleCounts();
   replicas[1]!.behaviour = { kind: 'hang' };
   replicas[2]!.behaviour = { kind: 'endless-body' };
   replicas[3]!.behaviour = { kind: 'garbage' };
   await Promise.all(Array.from({ length: 10 }, () => check(token)));
   for (const r of replicas) r.behaviour = { kind: 'store' };
   // Dropped connections close asynchronously: wait (bounded) until they are gone.
-  await waitFor(() => count() <= before + 2, `sockets and timers back to ${before} (+2: the shared probe sweep, a reconnect)`, { timeoutMs: 3_000, intervalMs: 20 }).catch(() => undefined);
-  t.ok(count() <= before + 2, `sockets and timers: ${before} before, ${count()} after (the shared probe sweep and a reconnect may be pending)`);
+  const after = await settledHandles(before, { sockets: 2, timers: 2 });
+  const grown = handleGrowth(before, after);
+  t.ok(grown.sockets + grown.timers <= 2, `sockets and timers: ${JSON.stringify(before)} before, ${JSON.stringify(after)} after (the shared probe sweep and a reconnect may be pending)`);
 });

@@ -148,8 +148,13 @@ export class ReplicaServer {
     return this.perToken.get(token) ?? 0;
   }
 
-  async close(): Promise<void> {
+  /** Closes every open connection from this side (idle keep-alive ones too), as a peer does after its keep-alive timeout. */
+  dropConnections(): void {
     for (const s of this.sockets) s.destroy();
+  }
+
+  async close(): Promise<void> {
+    this.dropConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }

@@ -58,9 +58,14 @@ export interface CheckReply {
   readonly elapsedMs: number;
 }
 
-export async function sendCheck(apiUrl: string, headers: Record<string, string>, method: 'GET' | 'POST' = 'GET', path = '/v1/synced'): Promise<CheckReply> {
+export interface SendOptions {
+  /** On a connection closed after the answer (for tests that count sockets); by default a kept-alive one. */
+  readonly close?: boolean;
+}
+
+export async function sendCheck(apiUrl: string, headers: Record<string, string>, method: 'GET' | 'POST' = 'GET', path = '/v1/synced', options: SendOptions = {}): Promise<CheckReply> {
   const started = performance.now();
-  const res = await request(`${apiUrl}${path}`, { method, headers });
+  const res = await request(`${apiUrl}${path}`, { method, headers, reset: options.close === true });
   const text = await res.body.text();
   const tokenStatus = res.headers['x-token-status'];
   return {
