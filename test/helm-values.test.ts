@@ -39,6 +39,9 @@ const SETS = {
   'probe TLS, mTLS': { syncer: { probeTls: { secretName: 'apigw-probe-tls', serverName: 'apigw.apigw.svc' } } },
   'probe TLS, CA only': { syncer: { probeTls: { secretName: 'apigw-probe-tls', certKey: '', keyKey: '', caKey: 'root.pem' } } },
   'plus with its image': plusValues(),
+  'native sidecar': { syncer: { nativeSidecar: true } },
+  'syncer preStop 12 s, nginx 9 s': { syncer: { preStopSeconds: 12 }, nginx: { preStopSleepSeconds: 9 } },
+  'nginx preStop 9 s, hard deadline 2.5 s': { syncer: { config: { hardTimeoutMs: 2_500 } }, nginx: { preStopSleepSeconds: 9 } },
 } satisfies Record<string, Values>;
 type SetName = keyof typeof SETS;
 
@@ -145,6 +148,19 @@ t.test('topology spread: nodes and zones by default, a preference; replaced by a
   t.same(await spread('spread DoNotSchedule'), expected('DoNotSchedule'), 'or as a hard rule');
   t.equal(await spread('spread off'), undefined, 'off: none');
   t.same(await spread('spread overridden'), SETS['spread overridden'].topologySpreadConstraints, 'an explicit list replaces the defaults, as given');
+});
+
+t.test("termination: the syncer's preStop outlasts nginx's serving window; a native sidecar needs none", async (t) => {
+  const preStop = async (name: SetName): Promise<unknown> => (await syncerOf(name)).lifecycle?.preStop?.exec?.command;
+  const nginxPreStop = async (name: SetName): Promise<string> => allContainers(podSpec(await objectsOf(name))).get('nginx')?.container.lifecycle?.preStop?.exec?.command?.join(' ') ?? '';
+  t.match(await nginxPreStop('defaults'), /^\/bin\/sh -c sleep 5; nginx -c \S+ -s quit; while/, 'nginx serves 5 s, then quits gracefully and waits for it');
+  t.same(await preStop('defaults'), ['sleep', '8'], "defaults: nginx's 5 s + the 1.5 s hard deadline rounded up + 1");
+  t.same(await preStop('nginx preStop 9 s, hard deadline 2.5 s'), ['sleep', '13'], 'follows both: 9 + 3 + 1');
+  t.match(await nginxPreStop('nginx preStop 9 s, hard deadline 2.5 s'), /^\/bin\/sh -c sleep 9;/);
+  t.same(await preStop('syncer preStop 12 s, nginx 9 s'), ['sleep', '12'], 'syncer.preStopSeconds as given');
+  const native = await syncerOf('native sidecar');
+  t.equal(native.restartPolicy, 'Always', 'native: an initContainer Kubernetes stops after nginx');
+  t.equal(native.lifecycle, undefined, 'so no preStop');
 });
 
 t.test('rollout: strategy, minReadySeconds, revisionHistoryLimit', async (t) => {
