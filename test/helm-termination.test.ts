@@ -12,6 +12,7 @@
 //  - a native sidecar (Kubernetes stops it after nginx) → no 503.
 import t from 'tap';
 import { performance } from 'node:perf_hooks';
+import { helmLint } from './packaging/helm.js';
 import { podsMissing, startPods, type SimPod } from './packaging/nginx-pods.js';
 import { terminatePod, type RunningContainer, type Termination } from './packaging/pod-termination.js';
 import { postToken } from './support/nginx.js';
@@ -90,6 +91,11 @@ t.test('terminating a pod under wait-strict traffic: the sidecar outlives nginx 
   ]);
   if (!current || !unordered || !native || !peer) throw new Error('pods not started');
   t.teardown(() => Promise.all([current, unordered, native, peer].map((p) => p.stop())));
+
+  for (const pod of [current, unordered, native, peer]) {
+    const lint = await helmLint({ values: pod.values });
+    t.equal(lint.code, 0, `${pod.name}'s values: helm lint --strict clean ${lint.code === 0 ? '' : lint.stdout}`);
+  }
 
   const token = `tok-${Date.now()}`;
   for (const pod of [current, unordered, native, peer]) t.equal((await postToken(pod.tokenApi, token)).status, 201, `token on ${pod.name}`);

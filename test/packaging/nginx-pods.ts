@@ -53,12 +53,48 @@ export interface SimPod {
   readonly ops: string; // http://ip:opsPort
   readonly nginx: Started;
   readonly syncer: SidecarProcess;
+  /** The chart values it was rendered from (tests lint them). */
+  readonly values: Record<string, unknown>;
   /** Both containers as rendered and running, for pod-termination.ts. */
   readonly containers: readonly RunningContainer[];
   /** The rendered pod's terminationGracePeriodSeconds. */
   readonly gracePeriodSeconds: number;
   /** Stops the sidecar (SIGTERM) and nginx; resolves with the sidecar's exit. */
   stop(): Promise<Exit>;
+}
+
+/** The chart values of one played pod: its loopback addresses and ports, its files under dir. */
+function podValues(o: PodSpecOptions, dir: string, tokenApiPort: number): Record<string, unknown> {
+  return {
+    nginx: {
+      loadModules: DEBIAN_NGINX_MODULES,
+      confDir: join(dir, 'etc-apigw'),
+      runDir: join(dir, 'run'),
+      listenAddress: o.ip,
+      port: o.nginxPort,
+      probePort: o.probePort,
+      apiPort: tokenApiPort,
+      policy: o.policy ?? 'wait-strict',
+      ...(o.preStopSleepSeconds === undefined ? {} : { preStopSleepSeconds: o.preStopSleepSeconds }),
+    },
+    syncer: {
+      nativeSidecar: o.nativeSidecar ?? false,
+      ...(o.syncerPreStopSeconds === undefined ? {} : { preStopSeconds: o.syncerPreStopSeconds }),
+      discovery: 'static',
+      opsPort: o.opsPort,
+      // info: the "listening" line shows in a start-up failure's output.
+      logLevel: 'info',
+      config: {
+        listenAddr: `${o.ip}:${o.apiPort}`,
+        opsAddr: `${o.ip}:${o.opsPort}`,
+        peers: o.peers,
+        // Short enough that a not-yet-replicated token answers quickly in the test.
+        hardTimeoutMs: 600,
+        retryDelayMs: 5,
+        retryMaxDelayMs: 50,
+      },
+    },
+  };
 }
 
 /** Renders the chart for one pod, lays out its volumes in a temp dir, starts both containers. */
@@ -68,38 +104,8 @@ export async function startPod(o: PodSpecOptions): Promise<SimPod> {
   // they must traverse to the config and the html root.
   chmodSync(dir, 0o755);
   const tokenApiPort = await freePort();
-  const objects = await render({
-    values: {
-      nginx: {
-        loadModules: DEBIAN_NGINX_MODULES,
-        confDir: join(dir, 'etc-apigw'),
-        runDir: join(dir, 'run'),
-        listenAddress: o.ip,
-        port: o.nginxPort,
-        probePort: o.probePort,
-        apiPort: tokenApiPort,
-        policy: o.policy ?? 'wait-strict',
-        ...(o.preStopSleepSeconds === undefined ? {} : { preStopSleepSeconds: o.preStopSleepSeconds }),
-      },
-      syncer: {
-        nativeSidecar: o.nativeSidecar ?? false,
-        ...(o.syncerPreStopSeconds === undefined ? {} : { preStopSeconds: o.syncerPreStopSeconds }),
-        discovery: 'static',
-        opsPort: o.opsPort,
-        // info: the "listening" line shows in a start-up failure's output.
-        logLevel: 'info',
-        config: {
-          listenAddr: `${o.ip}:${o.apiPort}`,
-          opsAddr: `${o.ip}:${o.opsPort}`,
-          peers: o.peers,
-          // Short enough that a not-yet-replicated token answers quickly in the test.
-          hardTimeoutMs: 600,
-          retryDelayMs: 5,
-          retryMaxDelayMs: 50,
-        },
-      },
-    },
-  });
+  const values = podValues(o, dir, tokenApiPort);
+  const objects = await render({ values });
   materializeConfigMaps(objects);
   makeEmptyDirs(objects);
   const fields = { 'metadata.name': o.name, 'metadata.namespace': 'apigw', 'status.podIP': o.ip };
@@ -129,6 +135,7 @@ export async function startPod(o: PodSpecOptions): Promise<SimPod> {
     ops: `http://${o.ip}:${o.opsPort}`,
     nginx,
     syncer,
+    values,
     gracePeriodSeconds: podSpec(objects).terminationGracePeriodSeconds ?? 30,
     containers: [
       { spec: nginxSpec, native: false, process: nginx, env: resolveEnv(nginxSpec, fields) },
