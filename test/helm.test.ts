@@ -4,26 +4,32 @@
 //  2. its nginx config run by a real nginx, with the real sidecar, as two pods would;
 //  3. applied with strict server-side validation to a real kube-apiserver, whose controllers
 //     create the pods (Pod Security "restricted" enforced), and whose RBAC lets the
-//     sidecar's ServiceAccount do exactly what discovery needs.
+//     sidecar's ServiceAccount do exactly what discovery needs; only the sidecar holds a token
+//     (packaging/container-view.ts: each container's view of its projected volumes) and
+//     discovers in-cluster with it; the disruption budget refuses a second eviction.
+// The values a platform team sets (schema refusals, PDB, spreading, rollout, images, heap,
+// probe TLS) are in helm-values.test.ts; termination under traffic in helm-termination.test.ts.
 import t from 'tap';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { KubeConfig, type V1Container, type V1PolicyRule, type V1Pod } from '@kubernetes/client-node';
+import { KubeConfig, type V1Container, type V1NetworkPolicy, type V1PodDisruptionBudget, type V1PolicyRule, type V1Pod } from '@kubernetes/client-node';
 import { VARIABLES, parseConfig } from '../sidecar/config.js';
 import { repoRoot } from './support/repo-root.js';
-import { CHART_DIR, INSTALL_SET, helmBin, helmTemplate, kubeVersion, parseManifests, render, runHelm, type KubeObject } from './packaging/helm.js';
+import { CHART_DIR, INSTALL_SET, helmBin, helmLint, helmTemplate, kubeVersion, parseManifests, render, runHelm, type KubeObject } from './packaging/helm.js';
 import { allContainers, envNames, envVar, ofKind, only, podSpec, resolveEnv } from './packaging/k8s-objects.js';
 import { podsMissing, startPods } from './packaging/nginx-pods.js';
 import { plusValues } from './packaging/plus-values.js';
 import { applyAll, restrictedNamespace, waitForPods } from './packaging/cluster-install.js';
-import { KubeClient } from './packaging/kube-apply.js';
+import { KubeClient, errorMessage } from './packaging/kube-apply.js';
+import { containerView } from './packaging/container-view.js';
+import { SHAPES, at, compareShapes, type JsonSchema } from './packaging/schema-shapes.js';
 import { imageArgv, runtimeSpec } from './packaging/dockerfile.js';
 import { startControlPlane } from './support/control-plane.js';
 import { FakeKubelet } from './support/fake-kubelet.js';
 import { postToken, probe } from './support/nginx.js';
-import { execTracked } from './support/processes.js';
+import { execTracked, runTracked } from './support/processes.js';
 import { runSidecarCommand } from './support/sidecar-process.js';
 import { waitFor } from './support/wait.js';
 import { requirePart } from './support/required.js';
@@ -31,6 +37,32 @@ import { requirePart } from './support/required.js';
 const ROOT = repoRoot();
 const RULES = parse(readFileSync(join(ROOT, 'roles', 'rules.yaml'), 'utf8')) as V1PolicyRule[];
 const PACKAGE_VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+/** Where the in-cluster client reads the ServiceAccount token, CA and namespace. */
+const API_ACCESS_PATH = '/var/run/secrets/kubernetes.io/serviceaccount';
+/** Every Affinity field the schema types, with valid values: rendered, and accepted by the API server. */
+const SAMPLE_AFFINITY = {
+  nodeAffinity: {
+    requiredDuringSchedulingIgnoredDuringExecution: {
+      nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/os', operator: 'In', values: ['linux'] }], matchFields: [{ key: 'metadata.name', operator: 'NotIn', values: ['drained-node'] }] }],
+    },
+    preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 10, preference: { matchExpressions: [{ key: 'node-role.example/edge', operator: 'Exists' }] } }],
+  },
+  podAffinity: {
+    preferredDuringSchedulingIgnoredDuringExecution: [
+      { weight: 5, podAffinityTerm: { topologyKey: 'topology.kubernetes.io/zone', labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'backend' } }, namespaces: ['backends'] } },
+    ],
+  },
+  podAntiAffinity: {
+    requiredDuringSchedulingIgnoredDuringExecution: [
+      {
+        topologyKey: 'kubernetes.io/hostname',
+        labelSelector: { matchExpressions: [{ key: 'app.kubernetes.io/name', operator: 'In', values: ['apigw-syncer'] }] },
+        namespaceSelector: {},
+        matchLabelKeys: ['pod-template-hash'],
+      },
+    ],
+  },
+};
 
 function syncerOf(objects: readonly KubeObject[]): { container: V1Container; init: boolean } | undefined {
   return allContainers(podSpec(objects)).get('syncer');
@@ -426,6 +458,7 @@ t.test('the rendered nginx config runs: two pods, real nginx + real sidecar', as
     if (!stopped) await Promise.all([a.stop(), b.stop()]);
   });
   t.comment(`two pods up in ${Date.now() - started} ms`);
+  for (const pod of [a, b]) t.equal((await helmLint({ values: pod.values })).code, 0, `${pod.name}'s values: helm lint --strict clean`);
 
   const noToken = await fetch(`${a.base}/`);
   t.equal(noToken.status, 200, 'no bearer token: served without a check');
@@ -457,7 +490,7 @@ t.test('the rendered nginx config runs: two pods, real nginx + real sidecar', as
   t.same(exitB, { code: 0, signal: null });
 });
 
-t.test('installs on a real kube-apiserver: strict validation, restricted Pod Security, RBAC', async (t) => {
+t.test('installs on a real kube-apiserver: strict validation, restricted Pod Security, RBAC, token only in the sidecar, PDB', async (t) => {
   const started = Date.now();
   const cp = await startControlPlane();
   t.teardown(() => cp.stop());
@@ -471,18 +504,31 @@ t.test('installs on a real kube-apiserver: strict validation, restricted Pod Sec
         // The optional objects too: the real API server must accept them as rendered.
         networkPolicy: {
           enabled: true,
-          clientFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress' } } }],
+          clientFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress' } } }, { ipBlock: { cidr: '10.0.0.0/8', except: ['10.0.1.0/24'] } }],
           opsFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
         },
         syncer: { probeTls: { secretName: 'apigw-probe-tls', serverName: 'apigw.apigw-on.svc' } },
       },
     },
     { ns: 'apigw-off', values: { syncer: { enabled: false } } },
-    { ns: 'apigw-native', values: { syncer: { nativeSidecar: true } } },
-    { ns: 'apigw-ocp4', values: { ocp4: true } },
+    { ns: 'apigw-native', values: { syncer: { nativeSidecar: true }, podDisruptionBudget: { maxUnavailable: 0 } } },
+    {
+      ns: 'apigw-ocp4',
+      values: {
+        ocp4: true,
+        affinity: SAMPLE_AFFINITY,
+        tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'apigw', effect: 'NoSchedule' }],
+        podDisruptionBudget: { maxUnavailable: null, minAvailable: '50%' },
+        // values.yaml's rollingUpdate must not come along: the API refuses it with Recreate.
+        strategy: { type: 'Recreate' },
+        topologySpread: { whenUnsatisfiable: 'DoNotSchedule' },
+      },
+    },
   ];
   const rendered = new Map<string, KubeObject[]>();
   for (const { ns, values } of installs) {
+    const lint = await helmLint({ namespace: ns, values: { replicas, ...values } });
+    t.equal(lint.code, 0, `${ns}: helm lint --strict clean ${lint.code === 0 ? '' : lint.stdout}`);
     const objects = await render({ namespace: ns, values: { replicas, ...values } });
     rendered.set(ns, objects);
     await admin.apply(restrictedNamespace(ns));
@@ -534,6 +580,39 @@ t.test('installs on a real kube-apiserver: strict validation, restricted Pod Sec
     'the NetworkPolicy and the PodDisruptionBudget were among the objects the API server accepted',
   );
 
+  // The checks above have teeth: the same pod without automountServiceAccountToken: false gets
+  // the token in every container, nginx included (a dry-run create runs the admission chain).
+  const template = only(applied, 'Deployment').spec?.template;
+  if (!template?.spec) throw new Error('no pod template');
+  const { automountServiceAccountToken: _optOut, ...defaultSpec } = template.spec;
+  const dryRun = await admin.send(
+    'POST',
+    '/api/v1/namespaces/apigw-on/pods?dryRun=All',
+    JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'automount-control', labels: { control: 'true' } }, spec: defaultSpec }),
+  );
+  t.equal(dryRun.status, 201, dryRun.status === 201 ? 'dry-run create of the pod without the opt-out' : errorMessage(dryRun.body));
+  const admitted = JSON.parse(dryRun.body) as V1Pod;
+  t.ok(
+    admitted.spec?.containers.find((c) => c.name === 'nginx')?.volumeMounts?.some((m) => m.mountPath === API_ACCESS_PATH),
+    'without the opt-out, admission mounts the token into nginx too',
+  );
+
+  // The NetworkPolicy selects exactly these pods; the budgets are stored as rendered (0 kept).
+  const policy = await admin.getJson<V1NetworkPolicy>('/apis/networking.k8s.io/v1/namespaces/apigw-on/networkpolicies/apigw-apigw-syncer');
+  const [onPod] = await admin.list<V1Pod>('v1', 'Pod', 'apigw-on', selector);
+  t.has(onPod?.metadata?.labels ?? {}, policy.spec?.podSelector?.matchLabels ?? { missing: 'selector' }, 'the NetworkPolicy selects the apigw pods');
+  t.same(
+    (policy.spec?.ingress ?? []).map((rule) => (rule.ports ?? []).map((p) => p.port)),
+    [[8000], [8001], [9090]],
+    'three rules: clients, the probe port (apigw pods only), metrics',
+  );
+  const budgetOf = (ns: string): Promise<V1PodDisruptionBudget> => admin.getJson<V1PodDisruptionBudget>(`/apis/policy/v1/namespaces/${ns}/poddisruptionbudgets/apigw-apigw-syncer`);
+  t.same((await budgetOf('apigw-native')).spec?.maxUnavailable, 0, 'maxUnavailable: 0 reaches the API server as 0');
+  const half = (await budgetOf('apigw-ocp4')).spec;
+  t.same([half?.minAvailable, half?.maxUnavailable], ['50%', undefined], 'minAvailable 50% alone');
+  const ocp4Deployment = await admin.getJson<{ spec?: { strategy?: unknown } }>('/apis/apps/v1/namespaces/apigw-ocp4/deployments/apigw-apigw-syncer');
+  t.same(ocp4Deployment.spec?.strategy, { type: 'Recreate' }, 'Recreate accepted (no rollingUpdate carried along)');
+
   // RBAC: the sidecar's token can do what discovery does, in its namespace, and nothing else.
   // A TokenRequest token of the syncer's ServiceAccount: what the kubelet writes into the
   // projected volume (serviceAccountToken source) is one of these.
@@ -562,8 +641,10 @@ t.test('installs on a real kube-apiserver: strict validation, restricted Pod Sec
   ];
   for (const [method, path, body] of denied) t.equal((await sa.send(method, path, body)).status, 403, `denied: ${method} ${path}`);
 
-  // The peers command, with the pod's rendered env and the sidecar's own token, finds the
-  // other pods: the Role is sufficient for discovery (owner lookup included).
+  // The peers command, in the sidecar's own view of the pod (its env, its projected volume
+  // written as the kubelet would and mounted where the in-cluster client reads it; no
+  // kubeconfig), finds the other pods: the projected token, CA and namespace are all discovery
+  // needs, and the Role is sufficient (owner lookup included).
   const ready = await waitForPods(admin, 'apigw-on', selector, replicas);
   const withIps = await waitFor(
     async () => {
@@ -579,16 +660,77 @@ t.test('installs on a real kube-apiserver: strict validation, restricted Pod Sec
   const syncer = self.spec?.containers.find((c) => c.name === 'syncer');
   if (!syncer) throw new Error('no syncer container in the created pod');
   const env = resolveEnv(syncer, { 'metadata.name': self.metadata.name, 'metadata.namespace': 'apigw-on', 'status.podIP': self.status.podIP });
-  const argv = imageArgv(runtimeSpec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8')));
+  // kube-controller-manager publishes the CA ConfigMap into each new namespace.
+  await waitFor(async () => (await admin.send('GET', '/api/v1/namespaces/apigw-on/configmaps/kube-root-ca.crt')).status === 200, 'kube-root-ca.crt in apigw-on', { timeoutMs: 30_000, intervalMs: 100 });
+  const syncerView = await containerView(admin, self, 'syncer');
+  t.teardown(() => syncerView.remove());
+  t.same(syncerView.mounts.map((m) => m.target), [API_ACCESS_PATH], "the sidecar's view: its projected volume");
+  const emptyHome = join(cp.dir, 'empty-home');
+  mkdirSync(emptyHome);
   // The heap cap stays out of this run: tap instruments every child node process (its
   // processinfo loader keeps each loaded module's source and source map), which the client
   // library's ~900 modules push past a pod's cap. In a pod nothing does; the bench measures
   // the sidecar's memory without tap.
   const { NODE_OPTIONS: heapCap, ...podEnv } = env;
   t.match(heapCap, /^--max-old-space-size=\d+$/, 'the pod caps the heap');
-  const peersRun = await runSidecarCommand(['peers'], { ...podEnv, KUBECONFIG: saKubeconfig, HOME: cp.dir }, { argv, cwd: ROOT });
+  const inCluster = { ...podEnv, KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: new URL(cp.server).port, HOME: emptyHome };
+  const seen = await execTracked(syncerView.argv[0] ?? '', [...syncerView.argv.slice(1), '/bin/sh', '-c', `test -s ${API_ACCESS_PATH}/token && cat ${API_ACCESS_PATH}/namespace`], { env: inCluster });
+  t.equal(seen.stdout, 'apigw-on', 'token and namespace where the in-cluster client reads them');
+  const argv = imageArgv(runtimeSpec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8')));
+  const peersRun = await runSidecarCommand(['peers'], inCluster, { argv: [...syncerView.argv, ...argv], cwd: ROOT });
   const peersOutput = peersRun.stdout + peersRun.stderr;
-  t.same(peersRun.exit, { code: 0, signal: null }, `peers command exits 0:\n${peersOutput}`);
+  t.same(peersRun.exit, { code: 0, signal: null }, `peers command exits 0 in-cluster, with the projected token:\n${peersOutput}`);
   t.match(peersOutput, other.metadata.name, 'lists the other pod');
   t.comment(peersOutput);
+
+  // nginx's view of the same pod holds no token: its client would find nothing to load.
+  const nginxView = await containerView(admin, self, 'nginx');
+  t.teardown(() => nginxView.remove());
+  t.same(nginxView.mounts, [], "nginx's view: no projected volume");
+  const nginxSees = await runTracked(nginxView.argv[0] ?? '', [...nginxView.argv.slice(1), '/bin/sh', '-c', `test -e ${API_ACCESS_PATH}/token`], { env: inCluster });
+  t.equal(nginxSees.exit.code, 1, `no ${API_ACCESS_PATH}/token in nginx's view`);
+
+  // The Kubernetes shapes the schema types fit the API server's: every field the chart types
+  // exists there with the same type, enums within the API's (packaging/schema-shapes.ts).
+  const index = await admin.getJson<{ paths: Record<string, { serverRelativeURL: string }> }>('/openapi/v3');
+  const apiDefs: Record<string, JsonSchema> = {};
+  for (const group of ['api/v1', 'apis/apps/v1', 'apis/networking.k8s.io/v1']) {
+    const url = index.paths[group]?.serverRelativeURL;
+    if (url === undefined) throw new Error(`no OpenAPI v3 document for ${group}`);
+    Object.assign(apiDefs, (await admin.getJson<{ components: { schemas: Record<string, JsonSchema> } }>(url)).components.schemas);
+  }
+  const schema = JSON.parse(readFileSync(join(CHART_DIR, 'values.schema.json'), 'utf8')) as JsonSchema & { definitions: Record<string, JsonSchema> };
+  // The comparison has teeth: a field the API lacks, and a field of another type, are found.
+  const securityContext = apiDefs['io.k8s.api.core.v1.SecurityContext'] ?? {};
+  t.same(
+    compareShapes({ properties: { privilegd: { const: false }, runAsUser: { type: 'string' } } }, securityContext, 'control', schema.definitions, apiDefs),
+    ['control.privilegd: not in the API', 'control.runAsUser: string here, integer in the API'],
+    'control: a misspelt field and a wrong type are reported',
+  );
+  for (const [pointer, apiName] of Object.entries(SHAPES)) {
+    const api = apiDefs[apiName];
+    if (api === undefined) throw new Error(`the API server has no ${apiName}`);
+    t.same(compareShapes(at(schema, pointer), api, pointer, schema.definitions, apiDefs), [], `${pointer} fits ${apiName}`);
+  }
+
+  // Node drains go one pod at a time: with one pod evicted, the next eviction is refused. The
+  // kubelet stops first, so the evicted pod's replacement never becomes Ready and counted (the
+  // API server retries a conflicting eviction after 500 ms, time enough for a quick kubelet).
+  const counted = await waitFor(
+    async () => {
+      const pdb = await budgetOf('apigw-on');
+      return pdb.status?.observedGeneration === pdb.metadata?.generation && pdb.status?.currentHealthy === replicas && pdb.status.disruptionsAllowed === 1 ? pdb : undefined;
+    },
+    'the disruption controller to count the apigw pods',
+    { timeoutMs: 30_000, intervalMs: 200 },
+  );
+  t.equal(counted.status?.expectedPods, replicas, "the budget covers the Deployment's pods");
+  await kubelet.stop();
+  const evict = (name: string): Promise<{ status: number; body: string }> =>
+    admin.send('POST', `/api/v1/namespaces/apigw-on/pods/${name}/eviction`, JSON.stringify({ apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace: 'apigw-on' } }));
+  const first = await evict(self.metadata.name);
+  t.equal(first.status, 201, `first eviction allowed ${first.status === 201 ? '' : errorMessage(first.body)}`);
+  const second = await evict(other.metadata.name);
+  t.equal(second.status, 429, 'the second is refused while the first pod is out');
+  t.match(errorMessage(second.body), /disruption budget/, 'because of the disruption budget');
 });

@@ -7,7 +7,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { imageArgv, parseStages, runtimeSpec } from './packaging/dockerfile.js';
+import { globalArgs, imageArgv, parseStages, resolvedBases, runtimeSpec } from './packaging/dockerfile.js';
 import { freePort, waitForHttp } from './support/net.js';
 import { execTracked } from './support/processes.js';
 import { repoRoot } from './support/repo-root.js';
@@ -24,9 +24,17 @@ t.test('Dockerfile: multi-stage, Node 24, non-root numeric user, exec-form ENTRY
     stages.map((s) => s.name),
     ['build', 'deps', 'runtime'],
   );
-  const arg = /^ARG NODE_IMAGE=(\S+)$/m.exec(DOCKERFILE)?.[1] ?? '';
-  t.match(arg, /^node:24(\.|-|$)/, 'Node 24 LTS base');
-  for (const s of stages) t.equal(s.from, '${NODE_IMAGE}', `stage ${s.name ?? '?'} uses the pinned base`);
+  t.same(globalArgs(DOCKERFILE), { NODE_IMAGE: 'docker.io/library/node:24-alpine', NODE_DIGEST: '' }, 'Node 24 LTS base, named in full; no digest by default');
+  t.same(resolvedBases(DOCKERFILE), Array(3).fill('docker.io/library/node:24-alpine'), 'every stage on the same base: the tag, for local builds');
+  const digest = `sha256:${'0123456789abcdef'.repeat(4)}`;
+  t.same(
+    resolvedBases(DOCKERFILE, { NODE_DIGEST: digest }),
+    Array(3).fill(`docker.io/library/node:24-alpine@${digest}`),
+    'a release pins every stage by digest with --build-arg NODE_DIGEST',
+  );
+  const labels = (stages.at(-1)?.instructions ?? []).filter((i) => i.keyword === 'LABEL').map((i) => i.args).join(' ');
+  t.match(labels, /org\.opencontainers\.image\.base\.name="\$\{NODE_IMAGE\}"/, 'the image records its base');
+  t.match(labels, /org\.opencontainers\.image\.base\.digest="\$\{NODE_DIGEST\}"/, 'and the digest it was pinned to');
   const runs = (name: string): string[] => (stages.find((s) => s.name === name)?.instructions ?? []).filter((i) => i.keyword === 'RUN').map((i) => i.args);
   t.ok(
     runs('build').some((r) => /npm ci\b/.test(r) && !r.includes('--omit=dev')),

@@ -88,6 +88,37 @@ function parseEnv(args: string): Record<string, string> {
   return out;
 }
 
+/** The ARGs declared before the first FROM, with their defaults ('' when none): what FROM lines may use. */
+export function globalArgs(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const ins of parseInstructions(text)) {
+    if (ins.keyword === 'FROM') break;
+    if (ins.keyword !== 'ARG') continue;
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:=(.*))?$/.exec(ins.args);
+    if (m?.[1] !== undefined) out[m[1]] = m[2] ?? '';
+  }
+  return out;
+}
+
+/**
+ * Docker's variable substitution, for the forms the Dockerfile uses: $X, ${X}, ${X:-word}
+ * (X unless empty, else word) and ${X:+word} (word if X is set and not empty, else nothing).
+ */
+export function substitute(text: string, vars: Readonly<Record<string, string>>): string {
+  return text.replace(/\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::([-+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))/g, (_all, braced?: string, op?: string, word?: string, bare?: string) => {
+    const value = vars[braced ?? bare ?? ''] ?? '';
+    if (op === '-') return value === '' ? (word ?? '') : value;
+    if (op === '+') return value === '' ? '' : (word ?? '');
+    return value;
+  });
+}
+
+/** Each stage's base image as a build with these --build-arg values would pull it. */
+export function resolvedBases(text: string, buildArgs: Readonly<Record<string, string>> = {}): string[] {
+  const vars = { ...globalArgs(text), ...buildArgs };
+  return parseStages(text).map((s) => substitute(s.from, vars));
+}
+
 /** What `docker run` would use from the last stage. */
 export function runtimeSpec(text: string): RuntimeSpec {
   const last = parseStages(text).at(-1);

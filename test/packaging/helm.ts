@@ -57,7 +57,9 @@ export async function runHelm(args: readonly string[], env: Readonly<Record<stri
 
 export function parseManifests(text: string): KubeObject[] {
   const out: KubeObject[] = [];
-  for (const doc of parseAllDocuments(text)) {
+  // YAML 1.1, as Kubernetes' own tooling reads manifests (sigs.k8s.io/yaml on go-yaml v2):
+  // `defaultMode: 0444` is octal there (292), but decimal 444 in YAML 1.2, this library's default.
+  for (const doc of parseAllDocuments(text, { version: '1.1' })) {
     if (doc.errors.length > 0) throw new Error(`rendered YAML does not parse: ${doc.errors.map((e) => e.message).join('; ')}`);
     const value: unknown = doc.toJS();
     if (value === null || value === undefined) continue;
@@ -92,8 +94,8 @@ export interface TemplateOptions {
   readonly extraArgs?: readonly string[];
 }
 
-/** `helm template` with a values file; resolves to the raw result (for tests that expect failure). */
-export async function helmTemplate(opts: TemplateOptions = {}): Promise<HelmResult> {
+/** Runs `helm <command> [release] <chart> ... --values <install> --values <values>`, the values written to files. */
+async function withValues(command: 'template' | 'lint', opts: TemplateOptions, args: readonly string[]): Promise<HelmResult> {
   const dir = mkdtempSync(join(tmpdir(), 'apigw-helm-values-'));
   try {
     const valuesFile = join(dir, 'values.yaml');
@@ -101,8 +103,8 @@ export async function helmTemplate(opts: TemplateOptions = {}): Promise<HelmResu
     const installFile = join(dir, 'install.yaml');
     writeFileSync(installFile, stringify(INSTALL_VALUES));
     return await runHelm([
-      'template',
-      opts.release ?? 'apigw',
+      command,
+      ...args,
       opts.chart ?? CHART_DIR,
       '--namespace',
       opts.namespace ?? 'apigw',
@@ -116,6 +118,16 @@ export async function helmTemplate(opts: TemplateOptions = {}): Promise<HelmResu
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** `helm template` with a values file; resolves to the raw result (for tests that expect failure). */
+export function helmTemplate(opts: TemplateOptions = {}): Promise<HelmResult> {
+  return withValues('template', opts, [opts.release ?? 'apigw']);
+}
+
+/** `helm lint --strict` with the same values files as helmTemplate. */
+export function helmLint(opts: TemplateOptions = {}): Promise<HelmResult> {
+  return withValues('lint', opts, ['--strict']);
 }
 
 /** `helm template` that must succeed; returns the parsed objects. */

@@ -1,11 +1,13 @@
 // Typed views of rendered objects. The JSON shape of these kinds is what client-node's model
 // types describe, so a checked kind is enough to read them through those types.
-import type { V1ConfigMap, V1Container, V1Deployment, V1EnvVar, V1PodSpec, V1Role, V1RoleBinding, V1Service, V1ServiceAccount } from '@kubernetes/client-node';
+import type { V1ConfigMap, V1Container, V1Deployment, V1EnvVar, V1NetworkPolicy, V1PodDisruptionBudget, V1PodSpec, V1Role, V1RoleBinding, V1Service, V1ServiceAccount } from '@kubernetes/client-node';
 import type { KubeObject } from './helm.js';
 
 interface Kinds {
   ConfigMap: V1ConfigMap;
   Deployment: V1Deployment;
+  NetworkPolicy: V1NetworkPolicy;
+  PodDisruptionBudget: V1PodDisruptionBudget;
   Role: V1Role;
   RoleBinding: V1RoleBinding;
   Service: V1Service;

@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { imageArgv, runtimeSpec } from './dockerfile.js';
 import { render } from './helm.js';
-import { resolveEnv } from './k8s-objects.js';
+import { podSpec, resolveEnv } from './k8s-objects.js';
 import { container, makeEmptyDirs, materializeConfigMaps, runContainer, type Started } from './pod-sim.js';
+import type { RunningContainer } from './pod-termination.js';
 import { freePort, waitForHttp } from '../support/net.js';
 import { deadline } from '../support/wait.js';
 import type { Exit } from '../support/processes.js';
@@ -35,6 +36,12 @@ export interface PodSpecOptions {
   /** SYNCER_PEERS of every pod: name=ip:probePort,... */
   readonly peers: string;
   readonly policy?: 'wait-strict' | 'fail-open';
+  /** nginx.preStopSleepSeconds (chart default 5). */
+  readonly preStopSleepSeconds?: number;
+  /** syncer.preStopSeconds (chart default: nginx's serving window, computed). */
+  readonly syncerPreStopSeconds?: number;
+  /** syncer.nativeSidecar (chart default false). */
+  readonly nativeSidecar?: boolean;
 }
 
 export interface SimPod {
@@ -46,8 +53,48 @@ export interface SimPod {
   readonly ops: string; // http://ip:opsPort
   readonly nginx: Started;
   readonly syncer: SidecarProcess;
+  /** The chart values it was rendered from (tests lint them). */
+  readonly values: Record<string, unknown>;
+  /** Both containers as rendered and running, for pod-termination.ts. */
+  readonly containers: readonly RunningContainer[];
+  /** The rendered pod's terminationGracePeriodSeconds. */
+  readonly gracePeriodSeconds: number;
   /** Stops the sidecar (SIGTERM) and nginx; resolves with the sidecar's exit. */
   stop(): Promise<Exit>;
+}
+
+/** The chart values of one played pod: its loopback addresses and ports, its files under dir. */
+function podValues(o: PodSpecOptions, dir: string, tokenApiPort: number): Record<string, unknown> {
+  return {
+    nginx: {
+      loadModules: DEBIAN_NGINX_MODULES,
+      confDir: join(dir, 'etc-apigw'),
+      runDir: join(dir, 'run'),
+      listenAddress: o.ip,
+      port: o.nginxPort,
+      probePort: o.probePort,
+      apiPort: tokenApiPort,
+      policy: o.policy ?? 'wait-strict',
+      ...(o.preStopSleepSeconds === undefined ? {} : { preStopSleepSeconds: o.preStopSleepSeconds }),
+    },
+    syncer: {
+      nativeSidecar: o.nativeSidecar ?? false,
+      ...(o.syncerPreStopSeconds === undefined ? {} : { preStopSeconds: o.syncerPreStopSeconds }),
+      discovery: 'static',
+      opsPort: o.opsPort,
+      // info: the "listening" line shows in a start-up failure's output.
+      logLevel: 'info',
+      config: {
+        listenAddr: `${o.ip}:${o.apiPort}`,
+        opsAddr: `${o.ip}:${o.opsPort}`,
+        peers: o.peers,
+        // Short enough that a not-yet-replicated token answers quickly in the test.
+        hardTimeoutMs: 600,
+        retryDelayMs: 5,
+        retryMaxDelayMs: 50,
+      },
+    },
+  };
 }
 
 /** Renders the chart for one pod, lays out its volumes in a temp dir, starts both containers. */
@@ -57,35 +104,8 @@ export async function startPod(o: PodSpecOptions): Promise<SimPod> {
   // they must traverse to the config and the html root.
   chmodSync(dir, 0o755);
   const tokenApiPort = await freePort();
-  const objects = await render({
-    values: {
-      nginx: {
-        loadModules: DEBIAN_NGINX_MODULES,
-        confDir: join(dir, 'etc-apigw'),
-        runDir: join(dir, 'run'),
-        listenAddress: o.ip,
-        port: o.nginxPort,
-        probePort: o.probePort,
-        apiPort: tokenApiPort,
-        policy: o.policy ?? 'wait-strict',
-      },
-      syncer: {
-        discovery: 'static',
-        opsPort: o.opsPort,
-        // info: the "listening" line shows in a start-up failure's output.
-        logLevel: 'info',
-        config: {
-          listenAddr: `${o.ip}:${o.apiPort}`,
-          opsAddr: `${o.ip}:${o.opsPort}`,
-          peers: o.peers,
-          // Short enough that a not-yet-replicated token answers quickly in the test.
-          hardTimeoutMs: 600,
-          retryDelayMs: 5,
-          retryMaxDelayMs: 50,
-        },
-      },
-    },
-  });
+  const values = podValues(o, dir, tokenApiPort);
+  const objects = await render({ values });
   materializeConfigMaps(objects);
   makeEmptyDirs(objects);
   const fields = { 'metadata.name': o.name, 'metadata.namespace': 'apigw', 'status.podIP': o.ip };
@@ -95,10 +115,13 @@ export async function startPod(o: PodSpecOptions): Promise<SimPod> {
   const argv = imageArgv(runtimeSpec(readFileSync(join(root, 'Dockerfile'), 'utf8')));
   // Both containers start now: nginx answers within 30 s of it, the sidecar is ready within 30 s after.
   const nginxUp = deadline(30_000);
-  const nginx = runContainer(container(objects, 'nginx'), fields);
+  const nginxSpec = container(objects, 'nginx');
+  const syncerSpec = container(objects, 'syncer');
+  const syncerEnv = resolveEnv(syncerSpec, fields);
+  const nginx = runContainer(nginxSpec, fields);
   let syncer: SidecarProcess;
   try {
-    syncer = await startSidecarProcess(resolveEnv(container(objects, 'syncer'), fields), { argv, cwd: root, bareEnv: true, timeoutMs: 30_000 });
+    syncer = await startSidecarProcess(syncerEnv, { argv, cwd: root, bareEnv: true, timeoutMs: 30_000 });
   } catch (err) {
     await nginx.stop(10_000);
     rmSync(dir, { recursive: true, force: true });
@@ -112,6 +135,12 @@ export async function startPod(o: PodSpecOptions): Promise<SimPod> {
     ops: `http://${o.ip}:${o.opsPort}`,
     nginx,
     syncer,
+    values,
+    gracePeriodSeconds: podSpec(objects).terminationGracePeriodSeconds ?? 30,
+    containers: [
+      { spec: nginxSpec, native: false, process: nginx, env: resolveEnv(nginxSpec, fields) },
+      { spec: syncerSpec, native: syncerSpec.restartPolicy === 'Always', process: syncer.process, env: syncerEnv },
+    ],
     async stop() {
       const exit = await syncer.process.stop(10_000);
       await nginx.stop(10_000);
