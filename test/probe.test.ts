@@ -4,6 +4,7 @@
 import t from 'tap';
 import { CUT } from '../sidecar/probe/probe.js';
 import { startProbing } from './support/probing.js';
+import { connectionsOf } from './support/tcp-sockets.js';
 import { waitFor } from './support/wait.js';
 
 const NET = '127.0.62.';
@@ -27,6 +28,9 @@ t.test('a probe cut from our side says why, at once, and is told only once', asy
   p.replica.behaviour = { kind: 'hang' };
   const cuts = { deadline: p.probe('deadline'), departed: p.probe('departed'), timeout: p.probe('timeout') };
   await waitFor(() => p.replica.requests === 3, 'the three probes to reach the replica');
+  // The connections carrying them, by local port (undici may open a fresh idle one afterwards).
+  const carrying = new Set(connectionsOf(process.pid, p.channel.peer.port).map((c) => c.localPort));
+  t.equal(carrying.size, 3, 'one connection per probe');
   cuts.deadline.cut(CUT.deadline);
   cuts.departed.cut(CUT.departed);
   cuts.timeout.cut(CUT.timeout);
@@ -38,7 +42,7 @@ t.test('a probe cut from our side says why, at once, and is told only once', asy
       [{ kind: 'error', status: null, errorCode: 'PROBE_TIMEOUT' }],
     ],
   );
-  await waitFor(() => p.replica.openConnections === 0, 'the cut probes\' connections to be dropped');
+  await waitFor(() => connectionsOf(process.pid, p.channel.peer.port).every((c) => !carrying.has(c.localPort)), 'the cut probes\' connections to be dropped');
   // An answered probe cut later (its check's deadline cuts every probe) keeps its answer.
   p.replica.behaviour = { kind: 'store' };
   p.replica.give('answered');
