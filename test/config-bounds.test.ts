@@ -1,20 +1,8 @@
 // Configuration at its edges: the last value accepted and the first refused, and the exact
 // message each refusal gives (an operator reads it to fix the variable it names).
 import t from 'tap';
-import { parseConfig, parseHostPort, type ConfigContext, type Env } from '../sidecar/config.js';
-
-const ctx: ConfigContext = { hostname: 'apigw-7d9f-abcde', serviceAccountNamespace: undefined };
-
-function ok(env: Env) {
-  const r = parseConfig(env, ctx);
-  if (!r.ok) throw new Error(r.errors.join('; '));
-  return r.config;
-}
-
-function errors(env: Env): readonly string[] {
-  const r = parseConfig(env, ctx);
-  return r.ok ? [] : r.errors;
-}
+import { parseHostPort } from '../sidecar/config.js';
+import { errors, ok } from './support/parse-config.js';
 
 t.test('a variable holding only spaces counts as unset: its default applies', async (t) => {
   t.equal(ok({ POD_NAME: '   ' }).pod.name, 'apigw-7d9f-abcde');

@@ -1,19 +1,7 @@
 import t from 'tap';
 import { probeTimes, retryWindowMs } from '../sidecar/check/retry-policy.js';
-import { parseConfig, VARIABLES, type ConfigContext, type Env } from '../sidecar/config.js';
-
-const ctx: ConfigContext = { hostname: 'apigw-7d9f-abcde', serviceAccountNamespace: undefined };
-
-function ok(env: Env, context = ctx) {
-  const r = parseConfig(env, context);
-  if (!r.ok) throw new Error(r.errors.join('; '));
-  return r.config;
-}
-
-function errors(env: Env): readonly string[] {
-  const r = parseConfig(env, ctx);
-  return r.ok ? [] : r.errors;
-}
+import { VARIABLES, type Env } from '../sidecar/config.js';
+import { ctx, errors, ok } from './support/parse-config.js';
 
 t.test('defaults', async (t) => {
   const c = ok({});
