@@ -3,12 +3,14 @@
 // answer broke off half-written, and nothing at all to an answer already complete.
 // The peer set is this pod alone, so every check is a fan-out to nobody: Synced, with no network.
 import { once } from 'node:events';
+import { createServer as createTcpServer, type Socket } from 'node:net';
 import type { ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { Client } from 'undici';
 import { createApiServer } from '../sidecar/http/api-server.js';
-import type { RejectReason } from '../sidecar/model.js';
+import { tokenFingerprint } from '../sidecar/check/token-keys.js';
+import type { CheckAnswered, Peer, RejectReason } from '../sidecar/model.js';
 import { checkerFixture } from './support/checker-fixture.js';
 import { captureLogger, type LogLine } from './support/discovery-harness.js';
 
@@ -25,7 +27,11 @@ interface Api {
   /** Each rejection, with whether its response was destroyed at that moment. */
   readonly rejections: Array<{ reason: RejectReason; destroyed: boolean }>;
   readonly answered: number[];
+  /** Every answered check's event, as the observer saw it. */
+  readonly events: CheckAnswered[];
   readonly lines: LogLine[];
+  /** Publishes the peer set (this pod is always in it). */
+  setPeers(peers: readonly Peer[]): void;
   /** Connections the server accepted. */
   connections(): number;
   newClient(): Client;
@@ -35,28 +41,31 @@ const planted = (what: string) => (): never => {
   throw new Error(`planted: ${what}`);
 };
 
-async function startApi(t: { teardown(fn: () => Promise<void>): void }, env: Record<string, string> = {}): Promise<Api> {
+async function startApi(t: { teardown(fn: () => Promise<void>): void }, env: Record<string, string> = {}, now: () => number = () => performance.now()): Promise<Api> {
   const fixture = checkerFixture({ POD_NAME: 'self', ...env });
   fixture.setPeers([{ name: 'self', host: '127.0.0.1', port: 9 }]);
   const faults: Faults = { draining: false, hasPeersThrows: false, answeredThrows: false };
   const rejections: Api['rejections'] = [];
   const answered: number[] = [];
+  const events: CheckAnswered[] = [];
   const { log, lines } = captureLogger('error');
   let lastResponse: ServerResponse | undefined;
   const server = createApiServer({
     checker: fixture.checker,
     hasPeers: () => (faults.hasPeersThrows ? planted('hasPeers')() : true),
     observer: {
-      wantsFingerprint: () => false,
+      // As the check log at info: a line (and so a fingerprint) for checks that probed only.
+      wantsFingerprint: (cached) => !cached,
       answered: (e) => {
         answered.push(e.status);
+        events.push(e);
         if (faults.answeredThrows) planted('answered')();
       },
       rejected: (reason) => rejections.push({ reason, destroyed: lastResponse?.destroyed ?? false }),
     },
     log,
     defaultOrigin: 'self',
-    now: () => performance.now(),
+    now,
     isDraining: () => faults.draining,
   });
   let connections = 0;
@@ -84,7 +93,8 @@ async function startApi(t: { teardown(fn: () => Promise<void>): void }, env: Rec
     server.close();
     await fixture.close();
   });
-  return { client, faults, rejections, answered, lines, connections: () => connections, newClient };
+  const self: Peer = { name: 'self', host: '127.0.0.1', port: 9 };
+  return { client, faults, rejections, answered, events, lines, connections: () => connections, newClient, setPeers: (peers) => fixture.setPeers([self, ...peers]) };
 }
 
 async function get(client: Client, path = '/v1/synced', headers: Record<string, string> = { 'X-Auth-Token': 'tok' }) {
@@ -162,4 +172,49 @@ t.test('an answer that breaks off after its headers: the connection is dropped',
   t.ok(failed instanceof Error, 'the client sees the connection end mid-answer');
   t.same(api.rejections, [{ reason: 'internal_error', destroyed: true }]);
   t.match(api.lines, [{ level: 50, answered: true, err: { message: 'planted: end' } }]);
+});
+
+t.test('an answer: no-store, durationMs from the clock to 0.01 ms, the fingerprint only when the observer wants it', async (t) => {
+  // Each reading of the listener's clock is 1.23456 ms after the last: a check spans one step.
+  let clock = 0;
+  const api = await startApi(t, {}, () => (clock += 1.23456));
+  const first = await get(api.client);
+  t.equal(first.headers['cache-control'], 'no-store', 'a verdict is never cached by anyone in between');
+  t.match(first.body, { durationMs: 1.23, cached: false });
+  const again = await get(api.client);
+  t.match(again.body, { cached: true }, 'the second check is a memo hit');
+  t.same(
+    api.events.map((e) => [e.cached, e.durationMs, e.fingerprint]),
+    [
+      [false, 1.23, tokenFingerprint('tok')],
+      [true, 1.23, undefined],
+    ],
+    'a probed check carries the fingerprint its log line needs; a memo hit, logged at debug, is not hashed',
+  );
+});
+
+t.test("a token past Node's 16 KiB header limit still gets this listener's 400, not Node's bare 431", async (t) => {
+  const api = await startApi(t);
+  const r = await get(api.client, '/v1/synced', { 'X-Auth-Token': 'a'.repeat(20 * 1024) });
+  t.same([r.status, r.body], [400, { error: 'X-Auth-Token is longer than 8192 bytes' }]);
+  t.same(api.rejections.map((x) => x.reason), ['bad_token']);
+});
+
+t.test('past SYNCER_MAX_IN_FLIGHT: 503 "overloaded: too many checks in flight", Retry-After: 1, counted', async (t) => {
+  // A peer that accepts and never answers keeps the first check in flight until its deadline.
+  const held = new Set<Socket>();
+  const hang = createTcpServer((socket) => void held.add(socket));
+  hang.listen(0, '127.0.0.1');
+  await once(hang, 'listening');
+  t.teardown(() => {
+    for (const socket of held) socket.destroy();
+    hang.close();
+  });
+  const api = await startApi(t, { SYNCER_MAX_IN_FLIGHT: '1', SYNCER_HARD_TIMEOUT_MS: '400' });
+  api.setPeers([{ name: 'hang', host: '127.0.0.1', port: (hang.address() as AddressInfo).port }]);
+  const first = get(api.newClient(), '/v1/synced', { 'X-Auth-Token': 'first' });
+  const second = await get(api.client, '/v1/synced', { 'X-Auth-Token': 'second' });
+  t.match(second, { status: 503, headers: { 'retry-after': '1' }, body: { error: 'overloaded: too many checks in flight' } });
+  t.same(api.rejections.map((x) => x.reason), ['overloaded']);
+  t.match(await first, { status: 200, headers: { 'x-token-status': 'Timeout' } }, 'the admitted check keeps its deadline');
 });

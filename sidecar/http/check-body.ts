@@ -10,7 +10,7 @@ export function checkBody(checkId: string, verdict: Verdict, durationMs: number,
   let body = `{"checkId":"${checkId}","verdict":"${verdict}","durationMs":${durationMs},"shared":${shared},"cached":${cached},"peers":[`;
   for (let i = 0; i < peers.length; i++) {
     const p = peers[i]!;
-    body += `${i === 0 ? '' : ','}{"name":${JSON.stringify(p.name)},"outcome":"${p.outcome}","attempts":${p.attempts},"lastStatus":${p.lastStatus},"lastError":${p.lastError === null ? 'null' : JSON.stringify(p.lastError)}}`;
+    body += `${i === 0 ? '' : ','}{"name":${JSON.stringify(p.name)},"outcome":"${p.outcome}","attempts":${p.attempts},"lastStatus":${p.lastStatus},"lastError":${JSON.stringify(p.lastError)}}`;
   }
   return `${body}]}`;
 }

@@ -13,7 +13,8 @@ export function sendJsonText(res: ServerResponse, status: number, payload: strin
     'Content-Length': Buffer.byteLength(payload),
     'Cache-Control': 'no-store',
   });
-  res.end(res.req.method === 'HEAD' ? undefined : payload);
+  // A HEAD answer keeps its Content-Length; Node writes no body for it (it ignores the chunk).
+  res.end(payload);
 }
 
 export function sendError(res: ServerResponse, status: number, error: string, headers: Readonly<Record<string, string>> = {}): void {
