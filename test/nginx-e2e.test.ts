@@ -236,7 +236,7 @@ t.test('nginx + sidecar pods end to end', async (t) => {
 
   await t.test('one replica never gets the token → Partialy (2 of 3 peers synced)', async (t) => {
     const token = newToken('one-missing');
-    await issue(token, { [podName(3)]: 'never' });
+    await (await issue(token, { [podName(3)]: 'never' })).replicated;
     const { open } = await expectPolicies(t, origin, token, 'Partialy');
     t.ok(open.ms < HARD_TIMEOUT_MS + MARGIN_MS, `answered in ${open.ms.toFixed(0)} ms`);
     t.comment(`one replica never synced: Partialy after ${open.ms.toFixed(0)} ms (retries exhausted, deadline ${HARD_TIMEOUT_MS} ms)`);
@@ -254,7 +254,7 @@ t.test('nginx + sidecar pods end to end', async (t) => {
 
   await t.test('two of three replicas never get it → NotSynced', async (t) => {
     const token = newToken('two-missing');
-    await issue(token, { [podName(2)]: 'never', [podName(3)]: 'never' });
+    await (await issue(token, { [podName(2)]: 'never', [podName(3)]: 'never' })).replicated;
     await expectPolicies(t, origin, token, 'NotSynced');
   });
 
