@@ -9,12 +9,15 @@ import { startReplicas } from './support/replica-server.js';
 import { sampleConnections } from './support/tcp-sockets.js';
 import { peersEnv } from './support/sidecar-app.js';
 import { startSidecarProcess, type SidecarProcess } from './support/sidecar-process.js';
+import { boundOf, withLoopDelay } from './support/timing-floor.js';
 import { waitFor } from './support/wait.js';
 import { requirePart } from './support/required.js';
 
 const DEADLINE_MS = 1500; // the default SYNCER_HARD_TIMEOUT_MS
 const ALLOWANCE_MS = 100; // what issue 9 allows past it
 const CAP = 8; // the default SYNCER_PROBE_CONNECTIONS
+/** A check after the burst is answered within this long of its end, besides the run's floors. */
+const RECOVERY_MS = 1_000;
 
 interface Burst {
   readonly statuses: Map<number, number>;
@@ -57,6 +60,14 @@ t.test('a burst of 1,000 concurrent checks at 31 nginx peers, default settings',
   const s = await startSidecarProcess({ POD_NAME: 'pod-0', SYNCER_DISCOVERY: 'static', SYNCER_PEERS: peers.peersEnv, LOG_LEVEL: 'info' }, {});
   t.teardown(() => s.stop());
 
+  // The hop floor of this run: one check of a token every peer holds, before the burst (not one
+  // of the burst's tokens: its Synced memo would answer that one in the burst).
+  const calmToken = 'calm-before-the-burst';
+  await Promise.all(pods.map((p) => writeToken(p.apiUrl, calmToken)));
+  const calm = await s.check(calmToken);
+  t.same([calm.status, calm.tokenStatus], [200, 'Synced']);
+  const hopMs = calm.elapsedMs;
+
   // The sidecar's own sockets to the peers, sampled through the burst.
   const sampler = sampleConnections(s.process.pid, port, 25);
   const b = await burst(s, tokens);
@@ -73,11 +84,14 @@ t.test('a burst of 1,000 concurrent checks at 31 nginx peers, default settings',
   t.ok(opened <= 4 * CAP, `connections opened to a peer in all: at most ${opened} (the old pools: ~27,000 at nginx)`);
 
   const held = 'held-after-the-burst';
-  await Promise.all(pods.map((p) => writeToken(p.apiUrl, held)));
-  const normal = await s.check(held);
+  const { result: normal, lateMs } = await withLoopDelay(async () => {
+    await Promise.all(pods.map((p) => writeToken(p.apiUrl, held)));
+    return s.check(held);
+  });
   const back = performance.now() - b.endedAt;
   t.same([normal.status, normal.tokenStatus], [200, 'Synced'], 'a check right after the burst is answered normally');
-  t.ok(back <= 1000, `within 1 s of the burst's end (${back.toFixed(0)} ms, of which ${normal.body.durationMs} ms in the sidecar)`);
+  const bound = boundOf(RECOVERY_MS, 0, { lateMs, hopMs });
+  t.ok(back <= bound.ms, `within 1 s of the burst's end (${back.toFixed(0)} ms, of which ${normal.body.durationMs} ms in the sidecar; bound ${bound.why})`);
   const fresh = await s.check('after-the-burst');
   t.same([fresh.status, fresh.tokenStatus], [200, 'NotSynced'], 'and a token nobody holds gets its true verdict, not a Timeout');
   const metrics = await (await fetch(`${s.opsUrl}/metrics`)).text();

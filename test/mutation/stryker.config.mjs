@@ -44,6 +44,7 @@ export default {
       'dist/test/api-server.test.js',
       'dist/test/checker.test.js',
       'dist/test/fan-out.test.js',
+      'dist/test/discovery-kubernetes-sync.test.js',
     ],
   },
   buildCommand: 'npx tsc -p tsconfig.json',

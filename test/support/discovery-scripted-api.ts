@@ -1,10 +1,12 @@
 // An in-process API server the test scripts request by request (no network; pair it with
-// ManualClock): lists and readiness polls take their answers from queues, watches are handles
-// the test opens, feeds, closes or fails. Every request is recorded with its query.
+// ManualClock): lists and readiness polls take their answers from queues (a list with no queued
+// answer is held until the test answers it), watches are handles the test opens, feeds, closes
+// or fails. Every request is recorded with its query.
 import { KubeApiError, type KubeHttp, type Query } from '../../sidecar/discovery/kubernetes/kube-http.js';
 import { podJson } from './discovery-harness.js';
 
 export interface WatchHandle {
+  readonly path: string;
   readonly query: Query;
   open(): void;
   send(type: string, object: unknown): void;
@@ -13,19 +15,52 @@ export interface WatchHandle {
   readonly aborted: boolean;
 }
 
+/** A list request waiting for the test's answer. */
+export interface HeldList {
+  readonly path: string;
+  readonly query: Query;
+  answer(body: unknown): void;
+  fail(err: Error): void;
+}
+
 export class ScriptedApi implements KubeHttp {
   readonly lists: Query[] = [];
   readonly watches: WatchHandle[] = [];
-  /** Answers for the next lists, in order; an Error rejects. When empty, a list hangs until aborted. */
+  /** Answers for the next lists, in order; an Error rejects. When empty, a list is held (heldLists) until answered or aborted. */
   readonly listAnswers: (unknown | Error)[] = [];
+  /** Lists that found no queued answer, oldest first; answering one removes it. */
+  readonly heldLists: HeldList[] = [];
   /** Paths of every getStatus call (the readiness poll). */
   readonly statusCalls: string[] = [];
   /** Answers for the next getStatus calls: a status, or an Error to reject with. When empty, the call hangs until aborted. */
   readonly statusAnswers: (number | Error)[] = [];
 
-  getJson(_path: string, query: Query, signal: AbortSignal): Promise<unknown> {
+  getJson(path: string, query: Query, signal: AbortSignal): Promise<unknown> {
     this.lists.push(query);
-    return answerOrHang(this.listAnswers.shift(), signal);
+    const queued = this.listAnswers.shift();
+    if (queued !== undefined) return answerOrHang(queued, signal);
+    return new Promise((resolve, reject) => {
+      const held: HeldList = {
+        path,
+        query,
+        answer: (body) => (this.release(held), resolve(body)),
+        fail: (err) => (this.release(held), reject(err)),
+      };
+      signal.addEventListener('abort', () => held.fail(aborted(signal)));
+      this.heldLists.push(held);
+    });
+  }
+
+  /** The held list of the collection whose path ends with `suffix`; throws if there is none. */
+  heldList(suffix: string): HeldList {
+    const held = this.heldLists.find((l) => l.path.endsWith(suffix));
+    if (held === undefined) throw new Error(`no list of …${suffix} is waiting (held: ${this.heldLists.map((l) => l.path).join(', ') || 'none'})`);
+    return held;
+  }
+
+  private release(held: HeldList): void {
+    const i = this.heldLists.indexOf(held);
+    if (i >= 0) this.heldLists.splice(i, 1);
   }
 
   getStatus(path: string, signal: AbortSignal): Promise<number> {
@@ -33,7 +68,7 @@ export class ScriptedApi implements KubeHttp {
     return answerOrHang(this.statusAnswers.shift(), signal);
   }
 
-  watch(_path: string, query: Query, signal: AbortSignal, onOpen: () => void, onEvent: (event: unknown) => void): Promise<void> {
+  watch(path: string, query: Query, signal: AbortSignal, onOpen: () => void, onEvent: (event: unknown) => void): Promise<void> {
     return new Promise((resolve, reject) => {
       let done = false;
       const finish = (err?: Error): void => {
@@ -47,6 +82,7 @@ export class ScriptedApi implements KubeHttp {
         finish(aborted(signal));
       });
       const handle = {
+        path,
         query,
         aborted: false,
         open: () => onOpen(),
@@ -76,9 +112,14 @@ export class ScriptedApi implements KubeHttp {
   }
 }
 
-/** A list answer as the API server sends it: pods named `names`, all at resourceVersion `rv`. */
+/** A list answer as the API server sends it: `items` at the list's resourceVersion `rv`. */
+export function objectList(rv: string, ...items: unknown[]): unknown {
+  return { metadata: { resourceVersion: rv }, items };
+}
+
+/** A list answer of pods named `names`, all at resourceVersion `rv`. */
 export function podList(rv: string, ...names: string[]): unknown {
-  return { metadata: { resourceVersion: rv }, items: names.map((n) => podJson(n, { rv })) };
+  return objectList(rv, ...names.map((n) => podJson(n, { rv })));
 }
 
 /** What a socket error looks like from kube-http: no status. */

@@ -3,6 +3,8 @@
 // — or never — through each replica's loopback token API (the keyvals-shaped write endpoint),
 // as a token issuer in each pod would. Timers, not sleeps: issue() returns
 // as soon as the origin holds the token, and `replicated` settles when the last write lands.
+// A write that fails rejects `replicated`: a test that awaits it fails, rather than measure a
+// replica that never got the token as if it had.
 import { performance } from 'node:perf_hooks';
 import { writeToken } from './nginx.js';
 
@@ -17,16 +19,30 @@ export type Lag = number | 'never';
 
 export interface ReplicaWrite {
   readonly name: string;
-  /** ms after the origin write at which the write completed; undefined if never written. */
+  /** ms after the origin write at which the write completed; undefined if never written ('never', or cancelled). */
   readonly atMs: number | undefined;
-  readonly error?: string;
+}
+
+/** A write the replica's token API refused or never answered. */
+export interface FailedWrite {
+  readonly name: string;
+  readonly error: string;
+}
+
+const isFailed = (w: ReplicaWrite | FailedWrite): w is FailedWrite => 'error' in w;
+
+/** What `replicated` rejects with when writes failed: every failed replica, by name, with its cause. */
+export class ReplicationFailed extends Error {
+  constructor(readonly failures: readonly FailedWrite[]) {
+    super(`replication write failed: ${failures.map((f) => `${f.name}: ${f.error}`).join('; ')}`);
+  }
 }
 
 export interface Issued {
   readonly token: string;
   /** performance.now() when the origin write completed. */
   readonly originAt: number;
-  /** Settles when every scheduled write has completed (or failed). */
+  /** Resolves when every scheduled write has completed; rejects (ReplicationFailed) once they all settled if any failed. */
   readonly replicated: Promise<readonly ReplicaWrite[]>;
   /** Cancels writes that have not started yet. */
   cancel(): void;
@@ -51,7 +67,7 @@ export class ReplicationSim {
     const mine: NodeJS.Timeout[] = [];
     const writes = this.others.map(
       (replica) =>
-        new Promise<ReplicaWrite>((resolve) => {
+        new Promise<ReplicaWrite | FailedWrite>((resolve) => {
           const lag = lags[replica.name] ?? 0;
           if (lag === 'never') {
             resolve({ name: replica.name, atMs: undefined });
@@ -61,7 +77,7 @@ export class ReplicationSim {
             this.pending.delete(timer);
             writeToken(replica.apiUrl, token, value).then(
               () => resolve({ name: replica.name, atMs: performance.now() - originAt }),
-              (err: unknown) => resolve({ name: replica.name, atMs: undefined, error: String(err) }),
+              (err: unknown) => resolve({ name: replica.name, error: String(err) }),
             );
           }, lag);
           this.pending.set(timer, () => {
@@ -71,10 +87,18 @@ export class ReplicationSim {
           mine.push(timer);
         }),
     );
+    const replicated = Promise.all(writes).then((all) => {
+      const failures = all.filter(isFailed);
+      if (failures.length > 0) throw new ReplicationFailed(failures);
+      return all.filter((w): w is ReplicaWrite => !isFailed(w));
+    });
+    // Handled here so a failure while the test is still busy (awaiting a check) does not end the
+    // process as an unhandled rejection; it surfaces where the test awaits `replicated`.
+    replicated.catch(() => undefined);
     return {
       token,
       originAt,
-      replicated: Promise.all(writes),
+      replicated,
       cancel: () => mine.forEach((timer) => this.cancelOne(timer)),
     };
   }
