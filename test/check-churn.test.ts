@@ -6,6 +6,7 @@
 // connections, within the cap.
 import t from 'tap';
 import type { Peer } from '../sidecar/model.js';
+import { churnTurn } from './support/churn.js';
 import { nginxMissing, startNginxPeers, writeTokens, type NginxPeers } from './support/nginx.js';
 import { sendCheck, startSidecar, type CheckReply, type RunningSidecar } from './support/sidecar-app.js';
 import { connectionsOf } from './support/tcp-sockets.js';
@@ -53,24 +54,22 @@ t.teardown(async () => {
   await nginx?.stop();
 });
 
-/**
- * The next peer set, turn by turn: remove a churning name, add it back, move a name to a spare
- * host (a replaced pod). Deterministic, so a failure replays the same sequence.
- */
+/** The next peer set, turn by turn (churnTurn): a replaced name moves to a spare host. */
 function churner(initial: ReadonlyMap<string, string>, spareHosts: readonly string[]): (turn: number) => Map<string, string> {
   const current = new Map(initial);
+  const spare = (): string | undefined => spareHosts.find((h) => ![...current.values()].includes(h));
   return (turn) => {
-    const name = CHURNING[turn % CHURNING.length]!;
-    switch (Math.floor(turn / CHURNING.length) % 3) {
-      case 0:
+    const { slot, action } = churnTurn(turn, CHURNING.length);
+    const name = CHURNING[slot]!;
+    switch (action) {
+      case 'remove':
         current.delete(name);
         break;
-      case 1:
-        if (!current.has(name)) current.set(name, spareHosts.find((h) => ![...current.values()].includes(h))!);
+      case 'addBack':
+        if (!current.has(name)) current.set(name, spare()!);
         break;
-      case 2: {
-        const used = [...current.values()];
-        const next = spareHosts.find((h) => !used.includes(h));
+      case 'replace': {
+        const next = spare();
         if (next !== undefined) current.set(name, next);
         break;
       }

@@ -17,7 +17,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import type { ControlPlane } from './control-plane.js';
-import { FakeKubelet } from './fake-kubelet.js';
+import { FakeKubelet, type FakeKubeletOptions } from './fake-kubelet.js';
 import { repoRoot } from './repo-root.js';
 import { waitFor } from './wait.js';
 
@@ -34,13 +34,13 @@ export interface Cluster {
 }
 
 /** Namespace, roles/rbac.yaml (namespace rewritten), fake kubelet, and the sidecar's kubeconfig. */
-export async function setupCluster(cp: ControlPlane, namespace: string, ipPrefix: string): Promise<Cluster> {
+export async function setupCluster(cp: ControlPlane, namespace: string, ipPrefix: string, kubeletOptions: FakeKubeletOptions = {}): Promise<Cluster> {
   const kc = cp.adminKubeConfig();
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
   await core.createNamespace({ body: { metadata: { name: namespace } } });
   await applyManifests(kc, readFileSync(join(repoRoot(), 'roles', 'rbac.yaml'), 'utf8'), namespace);
-  const kubelet = new FakeKubelet(kc, namespace, ipPrefix);
+  const kubelet = new FakeKubelet(kc, namespace, ipPrefix, kubeletOptions);
   await kubelet.start();
   const sidecarKubeconfig = await cp.kubeconfigFor({ namespace, name: SA_NAME });
   return { kc, core, apps, kubelet, namespace, sidecarKubeconfig };

@@ -14,6 +14,12 @@ export const FAKE_NODE_NAME = 'fake-node';
 export interface FakeKubeletOptions {
   /** Called with diagnostics (errors retried, pods handled). Default: silent. */
   log?: (msg: string) => void;
+  /**
+   * Runs before a new pod is marked Running (and Ready) at its IP, as its containers would start
+   * before the readiness probe passes: e.g. an nginx listening on that IP. A rejection is retried
+   * with the reconcile, so it must be idempotent.
+   */
+  beforeRunning?: (pod: { readonly name: string; readonly ip: string }) => Promise<void>;
 }
 
 function isApiCode(err: unknown, code: number): boolean {
@@ -24,6 +30,7 @@ export class FakeKubelet {
   private readonly core: CoreV1Api;
   private readonly watch: Watch;
   private readonly log: (msg: string) => void;
+  private readonly beforeRunning: NonNullable<FakeKubeletOptions['beforeRunning']>;
   private running = false;
   private watchAbort: AbortController | undefined;
   private watchLoopDone: Promise<void> = Promise.resolve();
@@ -48,6 +55,7 @@ export class FakeKubelet {
     this.core = kc.makeApiClient(CoreV1Api);
     this.watch = new Watch(kc);
     this.log = opts.log ?? (() => undefined);
+    this.beforeRunning = opts.beforeRunning ?? (async () => undefined);
   }
 
   /** Ensures the fake Node exists and is Ready, reconciles existing pods, then keeps watching. */
@@ -188,6 +196,7 @@ export class FakeKubelet {
         continue;
       }
       const ip = this.ipFor(uid, existingIp);
+      await this.beforeRunning({ name, ip });
       await this.writeStatus(current, this.statusFor(current, ip, this.readiness.get(name) ?? true));
       this.log(`pod ${this.namespace}/${name} running at ${ip}`);
     }

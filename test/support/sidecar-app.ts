@@ -1,6 +1,6 @@
 // Runs the sidecar in-process with static peers and captured logs, and sends checks to it.
 import { Writable } from 'node:stream';
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import { App, type AppOptions } from '../../sidecar/app.js';
 import { parseConfig, type Env } from '../../sidecar/config.js';
 import { createLogger } from '../../sidecar/telemetry/logger.js';
@@ -61,11 +61,13 @@ export interface CheckReply {
 export interface SendOptions {
   /** On a connection closed after the answer (for tests that count sockets); by default a kept-alive one. */
   readonly close?: boolean;
+  /** Whose connections carry it (default undici's global agent): a test that counts the server's sockets closes its own. */
+  readonly dispatcher?: Dispatcher;
 }
 
 export async function sendCheck(apiUrl: string, headers: Record<string, string>, method: 'GET' | 'POST' = 'GET', path = '/v1/synced', options: SendOptions = {}): Promise<CheckReply> {
   const started = performance.now();
-  const res = await request(`${apiUrl}${path}`, { method, headers, reset: options.close === true });
+  const res = await request(`${apiUrl}${path}`, { method, headers, reset: options.close === true, dispatcher: options.dispatcher });
   const text = await res.body.text();
   const tokenStatus = res.headers['x-token-status'];
   return {

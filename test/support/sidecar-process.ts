@@ -11,6 +11,18 @@ import { waitFor } from './wait.js';
 
 export const MAIN_JS = join(repoRoot(), 'dist', 'sidecar', 'main.js');
 
+/**
+ * A command line that runs the built program on this node without tap's process tracking. Under
+ * tap, @tapjs/processinfo puts its --import into NODE_OPTIONS of every process a test spawns,
+ * whatever env the test passes (spawn-opts.js), and that loader reads the source map of every
+ * module the child loads: the sidecar in kubernetes mode then holds ~300 MB more. A test that
+ * measures the program's own memory runs it through `env -u NODE_OPTIONS`; `nodeArgs` (such as
+ * the chart's --max-old-space-size) go on node's command line instead.
+ */
+export function untrackedArgv(nodeArgs: readonly string[] = []): string[] {
+  return ['/usr/bin/env', '-u', 'NODE_OPTIONS', process.execPath, ...nodeArgs, MAIN_JS];
+}
+
 export type LogLine = Record<string, unknown>;
 
 export interface SidecarRunOptions {
