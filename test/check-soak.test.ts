@@ -17,7 +17,7 @@ import { activeResources, openFds, rssBytes } from './support/process-resources.
 import { ReplicationSim, type Lag, type ReplicaWrite } from './support/replication-sim.js';
 import { requirePart } from './support/required.js';
 import { sendCheck, type CheckReply } from './support/sidecar-app.js';
-import { startSidecarProcess, untrackedArgv } from './support/sidecar-process.js';
+import { MAIN_JS, startSidecarProcess } from './support/sidecar-process.js';
 import { connectionsOf } from './support/tcp-sockets.js';
 import { waitFor } from './support/wait.js';
 
@@ -108,9 +108,8 @@ t.test(`soak: ${RATE} checks/s for ${SOAK_SECONDS} s with churn every ${CHURN_MS
     SYNCER_SYNCED_TTL_MS: '0',
     LOG_LEVEL: 'info',
   }, {
-    // The program alone, not tap's tracking of it (see untrackedArgv), with V8's heap bounded as
-    // the chart bounds it by default (half its 256Mi memory limit).
-    argv: untrackedArgv(['--max-old-space-size=128']),
+    // V8's heap bounded as the chart bounds it by default (half its 256Mi memory limit).
+    argv: [process.execPath, '--max-old-space-size=128', MAIN_JS],
   });
   t.teardown(() => sidecar.stop());
   const pid = sidecar.process.pid;

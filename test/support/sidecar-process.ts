@@ -12,15 +12,17 @@ import { waitFor } from './wait.js';
 export const MAIN_JS = join(repoRoot(), 'dist', 'sidecar', 'main.js');
 
 /**
- * A command line that runs the built program on this node without tap's process tracking. Under
- * tap, @tapjs/processinfo puts its --import into NODE_OPTIONS of every process a test spawns,
- * whatever env the test passes (spawn-opts.js), and that loader reads the source map of every
- * module the child loads: the sidecar in kubernetes mode then holds ~300 MB more. A test that
- * measures the program's own memory runs it through `env -u NODE_OPTIONS`; `nodeArgs` (such as
- * the chart's --max-old-space-size) go on node's command line instead.
+ * The command line that runs `command args` with exactly the NODE_OPTIONS `env` gives it. Under
+ * tap, @tapjs/processinfo adds its --import (with --enable-source-maps) to NODE_OPTIONS of every
+ * process a test spawns, whatever env the test passes (spawn-opts.js); that loader reads the
+ * source map of every module the child loads: a sidecar in kubernetes mode then holds ~300 MB
+ * more, and every start is slower. coreutils' env sets the variable back and execs the program,
+ * which keeps the pid the test watches.
  */
-export function untrackedArgv(nodeArgs: readonly string[] = []): string[] {
-  return ['/usr/bin/env', '-u', 'NODE_OPTIONS', process.execPath, ...nodeArgs, MAIN_JS];
+function asLaunched(command: string, args: readonly string[], env: Readonly<Record<string, string>>): [string, string[]] {
+  const intended = env['NODE_OPTIONS'];
+  const set = intended === undefined ? ['-u', 'NODE_OPTIONS'] : [`NODE_OPTIONS=${intended}`];
+  return ['/usr/bin/env', [...set, command, ...args]];
 }
 
 export type LogLine = Record<string, unknown>;
@@ -68,8 +70,9 @@ export async function startSidecarProcess(env: Readonly<Record<string, string>>,
   const { timeoutMs = 30_000, bareEnv = false } = opts;
   const [command, ...args] = opts.argv ?? [process.execPath, MAIN_JS];
   if (command === undefined) throw new Error('empty argv');
-  const proc = spawnTracked(command, args, {
-    env: withPath(bareEnv ? env : { SYNCER_LISTEN_ADDR: '127.0.0.1:0', SYNCER_OPS_ADDR: '127.0.0.1:0', ...env }),
+  const fullEnv = withPath(bareEnv ? env : { SYNCER_LISTEN_ADDR: '127.0.0.1:0', SYNCER_OPS_ADDR: '127.0.0.1:0', ...env });
+  const proc = spawnTracked(...asLaunched(command, args, fullEnv), {
+    env: fullEnv,
     cwd: opts.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -118,5 +121,5 @@ export interface SidecarCommandOptions extends SidecarRunOptions {
 export function runSidecarCommand(args: readonly string[], env: Readonly<Record<string, string>>, opts: SidecarCommandOptions = {}): Promise<CommandResult> {
   const [command, ...base] = opts.argv ?? [process.execPath, MAIN_JS];
   if (command === undefined) throw new Error('empty argv');
-  return runTracked(command, [...base, ...args], { env: withPath(env), cwd: opts.cwd, timeoutMs: opts.timeoutMs });
+  return runTracked(...asLaunched(command, [...base, ...args], env), { env: withPath(env), cwd: opts.cwd, timeoutMs: opts.timeoutMs });
 }
