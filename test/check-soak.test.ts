@@ -108,8 +108,8 @@ t.test(`soak: ${RATE} checks/s for ${SOAK_SECONDS} s with churn every ${CHURN_MS
     SYNCER_SYNCED_TTL_MS: '0',
     LOG_LEVEL: 'info',
   }, {
-    // V8's heap bounded as the chart bounds it by default (half its 256Mi memory limit).
-    argv: [process.execPath, '--max-old-space-size=128', MAIN_JS],
+    // V8's heap bounded as the chart bounds it by default (half its 320Mi memory limit).
+    argv: [process.execPath, '--max-old-space-size=160', MAIN_JS],
   });
   t.teardown(() => sidecar.stop());
   const pid = sidecar.process.pid;
