@@ -140,3 +140,25 @@ t.test('an exception in a check\'s own step rejects that check and stops its oth
   await nextTurn();
   t.equal(unnamed.sent[0]?.isSettled, true, 'its probe is cut');
 });
+
+t.test('only an unexpected answer reports its peer as misconfigured; a peer that answered and then left keeps its answer', async (t) => {
+  // "held" answers 200 and leaves; "late" answers 401 twice, then 200, after "held" has left.
+  const held = channel('held', (probe, _n, c) => answer(probe, 200, () => (c.leaving = true)));
+  const late = channel('late', (probe, n) => answer(probe, n < 3 ? 401 : 200));
+  const wrong = channel('wrong', (probe) => answer(probe, 404));
+  const result = await fanOut([held, late, wrong], HEADERS, settings(60_000), deps);
+  t.same(
+    result.peers.map((p) => [p.name, p.outcome, p.attempts]),
+    [
+      ['held', 'synced', 1],
+      ['late', 'synced', 3],
+      ['wrong', 'error', 1],
+    ],
+    'the peer that left after its 200 is still counted synced: its answer was given while it was a peer',
+  );
+  t.same(
+    result.misconfigured.map((m) => [m.peer.name, m.status]),
+    [['wrong', 404]],
+    'the 404 alone is a misconfiguration; 200s and 401s are not',
+  );
+});
