@@ -115,6 +115,12 @@ t.test('an unknown path: 404 "not found"', async (t) => {
   t.match(await get(api.client, '/v1/other'), { status: 404, body: { error: 'not found' } });
 });
 
+t.test('another method: 405 "method not allowed", Allow: GET, HEAD', async (t) => {
+  const api = await startApi(t);
+  const res = await api.client.request({ path: '/v1/synced', method: 'POST', headers: { 'X-Auth-Token': 'tok' } });
+  t.same([res.statusCode, res.headers['allow'], JSON.parse(await res.body.text())], [405, 'GET, HEAD', { error: 'method not allowed' }]);
+});
+
 t.test('while draining: 503 "shutting down", Connection: close, counted as shutting_down', async (t) => {
   const api = await startApi(t);
   api.faults.draining = true;
