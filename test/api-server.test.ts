@@ -158,12 +158,16 @@ for (const [name, env] of [
   });
 }
 
-t.test('when the 500 itself cannot be written, the connection is dropped', async (t) => {
-  const api = await startApi(t);
-  const failed = await get(api.newClient(), '/v1/synced', { 'X-Auth-Token': 'tok', 'X-Test-Fault': 'write-head' }).then(
+/** The error a request ended with, or undefined when it was answered. */
+const failureOf = (request: Promise<unknown>): Promise<unknown> =>
+  request.then(
     () => undefined,
     (err: unknown) => err,
   );
+
+t.test('when the 500 itself cannot be written, the connection is dropped', async (t) => {
+  const api = await startApi(t);
+  const failed = await failureOf(get(api.newClient(), '/v1/synced', { 'X-Auth-Token': 'tok', 'X-Test-Fault': 'write-head' }));
   t.ok(failed instanceof Error, 'the client sees the connection end without an answer');
   t.same(api.rejections, [{ reason: 'internal_error', destroyed: true }]);
   t.match(api.lines, [{ level: 50, answered: false, err: { message: 'planted: writeHead' } }]);
@@ -171,10 +175,7 @@ t.test('when the 500 itself cannot be written, the connection is dropped', async
 
 t.test('an answer that breaks off after its headers: the connection is dropped', async (t) => {
   const api = await startApi(t);
-  const failed = await get(api.newClient(), '/v1/other', { 'X-Test-Fault': 'end' }).then(
-    () => undefined,
-    (err: unknown) => err,
-  );
+  const failed = await failureOf(get(api.newClient(), '/v1/other', { 'X-Test-Fault': 'end' }));
   t.ok(failed instanceof Error, 'the client sees the connection end mid-answer');
   t.same(api.rejections, [{ reason: 'internal_error', destroyed: true }]);
   t.match(api.lines, [{ level: 50, answered: true, err: { message: 'planted: end' } }]);

@@ -67,8 +67,9 @@ export class PeerChannel implements ProbeOwner {
       const next = this.queue[this.queueHead++]!;
       if (!next.isSettled) this.dispatch(next);
     }
-    // Drained: forget the dispatched entries (emptying an empty array allocates nothing).
-    if (this.queueHead === this.queue.length) {
+    // Drained after a backlog: forget the dispatched entries. Checked per released probe, so
+    // nothing is written when nothing was queued (the common case).
+    if (this.queueHead > 0 && this.queueHead === this.queue.length) {
       this.queue.length = 0;
       this.queueHead = 0;
     }
