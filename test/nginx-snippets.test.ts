@@ -665,9 +665,10 @@ t.test('a running OSS pod', async (t) => {
     await sidecar.close();
     const token = newToken('down');
     const open = await http(`${pod.baseUrl}${FAIL_OPEN_PATH}`, { headers: bearer(token) });
-    t.equal(open.status, 200);
+    t.equal(open.status, 200, "fail-open: nginx's own 502 becomes the check location's 204, so the request is served (not auth_request's 500)");
     t.equal(open.body, BACKEND_BODY);
     t.equal(open.headers['x-token-status'], 'Unavailable');
+    t.match(await readFile(pod.errorLog, 'utf8'), /connect\(\) failed \(111: Connection refused\) while connecting to upstream/, "what the error log says");
     const strict = await http(`${pod.baseUrl}${WAIT_STRICT_PATH}`, { headers: bearer(token) });
     t.equal(strict.status, 503);
     t.equal(strict.headers['x-token-status'], 'Unavailable');
