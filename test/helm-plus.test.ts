@@ -9,7 +9,7 @@
 //  4. the rendered zone_sync server's TLS and access rules on real nginx: open-source nginx's
 //     stream module has the same listen/allow/deny/ssl_* directives, and its proxy_ssl_* twins
 //     of the zone_sync_ssl_* client directives check the peer the same way.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
@@ -20,7 +20,7 @@ import { CHART_DIR, INSTALL_SET, helmTemplate, kubeVersion, render, runHelm, typ
 import { allContainers, envVar, ofKind, only, podSpec } from './packaging/k8s-objects.js';
 import { PLUS_LICENSE_DIR, plusValues, type PlusNginxValues } from './packaging/plus-values.js';
 import { freePort } from './support/net.js';
-import { DEBIAN_STREAM_MODULE, SNIPPETS_DIR, makePrefixDir, nginxMissing, standaloneMain, startNginx } from './support/nginx.js';
+import { DEBIAN_STREAM_MODULE, SNIPPETS_DIR, makePrefixDir, nginxMissing, standaloneMain, startNginx, type RunningNginx } from './support/nginx.js';
 import { blockLines, directiveArgs, directiveNames, inlineSnippets, meaningfulLines } from './support/nginx-conf.js';
 import { issueCert, makeCa, makeIntermediateCa } from './support/tls-certs.js';
 import { waitFor } from './support/wait.js';
@@ -352,6 +352,24 @@ function block(lines: readonly string[]): string {
   return lines.map((l) => `        ${l}`).join('\n');
 }
 
+/** A stream server{} of those lines that answers "synced" where zone_sync would sync. */
+function syncedServer(lines: readonly string[]): string {
+  return `    server {\n${block(lines)}\n        return "synced\\n";\n    }`;
+}
+
+/** Starts a test nginx with the stream module and these stream{} servers; resolves once `port` (one of theirs) accepts connections. */
+async function startStreamNginx(t: Test, name: string, servers: string, port: number): Promise<RunningNginx> {
+  const prefix = await makePrefixDir(name);
+  t.teardown(() => rmSync(prefix, { recursive: true, force: true }));
+  const conf = join(prefix, 'nginx.conf');
+  writeFileSync(conf, `${standaloneMain(prefix, [DEBIAN_STREAM_MODULE])}\nstream {\n${servers}\n}\n`);
+  const nginx = await startNginx(name, prefix, conf, (abortIf) =>
+    waitFor(async () => (await tcpExchange(port)) !== 'error: ECONNREFUSED', `${name} on 127.0.5.1:${port}`, { timeoutMs: 10_000, intervalMs: 20, abortIf }),
+  );
+  t.teardown(() => nginx.stop());
+  return nginx;
+}
+
 /** What a plain TCP client gets from `port` before the server closes. */
 function tcpExchange(port: number): Promise<string> {
   return new Promise((resolve) => {
@@ -387,22 +405,9 @@ t.test("the rendered zone_sync server's mutual TLS and pod-network rule hold on 
   t.ok(serverSide.includes(`listen 127.0.5.1:${syncPort} ssl;`) && clientSide.includes('proxy_ssl on;'), 'both sides rendered');
   // Replicas connect from their pod IPs, inside the pod network.
   const podIp = '127.0.5.9';
-  const prefix = await makePrefixDir('zone-sync-tls');
-  t.teardown(() => rmSync(prefix, { recursive: true, force: true }));
-  const conf = join(prefix, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `${standaloneMain(prefix, [DEBIAN_STREAM_MODULE])}
-stream {
-    server {
-${block(serverSide)}
-        return "synced\\n";
-    }
+  const servers = `${syncedServer(serverSide)}
     # The same server with a certificate that does not name the Service.
-    server {
-${block(serverSide.map((l) => l.replace(`127.0.5.1:${syncPort}`, `127.0.5.1:${misnamedPort}`).replace(node, misnamed)))}
-        return "synced\\n";
-    }
+${syncedServer(serverSide.map((l) => l.replace(`127.0.5.1:${syncPort}`, `127.0.5.1:${misnamedPort}`).replace(node, misnamed)))}
     # This replica's outgoing connections, as zone_sync_ssl_* configures them, from its pod IP.
     server {
         listen 127.0.5.1:${toGood};
@@ -422,14 +427,8 @@ ${block(clientSide)}
         proxy_bind ${podIp};
         proxy_pass 127.0.5.1:${syncPort};
 ${block(clientSide.filter((l) => !l.startsWith('proxy_ssl_name')))}
-    }
-}
-`,
-  );
-  const nginx = await startNginx('zone-sync-tls', prefix, conf, (abortIf) =>
-    waitFor(async () => (await tcpExchange(toGood)) === 'synced\n', `zone_sync test server on 127.0.5.1:${toGood}`, { timeoutMs: 10_000, intervalMs: 20, abortIf }),
-  );
-  t.teardown(() => nginx.stop());
+    }`;
+  const nginx = await startStreamNginx(t, 'zone-sync-tls', servers, toGood);
 
   const peer = { port: syncPort, ca: join(node, 'ca.crt'), servername: FQDN };
   t.equal(await tlsExchange({ ...peer, localAddress: podIp, cert: join(node, 'tls.crt'), key: join(node, 'tls.key') }), 'synced\n', 'a replica with the cluster certificate syncs');
@@ -469,34 +468,16 @@ t.test('certificates two CAs below the root: zone_sync needs verifyDepth 2, both
       nginxConfLines(await render({ values: tlsValues({ listenAddress: '127.0.5.1', zoneSyncPort: syncPort, peerSources: ['127.0.5.0/24'], plus: { zoneSyncTls: { verifyDepth } } }, node) })),
     );
     const { serverSide, clientSide } = playedSides(rendered);
-    const prefix = await makePrefixDir(`zone-sync-depth-${verifyDepth}`);
-    t.teardown(() => rmSync(prefix, { recursive: true, force: true }));
-    const conf = join(prefix, 'nginx.conf');
-    writeFileSync(
-      conf,
-      `${standaloneMain(prefix, [DEBIAN_STREAM_MODULE])}
-stream {
-    server {
-${block(serverSide)}
-        return "synced\\n";
-    }
+    const servers = `${syncedServer(serverSide)}
     # The same server without the client check: what the outgoing side's verification alone decides.
-    server {
-${block(serverSide.filter((l) => l !== 'ssl_verify_client on;').map((l) => l.replace(`127.0.5.1:${syncPort}`, `127.0.5.1:${noClientCheckPort}`)))}
-        return "synced\\n";
-    }
+${syncedServer(serverSide.filter((l) => l !== 'ssl_verify_client on;').map((l) => l.replace(`127.0.5.1:${syncPort}`, `127.0.5.1:${noClientCheckPort}`)))}
     server {
         listen 127.0.5.1:${outgoing};
         proxy_bind ${podIp};
         proxy_pass 127.0.5.1:${noClientCheckPort};
 ${block(clientSide)}
-    }
-}
-`,
-    );
-    const nginx = await startNginx(`zone-sync-depth-${verifyDepth}`, prefix, conf, (abortIf) =>
-      waitFor(async () => (await tcpExchange(outgoing)) !== 'error: ECONNREFUSED', `stream test server on 127.0.5.1:${outgoing}`, { timeoutMs: 10_000, intervalMs: 20, abortIf }),
-    );
+    }`;
+    const nginx = await startStreamNginx(t, `zone-sync-depth-${verifyDepth}`, servers, outgoing);
     const connectIn = (dir: string): Promise<string> =>
       tlsExchange({ port: syncPort, localAddress: podIp, cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key'), ca: join(dir, 'ca.crt'), servername: FQDN });
     const [incoming, oneIntermediate, out] = [await connectIn(node), await connectIn(oneBelow), await tcpExchange(outgoing)];

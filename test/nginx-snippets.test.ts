@@ -19,7 +19,6 @@ import {
   PROBE_PATH,
   SNIPPETS_DIR,
   WAIT_STRICT_PATH,
-  httpPaths,
   keyvalsUrl,
   makePrefixDir,
   nginxTest,
@@ -29,7 +28,7 @@ import {
   removePodDir,
   renderPodConf,
   runRenderPodConf,
-  standaloneMain,
+  standaloneHttpConf,
   startNginx,
   startNginxPod,
   writeToken,
@@ -223,10 +222,9 @@ t.test('why not allow/deny: in a location that answers with `return`, they never
   await writeFile(join(prefix, 'www', 'ok.txt'), 'ok');
   await writeFile(
     conf,
-    `${standaloneMain(prefix, [])}
-http {
-${httpPaths(prefix)}
-    server {
+    standaloneHttpConf(
+      prefix,
+      `    server {
         listen 127.0.2.4:${PROBE_PORT};
         location = /return {
             allow 127.0.2.0/24;
@@ -238,9 +236,8 @@ ${httpPaths(prefix)}
             deny all;
             alias ${join(prefix, 'www', 'ok.txt')};
         }
-    }
-}
-`,
+    }`,
+    ),
   );
   const nginx = await startNginx('phases', prefix, conf, (abortIf) => waitForHttp(`${base}/content`, { status: 403, abortIf, intervalMs: 20 }));
   t.teardown(() => nginx.stop());
@@ -335,15 +332,13 @@ t.test('the token API serves the token zone and nothing else: Plus (its rendered
   const conf = join(prefix, 'nginx.conf');
   await writeFile(
     conf,
-    `${standaloneMain(prefix, [])}
-http {
-${httpPaths(prefix)}
-    server {
+    standaloneHttpConf(
+      prefix,
+      `    server {
         listen 127.0.0.1:${plusPort};
         include plus-api.conf;
-    }
-}
-`,
+    }`,
+    ),
   );
   const plusApi = `http://127.0.0.1:${plusPort}`;
   const plus = await startNginx('plus-api', prefix, conf, (abortIf) => waitForHttp(`${plusApi}/`, { status: 404, abortIf, intervalMs: 20 }));
