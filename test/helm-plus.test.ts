@@ -9,7 +9,7 @@
 //  4. the rendered zone_sync server's TLS and access rules on real nginx: open-source nginx's
 //     stream module has the same listen/allow/deny/ssl_* directives, and its proxy_ssl_* twins
 //     of the zone_sync_ssl_* client directives check the peer the same way.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
@@ -20,9 +20,9 @@ import { CHART_DIR, INSTALL_SET, helmTemplate, kubeVersion, render, runHelm, typ
 import { allContainers, envVar, ofKind, only, podSpec } from './packaging/k8s-objects.js';
 import { PLUS_LICENSE_DIR, plusValues, type PlusNginxValues } from './packaging/plus-values.js';
 import { freePort } from './support/net.js';
-import { DEBIAN_STREAM_MODULE, SNIPPETS_DIR, makePrefixDir, nginxMissing, standaloneMain, startNginx } from './support/nginx.js';
+import { DEBIAN_STREAM_MODULE, SNIPPETS_DIR, makePrefixDir, nginxMissing, standaloneMain, startNginx, type RunningNginx } from './support/nginx.js';
 import { blockLines, directiveArgs, directiveNames, inlineSnippets, meaningfulLines } from './support/nginx-conf.js';
-import { issueCert, makeCa } from './support/tls-certs.js';
+import { issueCert, makeCa, makeIntermediateCa } from './support/tls-certs.js';
 import { waitFor } from './support/wait.js';
 import { requirePart } from './support/required.js';
 import { stringify } from 'yaml';
@@ -105,10 +105,22 @@ t.test('Plus needs its own image, and the license and certificates mounted where
     ['a mount of a volume that is not there', plusValues({ extraVolumeMounts: [{ name: 'nope', mountPath: '/x' }] }), /\/x mounts volume "nope", which is not in nginx\.extraVolumes/],
     ['a volume named like the chart\'s', plusValues({ extraVolumes: [{ name: 'run', emptyDir: {} }] }), /the volume name "run" is taken \(by the chart\)/],
     [
-      'a mount over the license state directory',
-      plusValues({ extraVolumes: [{ name: 'x', emptyDir: {} }], extraVolumeMounts: [{ name: 'x', mountPath: '/var/lib/nginx/state' }] }),
-      /\/var\/lib\/nginx\/state is already used by mgmt-state/,
+      'the proxy credentials not mounted',
+      plusValues({ plus: { mgmt: { proxy: 'proxy.internal:3128', proxyCredentialsFile: '/etc/apigw-plus/proxy/credentials.conf' } } }),
+      /nginx\.plus\.mgmt\.proxyCredentialsFile \(\/etc\/apigw-plus\/proxy\/credentials\.conf\) is not in any nginx\.extraVolumeMounts/,
     ],
+    [
+      "the report endpoint's CA not mounted",
+      plusValues({ plus: { mgmt: { usageReportEndpoint: 'nim.internal', sslTrustedCertificate: '/etc/apigw-plus/nim-ca/ca.crt' } } }),
+      /nginx\.plus\.mgmt\.sslTrustedCertificate \(\/etc\/apigw-plus\/nim-ca\/ca\.crt\) is not in any nginx\.extraVolumeMounts/,
+    ],
+    [
+      'proxy credentials without a proxy',
+      plusValues({ extraVolumes: [{ name: 'p', secret: { secretName: 'p' } }], extraVolumeMounts: [{ name: 'p', mountPath: '/etc/p' }], plus: { mgmt: { proxyCredentialsFile: '/etc/p/c.conf' } } }),
+      /nginx\.plus\.mgmt\.proxyCredentialsFile is set without nginx\.plus\.mgmt\.proxy/,
+    ],
+    ['a proxy that is not host:port', plusValues({ plus: { mgmt: { proxy: 'proxy:3128; ssl_verify off' } } }), /at '\/nginx\/plus\/mgmt\/proxy': 'proxy:3128; ssl_verify off' does not match pattern/],
+    ['a verify depth of 0', tlsValues({ plus: { zoneSyncTls: { verifyDepth: 0 } } }), /at '\/nginx\/plus\/zoneSyncTls\/verifyDepth': minimum: got 0, want 1/],
     ['a hostPath volume', plusValues({ extraVolumes: [{ name: 'host', hostPath: { path: '/' } }] }), /extraVolumes\/\d+': additional properties 'hostPath' not allowed/],
     ['an unknown address family', { nginx: { ipFamilies: ['IPv5'] } }, /ipFamilies[\s\S]*(IPv4|enum|value must be)/],
     ['a peer source that is not an address', { nginx: { peerSources: ['10.0.0.0/8; allow all'] } }, /peerSources[\s\S]*(pattern|match)/],
@@ -230,6 +242,62 @@ t.test('nginx.conf for Plus: what the values change', async (t) => {
   t.same(blockLines(nim, 'mgmt {').slice(2), ['usage_report endpoint=nim.example.com:443;', 'enforce_initial_report off;'], 'report to NGINX Instance Manager, with the grace period');
   const old = await conf({ nginx: { flavor: 'plus', plus: { image: { repository: 'registry.example.com/nginx-plus', tag: 'r32' }, mgmt: { enabled: false } } } });
   t.notOk(old.includes('mgmt {'), 'no mgmt block before R33');
+
+  // Real egress: a CONNECT proxy with credentials from a Secret, NGINX Instance Manager on a private CA.
+  const egress = plusValues({
+    extraVolumes: [
+      { name: 'mgmt-proxy', secret: { secretName: 'mgmt-proxy' } },
+      { name: 'nim-ca', configMap: { name: 'nim-ca' } },
+    ],
+    extraVolumeMounts: [
+      { name: 'mgmt-proxy', mountPath: '/etc/apigw-plus/mgmt-proxy', readOnly: true },
+      { name: 'nim-ca', mountPath: '/etc/apigw-plus/nim-ca', readOnly: true },
+    ],
+    plus: {
+      mgmt: {
+        usageReportEndpoint: 'nim.internal.example:443',
+        proxy: 'proxy.internal.example:3128',
+        proxyCredentialsFile: '/etc/apigw-plus/mgmt-proxy/credentials.conf',
+        sslTrustedCertificate: '/etc/apigw-plus/nim-ca/ca.crt',
+      },
+    },
+  });
+  const egressObjects = await render({ values: egress });
+  t.same(
+    blockLines(nginxConfLines(egressObjects), 'mgmt {'),
+    [
+      'license_token /etc/apigw-plus/license/license.jwt;',
+      'state_path /var/lib/nginx/state;',
+      'usage_report endpoint=nim.internal.example:443;',
+      'proxy proxy.internal.example:3128;',
+      'include /etc/apigw-plus/mgmt-proxy/credentials.conf;',
+      'ssl_trusted_certificate /etc/apigw-plus/nim-ca/ca.crt;',
+    ],
+    'mgmt: the report through the proxy, its credentials from the mounted Secret, the endpoint checked against its CA',
+  );
+  t.notMatch(only(egressObjects, 'ConfigMap').data?.['nginx.conf'] ?? '', /proxy_password/, 'no proxy password in the ConfigMap');
+  const unverified = await conf(plusValues({ plus: { mgmt: { sslVerify: false } } }));
+  t.same(blockLines(unverified, 'mgmt {').slice(2), ['ssl_verify off;'], 'sslVerify: false → ssl_verify off');
+
+  // The state directory on a volume of the user's: the chart's emptyDir gives way.
+  const persistent = await render({
+    values: plusValues({ extraVolumes: [{ name: 'mgmt-state', persistentVolumeClaim: { claimName: 'apigw-mgmt-state' } }], extraVolumeMounts: [{ name: 'mgmt-state', mountPath: '/var/lib/nginx/state' }] }),
+  });
+  const persistentSpec = podSpec(persistent);
+  t.same(
+    (persistentSpec.volumes ?? []).filter((v) => v.name === 'mgmt-state'),
+    [{ name: 'mgmt-state', persistentVolumeClaim: { claimName: 'apigw-mgmt-state' } }],
+    "statePath mounted by the user: their volume, not the chart's emptyDir",
+  );
+  t.same(
+    (allContainers(persistentSpec).get('nginx')?.container.volumeMounts ?? []).filter((m) => m.mountPath === '/var/lib/nginx/state'),
+    [{ name: 'mgmt-state', mountPath: '/var/lib/nginx/state' }],
+    'mounted once, at statePath',
+  );
+
+  const depth = (lines: string[]): string[][] => [...directiveArgs(streamServer(lines), 'ssl_verify_depth'), ...directiveArgs(streamServer(lines), 'zone_sync_ssl_verify_depth')];
+  t.same(depth(await conf(tlsValues())), [['1'], ['1']], "verify depth: nginx's default, 1, both ways");
+  t.same(depth(await conf(tlsValues({ plus: { zoneSyncTls: { verifyDepth: 2 } } }))), [['2'], ['2']], '2 for an intermediate CA');
 });
 
 t.test('the chart and the hand-written example use the same zone_sync and mgmt directives', async (t) => {
@@ -266,6 +334,42 @@ function tlsExchange(opts: { port: number; localAddress: string; cert?: string; 
   });
 }
 
+/**
+ * The rendered zone_sync server as open-source nginx's stream module can play it. zone_sync
+ * itself is Plus-only: the server side keeps the rest (listen, allow/deny, ssl_*) and answers
+ * "synced" instead; the zone_sync_ssl_* client directives become the stream proxy's proxy_ssl_*
+ * twins, for a server that proxies to it as this replica's outgoing connection.
+ */
+function playedSides(rendered: readonly string[]): { serverSide: string[]; clientSide: string[] } {
+  return {
+    serverSide: rendered.filter((l) => !/^zone_sync(_buffers|_server|;)/.test(l) && !l.startsWith('zone_sync_ssl')),
+    clientSide: rendered.filter((l) => l.startsWith('zone_sync_ssl')).map((l) => l.replace(/^zone_sync_ssl/, 'proxy_ssl')),
+  };
+}
+
+/** Lines indented into a server{} block of a test config. */
+function block(lines: readonly string[]): string {
+  return lines.map((l) => `        ${l}`).join('\n');
+}
+
+/** A stream server{} of those lines that answers "synced" where zone_sync would sync. */
+function syncedServer(lines: readonly string[]): string {
+  return `    server {\n${block(lines)}\n        return "synced\\n";\n    }`;
+}
+
+/** Starts a test nginx with the stream module and these stream{} servers; resolves once `port` (one of theirs) accepts connections. */
+async function startStreamNginx(t: Test, name: string, servers: string, port: number): Promise<RunningNginx> {
+  const prefix = await makePrefixDir(name);
+  t.teardown(() => rmSync(prefix, { recursive: true, force: true }));
+  const conf = join(prefix, 'nginx.conf');
+  writeFileSync(conf, `${standaloneMain(prefix, [DEBIAN_STREAM_MODULE])}\nstream {\n${servers}\n}\n`);
+  const nginx = await startNginx(name, prefix, conf, (abortIf) =>
+    waitFor(async () => (await tcpExchange(port)) !== 'error: ECONNREFUSED', `${name} on 127.0.5.1:${port}`, { timeoutMs: 10_000, intervalMs: 20, abortIf }),
+  );
+  t.teardown(() => nginx.stop());
+  return nginx;
+}
+
 /** What a plain TCP client gets from `port` before the server closes. */
 function tcpExchange(port: number): Promise<string> {
   return new Promise((resolve) => {
@@ -297,30 +401,13 @@ t.test("the rendered zone_sync server's mutual TLS and pod-network rule hold on 
       await render({ values: tlsValues({ listenAddress: '127.0.5.1', zoneSyncPort: syncPort, peerSources: ['127.0.5.0/24'] }, node) }),
     ),
   );
-  // zone_sync itself is Plus-only: the server answers "synced" instead; the zone_sync_ssl_*
-  // client directives become the stream proxy's proxy_ssl_* twins, towards that server.
-  const serverSide = rendered.filter((l) => !/^zone_sync(_buffers|_server|;)/.test(l) && !l.startsWith('zone_sync_ssl'));
-  const clientSide = rendered.filter((l) => l.startsWith('zone_sync_ssl')).map((l) => l.replace(/^zone_sync_ssl/, 'proxy_ssl'));
+  const { serverSide, clientSide } = playedSides(rendered);
   t.ok(serverSide.includes(`listen 127.0.5.1:${syncPort} ssl;`) && clientSide.includes('proxy_ssl on;'), 'both sides rendered');
   // Replicas connect from their pod IPs, inside the pod network.
   const podIp = '127.0.5.9';
-  const block = (lines: readonly string[]): string => lines.map((l) => `        ${l}`).join('\n');
-  const prefix = await makePrefixDir('zone-sync-tls');
-  t.teardown(() => rmSync(prefix, { recursive: true, force: true }));
-  const conf = join(prefix, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `${standaloneMain(prefix, [DEBIAN_STREAM_MODULE])}
-stream {
-    server {
-${block(serverSide)}
-        return "synced\\n";
-    }
+  const servers = `${syncedServer(serverSide)}
     # The same server with a certificate that does not name the Service.
-    server {
-${block(serverSide.map((l) => l.replace(`127.0.5.1:${syncPort}`, `127.0.5.1:${misnamedPort}`).replace(node, misnamed)))}
-        return "synced\\n";
-    }
+${syncedServer(serverSide.map((l) => l.replace(`127.0.5.1:${syncPort}`, `127.0.5.1:${misnamedPort}`).replace(node, misnamed)))}
     # This replica's outgoing connections, as zone_sync_ssl_* configures them, from its pod IP.
     server {
         listen 127.0.5.1:${toGood};
@@ -340,14 +427,8 @@ ${block(clientSide)}
         proxy_bind ${podIp};
         proxy_pass 127.0.5.1:${syncPort};
 ${block(clientSide.filter((l) => !l.startsWith('proxy_ssl_name')))}
-    }
-}
-`,
-  );
-  const nginx = await startNginx('zone-sync-tls', prefix, conf, (abortIf) =>
-    waitFor(async () => (await tcpExchange(toGood)) === 'synced\n', `zone_sync test server on 127.0.5.1:${toGood}`, { timeoutMs: 10_000, intervalMs: 20, abortIf }),
-  );
-  t.teardown(() => nginx.stop());
+    }`;
+  const nginx = await startStreamNginx(t, 'zone-sync-tls', servers, toGood);
 
   const peer = { port: syncPort, ca: join(node, 'ca.crt'), servername: FQDN };
   t.equal(await tlsExchange({ ...peer, localAddress: podIp, cert: join(node, 'tls.crt'), key: join(node, 'tls.key') }), 'synced\n', 'a replica with the cluster certificate syncs');
@@ -364,5 +445,54 @@ ${block(clientSide.filter((l) => !l.startsWith('proxy_ssl_name')))}
   const log = await nginx.logs();
   for (const refusal of [/access forbidden by rule/, /client sent no required SSL certificate/, /client SSL certificate verify error/, /upstream SSL certificate does not match/]) {
     t.match(log, refusal, `nginx logged why: ${refusal.source}`);
+  }
+});
+
+t.test('certificates two CAs below the root: zone_sync needs verifyDepth 2, both ways, on real nginx', async (t) => {
+  requirePart(nginxMissing());
+  const dir = mkdtempSync(join(tmpdir(), 'apigw-zone-sync-depth-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // root → policy CA → issuing CA → the replicas' certificate: tls.crt holds it and both
+  // intermediates, ca.crt the root, as cert-manager writes a certificate from such a chain.
+  // OpenSSL's depth counts the CAs above the certificate, the trust anchor aside: nginx's
+  // default 1 takes one intermediate, a chain with two needs 2.
+  const root = await makeCa(join(dir, 'root'), 'apigw root CA');
+  const policy = await makeIntermediateCa(root, join(dir, 'policy'), 'apigw policy CA');
+  const node = await issueCert(await makeIntermediateCa(policy, join(dir, 'issuing'), 'apigw issuing CA'), join(dir, 'node'), [FQDN]);
+  t.equal((readFileSync(join(node, 'tls.crt'), 'utf8').match(/BEGIN CERTIFICATE/g) ?? []).length, 3, 'tls.crt: the certificate and both intermediates');
+  const oneBelow = await issueCert(policy, join(dir, 'one-below'), [FQDN]);
+  const podIp = '127.0.5.9';
+  for (const verifyDepth of [1, 2]) {
+    const [syncPort, noClientCheckPort, outgoing] = await Promise.all([freePort(), freePort(), freePort()]);
+    const rendered = streamServer(
+      nginxConfLines(await render({ values: tlsValues({ listenAddress: '127.0.5.1', zoneSyncPort: syncPort, peerSources: ['127.0.5.0/24'], plus: { zoneSyncTls: { verifyDepth } } }, node) })),
+    );
+    const { serverSide, clientSide } = playedSides(rendered);
+    const servers = `${syncedServer(serverSide)}
+    # The same server without the client check: what the outgoing side's verification alone decides.
+${syncedServer(serverSide.filter((l) => l !== 'ssl_verify_client on;').map((l) => l.replace(`127.0.5.1:${syncPort}`, `127.0.5.1:${noClientCheckPort}`)))}
+    server {
+        listen 127.0.5.1:${outgoing};
+        proxy_bind ${podIp};
+        proxy_pass 127.0.5.1:${noClientCheckPort};
+${block(clientSide)}
+    }`;
+    const nginx = await startStreamNginx(t, `zone-sync-depth-${verifyDepth}`, servers, outgoing);
+    const connectIn = (dir: string): Promise<string> =>
+      tlsExchange({ port: syncPort, localAddress: podIp, cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key'), ca: join(dir, 'ca.crt'), servername: FQDN });
+    const [incoming, oneIntermediate, out] = [await connectIn(node), await connectIn(oneBelow), await tcpExchange(outgoing)];
+    await nginx.stop();
+    const log = await nginx.logs();
+    t.equal(oneIntermediate, 'synced\n', `verifyDepth ${verifyDepth}: a certificate one CA below the root syncs`);
+    if (verifyDepth === 1) {
+      t.not(incoming, 'synced\n', 'verifyDepth 1: a replica connecting in with a certificate two CAs below is refused');
+      t.equal(out, 'closed', "verifyDepth 1: connecting out, such a peer's certificate is refused");
+      // OpenSSL stops building the chain at the depth limit, so the root is never reached.
+      t.match(log, /client SSL certificate verify error: \(20:unable to get local issuer certificate\)/, 'incoming: nginx says why');
+      t.match(log, /upstream SSL certificate verify error: \(20:unable to get local issuer certificate\)/, 'outgoing: nginx says why');
+    } else {
+      t.equal(incoming, 'synced\n', 'verifyDepth 2: a replica connecting in syncs');
+      t.equal(out, 'synced\n', "verifyDepth 2: connecting out, the peer's certificate verifies");
+    }
   }
 });

@@ -10,7 +10,7 @@
 //  - control: the same pod rendered with syncer.preStopSeconds=0 (the sidecar gets SIGTERM at
 //    once, as before the chart had the hook) → 503s, which proves the test sees the failure;
 //  - a native sidecar (Kubernetes stops it after nginx) → no 503.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { performance } from 'node:perf_hooks';
 import { helmLint } from './packaging/helm.js';
 import { podsMissing, startPods, type SimPod } from './packaging/nginx-pods.js';
@@ -80,6 +80,28 @@ function summary(run: Run): string {
   return `answers: ${JSON.stringify(Object.fromEntries(byStatus))}; connection errors: ${JSON.stringify(Object.fromEntries(run.traffic.failures))}; ${events.join(', ')}`;
 }
 
+/**
+ * What the kubelet would see of nginx's shutdown: its preStop hook ended by itself with 0 (the
+ * hook runs in the container's PID namespace, so one still running when nginx exits is killed
+ * and the kubelet records "PreStopHook failed"), nginx quit gracefully on the stop signal (the
+ * start script's SIGQUIT; SIGTERM would be its fast shutdown) and cut no request.
+ */
+function cleanShutdown(t: Test, run: Run, pod: SimPod): void {
+  t.same(
+    run.termination.events.filter((e) => e.step === 'preStop ended').map((e) => [e.container, e.detail]),
+    [
+      ['nginx', 'exec exited with code 0'],
+      ...(pod.containers.some((c) => c.native) ? [] : [['syncer', 'exec exited with code 0']]),
+    ],
+    'every preStop hook ends by itself, with 0: no FailedPreStopHook',
+  );
+  t.ok(run.termination.at('nginx', 'preStop ended') < run.termination.at('nginx', 'SIGTERM'), "nginx's hook ended before its stop signal");
+  const log = pod.nginx.output();
+  t.match(log, /signal 3 \(SIGQUIT\) received/, 'nginx got SIGQUIT, its graceful quit');
+  t.notMatch(log, /signal 15 \(SIGTERM\) received/, 'never SIGTERM, its fast shutdown');
+  t.same([...run.traffic.failures.keys()], ['ECONNREFUSED'], 'no request was cut: the only connection errors are refusals once nginx stopped listening');
+}
+
 t.test('terminating a pod under wait-strict traffic: the sidecar outlives nginx serving', { skip: podsMissing() ?? false }, async (t) => {
   const ports = { nginxPort: 18000, probePort: 18001, apiPort: 18080, opsPort: 19090 };
   const b = 'pod-b=127.0.6.2:18001';
@@ -125,6 +147,7 @@ t.test('terminating a pod under wait-strict traffic: the sidecar outlives nginx 
       ],
       'both exit cleanly, nginx first',
     );
+    cleanShutdown(t, run, current);
   });
 
   await t.test('control: the sidecar preStop at 0 s (SIGTERM at once, the chart before), the same termination answers 503', async (t) => {
@@ -154,5 +177,6 @@ t.test('terminating a pod under wait-strict traffic: the sidecar outlives nginx 
       'every answer is 200 Synced',
     );
     t.ok(run.termination.at('nginx', 'exited') <= run.termination.at('syncer', 'SIGTERM'), 'the sidecar is stopped after nginx exited');
+    cleanShutdown(t, run, native);
   });
 });

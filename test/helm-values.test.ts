@@ -42,6 +42,9 @@ const SETS = {
   'native sidecar': { syncer: { nativeSidecar: true } },
   'syncer preStop 12 s, nginx 9 s': { syncer: { preStopSeconds: 12 }, nginx: { preStopSleepSeconds: 9 } },
   'nginx preStop 9 s, hard deadline 2.5 s': { syncer: { config: { hardTimeoutMs: 2_500 } }, nginx: { preStopSleepSeconds: 9 } },
+  'nginx probes slower': { nginx: { livenessProbe: { periodSeconds: 20, timeoutSeconds: 3, failureThreshold: 6 }, readinessProbe: { initialDelaySeconds: 2, periodSeconds: 3 } } },
+  'IPv6 only': { nginx: { ipFamilies: ['IPv6'] } },
+  'dual-stack, IPv6 first': { nginx: { ipFamilies: ['IPv6', 'IPv4'] } },
 } satisfies Record<string, Values>;
 type SetName = keyof typeof SETS;
 
@@ -91,6 +94,10 @@ t.test('the schema and the templates refuse unsafe or malformed values, each wit
     ['syncer memory limit 256MB', { syncer: { resources: { limits: { memory: '256MB' } } } }, /at '\/syncer\/resources\/limits\/memory': '256MB' does not match pattern/],
     ['nginx cpu request 0.5 cores', { nginx: { resources: { requests: { cpu: '0.5 cores' } } } }, /at '\/nginx\/resources\/requests\/cpu': '0\.5 cores' does not match pattern/],
     ['run dir size 16MB', { nginx: { runDirSizeLimit: '16MB' } }, /at '\/nginx\/runDirSizeLimit': '16MB' does not match pattern/],
+    ['a negative memory limit', { syncer: { resources: { limits: { memory: '-1Gi' } } } }, /at '\/syncer\/resources\/limits\/memory': '-1Gi' does not match pattern/],
+    ['a negative number', { nginx: { resources: { requests: { cpu: -1 } } } }, /at '\/nginx\/resources\/requests\/cpu': minimum: got -1, want 0/],
+    ['two decimal points', { nginx: { resources: { requests: { memory: '1.2.3' } } } }, /at '\/nginx\/resources\/requests\/memory': '1\.2\.3' does not match pattern/],
+    ['a suffix after a binary suffix', { nginx: { runDirSizeLimit: '1Gim' } }, /at '\/nginx\/runDirSizeLimit': '1Gim' does not match pattern/],
     // Images.
     ['a malformed digest', { syncer: { image: { digest: 'sha256:abc' } } }, /at '\/syncer\/image\/digest': 'sha256:abc' does not match pattern/],
     ['a digest without its algorithm', { nginx: { image: { digest: '0123456789abcdef'.repeat(4) } } }, /at '\/nginx\/image\/digest': '[0-9a-f]{64}' does not match pattern/],
@@ -123,7 +130,7 @@ t.test('PodDisruptionBudget: only with more than one replica; 0 is respected', a
   for (const name of ['defaults', 'two replicas'] as const) {
     const [pdb, ...more] = await pdbs(name);
     t.same(more, [], `${name}: one budget`);
-    t.same(pdb?.spec, { maxUnavailable: 1, selector: { matchLabels: SELECTOR } }, `${name}: one pod at a time`);
+    t.same(pdb?.spec, { maxUnavailable: 1, unhealthyPodEvictionPolicy: 'AlwaysAllow', selector: { matchLabels: SELECTOR } }, `${name}: one pod at a time; a pod that is not Ready never blocks a drain`);
     t.same(pdb?.spec?.selector?.matchLabels, only(await objectsOf(name), 'Deployment').spec?.selector.matchLabels, `${name}: selects the Deployment's pods`);
   }
   t.same(only(await objectsOf('PDB maxUnavailable 0'), 'PodDisruptionBudget').spec?.maxUnavailable, 0, 'maxUnavailable: 0 stays 0 (not the default 1)');
@@ -131,6 +138,81 @@ t.test('PodDisruptionBudget: only with more than one replica; 0 is respected', a
   t.same([minZero?.minAvailable, minZero?.maxUnavailable], [0, undefined], 'minAvailable: 0 stays 0, alone');
   const half = only(await objectsOf('PDB minAvailable 50%'), 'PodDisruptionBudget').spec;
   t.same([half?.minAvailable, half?.maxUnavailable], ['50%', undefined], 'a percentage, alone');
+  // unhealthyPodEvictionPolicy is beta (on by default) from 1.27: older API servers would drop or refuse it.
+  const old = only(await render({ extraArgs: ['--kube-version', '1.26.9'] }), 'PodDisruptionBudget').spec;
+  t.equal(old?.unhealthyPodEvictionPolicy, undefined, 'Kubernetes 1.26: no unhealthyPodEvictionPolicy');
+  t.equal(old?.maxUnavailable, 1, 'the budget itself stays');
+});
+
+t.test('pods carry the chart labels (version, helm.sh/chart); the immutable selector stays the selector labels', async (t) => {
+  const tag = (JSON.parse(readFileSync(join(repoRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  const deployment = only(await objectsOf('defaults'), 'Deployment');
+  t.match(deployment.spec?.template.metadata?.labels, {
+    ...SELECTOR,
+    'app.kubernetes.io/version': tag,
+    'helm.sh/chart': `apigw-syncer-${tag}`,
+    'app.kubernetes.io/managed-by': 'Helm',
+    'app.kubernetes.io/component': 'apigw',
+  });
+  t.same(deployment.spec?.selector.matchLabels, SELECTOR, 'the selector: name and instance only, so an upgrade to a new chart version can patch the Deployment');
+});
+
+t.test('both Services follow nginx.ipFamilies', async (t) => {
+  const families = async (name: SetName): Promise<unknown[]> =>
+    ofKind(await objectsOf(name), 'Service')
+      .map((svc) => [svc.spec?.clusterIP === 'None' ? 'peers' : 'clients', svc.spec?.ipFamilyPolicy, svc.spec?.ipFamilies])
+      .sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+  t.same(
+    await families('defaults'),
+    [
+      ['clients', 'SingleStack', ['IPv4']],
+      ['peers', 'SingleStack', ['IPv4']],
+    ],
+    'defaults: IPv4 alone, as nginx listens',
+  );
+  t.same(
+    await families('IPv6 only'),
+    [
+      ['clients', 'SingleStack', ['IPv6']],
+      ['peers', 'SingleStack', ['IPv6']],
+    ],
+    'IPv6-only clusters: IPv6 Services, not the cluster default',
+  );
+  t.same(
+    await families('dual-stack, IPv6 first'),
+    [
+      ['clients', 'RequireDualStack', ['IPv6', 'IPv4']],
+      ['peers', 'RequireDualStack', ['IPv6', 'IPv4']],
+    ],
+    'both families: dual-stack required, the first one primary',
+  );
+});
+
+t.test("nginx's probe timings are values", async (t) => {
+  const probes = async (name: SetName): Promise<unknown[]> => {
+    const nginx = allContainers(podSpec(await objectsOf(name))).get('nginx')?.container;
+    return [nginx?.livenessProbe, nginx?.readinessProbe];
+  };
+  const check = { httpGet: { path: '/nginx-healthz', port: 'http' } };
+  t.same(
+    await probes('defaults'),
+    [
+      { ...check, initialDelaySeconds: 0, periodSeconds: 10, timeoutSeconds: 1, failureThreshold: 3 },
+      { ...check, initialDelaySeconds: 0, periodSeconds: 5, timeoutSeconds: 1, failureThreshold: 3 },
+    ],
+    'defaults: what the chart had, now spelled out',
+  );
+  t.same(
+    await probes('nginx probes slower'),
+    [
+      { ...check, initialDelaySeconds: 0, periodSeconds: 20, timeoutSeconds: 3, failureThreshold: 6 },
+      { ...check, initialDelaySeconds: 2, periodSeconds: 3, timeoutSeconds: 1, failureThreshold: 3 },
+    ],
+    'as given, merged over the defaults',
+  );
+  const r = await helmTemplate({ values: { nginx: { readinessProbe: { periodSeconds: 0 } } } });
+  t.not(r.code, 0, 'a period of 0: refused');
+  t.match(r.stderr, /at '\/nginx\/readinessProbe\/periodSeconds': minimum: got 0, want 1/);
 });
 
 t.test('topology spread: nodes and zones by default, a preference; replaced by an explicit list', async (t) => {
@@ -153,10 +235,13 @@ t.test('topology spread: nodes and zones by default, a preference; replaced by a
 t.test("termination: the syncer's preStop outlasts nginx's serving window; a native sidecar needs none", async (t) => {
   const preStop = async (name: SetName): Promise<unknown> => (await syncerOf(name)).lifecycle?.preStop?.exec?.command;
   const nginxPreStop = async (name: SetName): Promise<string> => allContainers(podSpec(await objectsOf(name))).get('nginx')?.container.lifecycle?.preStop?.exec?.command?.join(' ') ?? '';
-  t.match(await nginxPreStop('defaults'), /^\/bin\/sh -c sleep 5; nginx -c \S+ -s quit; while/, 'nginx serves 5 s, then quits gracefully and waits for it');
+  t.equal(await nginxPreStop('defaults'), 'sleep 5', 'nginx serves 5 s; its hook then ends by itself (the stop signal quits nginx gracefully)');
+  const start = allContainers(podSpec(await objectsOf('defaults'))).get('nginx')?.container.args?.[0] ?? '';
+  t.match(start, /^nginx -e stderr -c \S+ -g 'daemon off;' &$/m, 'the start script runs nginx as its child');
+  t.match(start, /^trap 'kill -QUIT \$nginx_pid' TERM QUIT INT$/m, 'and turns the stop signal (TERM, or an image STOPSIGNAL of QUIT) into its graceful quit');
   t.same(await preStop('defaults'), ['sleep', '8'], "defaults: nginx's 5 s + the 1.5 s hard deadline rounded up + 1");
   t.same(await preStop('nginx preStop 9 s, hard deadline 2.5 s'), ['sleep', '13'], 'follows both: 9 + 3 + 1');
-  t.match(await nginxPreStop('nginx preStop 9 s, hard deadline 2.5 s'), /^\/bin\/sh -c sleep 9;/);
+  t.equal(await nginxPreStop('nginx preStop 9 s, hard deadline 2.5 s'), 'sleep 9');
   t.same(await preStop('syncer preStop 12 s, nginx 9 s'), ['sleep', '12'], 'syncer.preStopSeconds as given');
   const native = await syncerOf('native sidecar');
   t.equal(native.restartPolicy, 'Always', 'native: an initContainer Kubernetes stops after nginx');

@@ -14,7 +14,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { KubeConfig, type V1Container, type V1NetworkPolicy, type V1PodDisruptionBudget, type V1PolicyRule, type V1Pod } from '@kubernetes/client-node';
+import { KubeConfig, type V1Container, type V1NetworkPolicy, type V1PodDisruptionBudget, type V1PolicyRule, type V1Pod, type V1Service } from '@kubernetes/client-node';
 import { VARIABLES, parseConfig } from '../sidecar/config.js';
 import { repoRoot } from './support/repo-root.js';
 import { CHART_DIR, INSTALL_SET, helmBin, helmLint, helmTemplate, kubeVersion, parseManifests, render, runHelm, type KubeObject } from './packaging/helm.js';
@@ -608,6 +608,17 @@ t.test('installs on a real kube-apiserver: strict validation, restricted Pod Sec
   );
   const budgetOf = (ns: string): Promise<V1PodDisruptionBudget> => admin.getJson<V1PodDisruptionBudget>(`/apis/policy/v1/namespaces/${ns}/poddisruptionbudgets/apigw-apigw-syncer`);
   t.same((await budgetOf('apigw-native')).spec?.maxUnavailable, 0, 'maxUnavailable: 0 reaches the API server as 0');
+  t.equal((await budgetOf('apigw-on')).spec?.unhealthyPodEvictionPolicy, 'AlwaysAllow', 'the API server keeps unhealthyPodEvictionPolicy (a server with the field gated off would drop it)');
+  for (const name of ['apigw-apigw-syncer', 'apigw-apigw-syncer-peers']) {
+    const svc = await admin.getJson<V1Service>(`/api/v1/namespaces/apigw-on/services/${name}`);
+    t.same([svc.spec?.ipFamilyPolicy, svc.spec?.ipFamilies], ['SingleStack', ['IPv4']], `${name}: stored with the families nginx listens on`);
+  }
+  t.match(onPod?.metadata?.labels, { 'helm.sh/chart': `apigw-syncer-${PACKAGE_VERSION}`, 'app.kubernetes.io/version': PACKAGE_VERSION }, "the Deployment's pods carry the chart's version labels");
+  // Both families where the cluster has one: refused at install, not a Service that quietly serves one.
+  const dualStack = ofKind(await render({ namespace: 'apigw-on', values: { nginx: { ipFamilies: ['IPv4', 'IPv6'] } } }), 'Service').find((svc) => svc.spec?.clusterIP !== 'None');
+  const refused = await admin.send('POST', '/api/v1/namespaces/apigw-on/services?dryRun=All', JSON.stringify(dualStack));
+  t.equal(refused.status, 422, 'nginx.ipFamilies [IPv4, IPv6] on this IPv4-only API server: refused');
+  t.match(errorMessage(refused.body), /not configured for dual-stack services|IPv6.*not configured on this cluster/, 'saying the cluster has no dual-stack');
   const half = (await budgetOf('apigw-ocp4')).spec;
   t.same([half?.minAvailable, half?.maxUnavailable], ['50%', undefined], 'minAvailable 50% alone');
   const ocp4Deployment = await admin.getJson<{ spec?: { strategy?: unknown } }>('/apis/apps/v1/namespaces/apigw-ocp4/deployments/apigw-apigw-syncer');

@@ -5,7 +5,8 @@
 // nginx-snippets/README.md promises. The sidecar here is a scripted fake, so these tests pin
 // the nginx side alone; nginx-e2e.test.ts runs the real one.
 import t from 'tap';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { Agent, createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,7 +19,6 @@ import {
   PROBE_PATH,
   SNIPPETS_DIR,
   WAIT_STRICT_PATH,
-  httpPaths,
   keyvalsUrl,
   makePrefixDir,
   nginxTest,
@@ -28,13 +28,13 @@ import {
   removePodDir,
   renderPodConf,
   runRenderPodConf,
-  standaloneMain,
+  standaloneHttpConf,
   startNginx,
   startNginxPod,
   writeToken,
   type NginxPod,
 } from './support/nginx.js';
-import { directiveArgs, meaningfulLines, sizeBytes } from './support/nginx-conf.js';
+import { blockLines, directiveArgs, meaningfulLines, sizeBytes } from './support/nginx-conf.js';
 import { livePids } from './support/processes.js';
 import { waitFor } from './support/wait.js';
 
@@ -192,6 +192,9 @@ t.test('one size bound everywhere: the longest token fits every hop, every accep
   ] as const) {
     t.ok(size(path, 'large_client_header_buffers', 1) >= header, `${what}: one header buffer holds the longest Authorization header (${header} B)`);
   }
+  // GET ?key=<token> on the token API: the request line must fit one buffer, or 414.
+  const requestLine = `GET /api/9/http/keyvals/apigw_tokens?key=${'%xx'.repeat(MAX_TOKEN_BYTES)} HTTP/1.1\r\n`.length;
+  t.ok(size('common/api-server.conf', 'large_client_header_buffers', 1) >= requestLine, `token API: one buffer holds GET ?key= with the longest token percent-encoded (${requestLine} B)`);
 });
 
 t.test('render-pod-conf.sh refuses values that could inject config', async (t) => {
@@ -219,10 +222,9 @@ t.test('why not allow/deny: in a location that answers with `return`, they never
   await writeFile(join(prefix, 'www', 'ok.txt'), 'ok');
   await writeFile(
     conf,
-    `${standaloneMain(prefix, [])}
-http {
-${httpPaths(prefix)}
-    server {
+    standaloneHttpConf(
+      prefix,
+      `    server {
         listen 127.0.2.4:${PROBE_PORT};
         location = /return {
             allow 127.0.2.0/24;
@@ -234,9 +236,8 @@ ${httpPaths(prefix)}
             deny all;
             alias ${join(prefix, 'www', 'ok.txt')};
         }
-    }
-}
-`,
+    }`,
+    ),
   );
   const nginx = await startNginx('phases', prefix, conf, (abortIf) => waitForHttp(`${base}/content`, { status: 403, abortIf, intervalMs: 20 }));
   t.teardown(() => nginx.stop());
@@ -269,6 +270,132 @@ t.test('the probe server answers 403 to sources outside its list, before looking
   t.equal(await probe(pod.probeUrl, `${token}-unknown`, refused), 403, 'refused source, unknown token: 403');
   t.equal((await http(`${pod.probeUrl}/other`, { localAddress: refused })).status, 403, 'refused on every path of the probe server');
   t.equal((await http(`${pod.baseUrl}${FAIL_OPEN_PATH}`, { localAddress: refused })).status, 200, 'the client server is not restricted');
+});
+
+// ---- the token API: the token zone's path, and nothing else, on both flavors ----------------
+
+/** Requests nobody in the pod needs: each is refused with the server's plain 404, on Plus before the API runs. */
+const REFUSED_API_REQUESTS: ReadonlyArray<readonly [string, string]> = [
+  ['GET', '/api/'],
+  ['GET', '/api/9/'],
+  ['GET', '/api/9/nginx'],
+  ['GET', '/api/9/license'],
+  ['DELETE', '/api/9/connections'],
+  ['POST', '/api/9/http/upstreams/backend/servers'],
+  ['PATCH', '/api/9/http/upstreams/backend/servers/0'],
+  ['GET', '/api/9/http/keyvals/'],
+  ['POST', '/api/9/http/keyvals/other_zone'],
+  ['DELETE', '/api/9/http/keyvals/other_zone'],
+  ['GET', '/api/9/http/keyvals/apigw_tokens/'],
+  ['GET', '/api/9/http/keyvals/apigw_tokens/x'],
+  ['GET', '/api/9/stream/keyvals/apigw_tokens'],
+  ['POST', '/api/8/http/keyvals/apigw_tokens'],
+];
+/** What token issuers and the canary send: each reaches the keyvals API. */
+const TOKEN_ZONE_REQUESTS: ReadonlyArray<readonly [string, string]> = [
+  ['POST', '/api/9/http/keyvals/apigw_tokens'],
+  ['GET', '/api/9/http/keyvals/apigw_tokens?key=tok-zone'],
+  ['PATCH', '/api/9/http/keyvals/apigw_tokens'],
+  ['GET', '/api/9/http/keyvals/apigw_tokens'],
+  ['DELETE', '/api/9/http/keyvals/apigw_tokens'],
+];
+
+t.test('the token API serves the token zone and nothing else: Plus (its rendered gate) and OSS refuse alike', async (t) => {
+  // Plus cannot run here: plus/token-store-api.conf runs as shipped, with its `api write=on;`
+  // played by a recorder of what reaches it (the gate in front of it is plain nginx).
+  const plusFile = readFileSync(join(SNIPPETS_DIR, 'plus', 'token-store-api.conf'), 'utf8');
+  const lines = meaningfulLines(plusFile);
+  t.same(
+    lines.filter((l) => /^api\b/.test(l)),
+    ['api write=on;'],
+    'one API directive in the Plus file',
+  );
+  t.same(
+    blockLines(lines, 'location /api/ {'),
+    ['if ($uri != /api/9/http/keyvals/apigw_tokens) {', 'return 404;', '}', 'api write=on;'],
+    'and it is behind the token zone gate',
+  );
+  const seen: string[] = [];
+  const recorder = createServer((req, res) => {
+    seen.push(`${req.method ?? ''} ${req.url ?? ''}`);
+    req.resume();
+    req.on('end', () => res.end('api'));
+  });
+  await new Promise<void>((resolve) => recorder.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => recorder.close(() => resolve())));
+  const recorderPort = (recorder.address() as AddressInfo).port;
+  const prefix = await makePrefixDir('plus-api');
+  t.teardown(() => rm(prefix, { recursive: true, force: true }));
+  await symlink(SNIPPETS_DIR, join(prefix, 'apigw-syncer'));
+  await writeFile(join(prefix, 'plus-api.conf'), plusFile.replace('api write=on;', `proxy_pass http://127.0.0.1:${recorderPort};`));
+  const plusPort = await freePort();
+  const conf = join(prefix, 'nginx.conf');
+  await writeFile(
+    conf,
+    standaloneHttpConf(
+      prefix,
+      `    server {
+        listen 127.0.0.1:${plusPort};
+        include plus-api.conf;
+    }`,
+    ),
+  );
+  const plusApi = `http://127.0.0.1:${plusPort}`;
+  const plus = await startNginx('plus-api', prefix, conf, (abortIf) => waitForHttp(`${plusApi}/`, { status: 404, abortIf, intervalMs: 20 }));
+  t.teardown(() => plus.stop());
+  const oss = await startNginxPod({ name: 'api-surface', host: '127.0.2.5', port: PORT, probePort: PROBE_PORT, sidecarAddr: '127.0.0.1:9' });
+  t.teardown(async () => {
+    await oss.stop();
+    await removePodDir(oss);
+  });
+
+  const json = { 'content-type': 'application/json' };
+  const send = (base: string, [method, path]: readonly [string, string]): ReturnType<typeof http> =>
+    http(`${base}${path}`, { method, headers: json, ...(method === 'POST' || method === 'PATCH' ? { body: JSON.stringify({ 'tok-zone': 'v' }) } : {}) });
+  for (const request of REFUSED_API_REQUESTS) {
+    const [onPlus, onOss] = [await send(plusApi, request), await send(oss.apiUrl, request)];
+    t.same([onPlus.status, onOss.status], [404, 404], `${request.join(' ')}: 404 on Plus and OSS`);
+    t.equal(onPlus.body, onOss.body, `${request.join(' ')}: the same refusal`);
+  }
+  t.same(seen, [], 'none of them reached the Plus API');
+  const ossAnswers: number[] = [];
+  for (const request of TOKEN_ZONE_REQUESTS) {
+    t.equal((await send(plusApi, request)).status, 200, `${request.join(' ')}: reaches the Plus API`);
+    ossAnswers.push((await send(oss.apiUrl, request)).status);
+  }
+  t.same(seen, TOKEN_ZONE_REQUESTS.map((r) => r.join(' ')), 'the Plus API got exactly these, unchanged');
+  t.same(ossAnswers, [201, 200, 204, 200, 204], 'the OSS stand-in answers them as the keyvals API does');
+});
+
+t.test('the token zone size comments count 8 KiB tokens as the store really holds them', async (t) => {
+  // Both comments give the same figure for 16m; the lua dict uses nginx's slab allocator, as
+  // every shared zone does: fill it with the longest tokens until it refuses one.
+  const documented = 1_350;
+  for (const flavor of ['plus', 'oss']) {
+    const text = readFileSync(join(SNIPPETS_DIR, flavor, 'token-store-http.conf'), 'utf8');
+    t.match(text, /apigw_tokens[: ]16m/, `${flavor}: 16m`);
+    t.match(text.replace(/\s*#\s*/g, ' '), /about 1,350 tokens of 8 KiB/, `${flavor}: the comment's figure`);
+  }
+  const pod = await startNginxPod({ name: 'zone-size', host: '127.0.2.6', port: PORT, probePort: PROBE_PORT, sidecarAddr: '127.0.0.1:9' });
+  t.teardown(async () => {
+    await pod.stop();
+    await removePodDir(pod);
+  });
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  let held = 0;
+  let refusal: Awaited<ReturnType<typeof http>> | undefined;
+  while (refusal === undefined && held < 10 * documented) {
+    const token = `tok-${held}-`.padEnd(MAX_TOKEN_BYTES, 'x');
+    const res = await http(keyvalsUrl(pod.apiUrl), { method: 'POST', agent, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ [token]: 'issued' }) });
+    if (res.status === 201) held++;
+    else refusal = res;
+  }
+  t.comment(`16m held ${held} tokens of ${MAX_TOKEN_BYTES} bytes`);
+  t.ok(Math.abs(held - documented) <= documented * 0.03, `16m holds ${held} tokens of 8 KiB: the documented ~${documented} (±3%)`);
+  t.equal(refusal?.status, 507, 'then a new key is refused');
+  t.match(JSON.parse(refusal?.body ?? '{}'), { error: { code: 'KeyvalZoneNoMemory' } });
+  t.equal((await http(`${keyvalsUrl(pod.apiUrl)}?key=${`tok-0-`.padEnd(MAX_TOKEN_BYTES, 'x')}`)).status, 200, 'and nothing was evicted for it');
 });
 
 // ---- one running pod ------------------------------------------------------------------------
@@ -327,34 +454,41 @@ t.test('a running OSS pod', async (t) => {
     t.equal((await http(`${api}?key=nope`)).status, 404, 'unknown key → 404');
   });
 
-  await t.test('lua store: bad bodies are rejected with 400 and change nothing', async (t) => {
+  await t.test("lua store: bad bodies are refused with Plus's codes and change nothing", async (t) => {
     const before = await http(api);
     t.equal(before.status, 200);
     const good = newToken('partial');
-    const bodies = [
-      '{not json',
-      '',
-      '[]',
-      '[1,2]',
-      '{}',
-      '"just a string"',
-      '{"k": 5}',
-      `{"${good}": "v", "bad": 5}`,
-      `{"${good}": {"value": "v", "expire": -1}}`,
-      '{"": "empty key"}',
-      `{"${good}": null}`,
+    const refusals: Array<[string, number, string]> = [
+      ['{not json', 415, 'JsonError'],
+      ['', 415, 'JsonError'],
+      [`{"${good}": "v",}`, 415, 'JsonError'],
+      ['[]', 400, 'KeyvalFormatError'],
+      ['[1,2]', 400, 'KeyvalFormatError'],
+      ['{}', 400, 'KeyvalFormatError'],
+      ['"just a string"', 400, 'KeyvalFormatError'],
+      ['{"k": 5}', 400, 'KeyvalFormatError'],
+      [`{"${good}": "v", "bad": 5}`, 400, 'KeyvalFormatError'],
+      [`{"${good}": {"value": "v", "expire": -1}}`, 400, 'KeyvalFormatError'],
+      [`{"${good}": {"expire": 1000}}`, 400, 'KeyvalFormatError'],
+      ['{"": "empty key"}', 400, 'KeyvalFormatError'],
+      [`{"${good}": null}`, 400, 'KeyvalFormatError'],
     ];
-    for (const body of bodies) {
+    for (const [body, status, code] of refusals) {
       const res = await post(body);
-      t.equal(res.status, 400, `400 for ${JSON.stringify(body)}`);
-      t.match(res.body, /"code":"KeyvalFormatError"/);
+      t.equal(res.status, status, `${status} for ${JSON.stringify(body)}`);
+      t.match(JSON.parse(res.body), { error: { status, code } }, `${code} for ${JSON.stringify(body)}`);
     }
     t.equal((await http(api)).body, before.body, 'store unchanged');
     t.equal(await probe(pod.probeUrl, good), 401, 'the valid half of a bad body was not written');
-    const otherZone = await http(keyvalsUrl(pod.apiUrl, 'other_zone'), { method: 'POST', body: '{"a":"b"}' });
-    t.equal(otherZone.status, 404, 'unknown zone');
-    t.match(otherZone.body, /"code":"KeyvalNotFound"/, "Plus's code for an unknown zone");
-    t.equal((await http(api, { method: 'PUT', body: '{"a":"b"}' })).status, 405, 'unsupported method');
+    const put = await http(api, { method: 'PUT', body: '{"a":"b"}' });
+    t.equal(put.status, 405, 'another method: 405');
+    // Plus's error object (ngx_http_api_module, "Error"): the error, the request's $request_id, a link to the docs.
+    const error = JSON.parse(put.body) as Record<string, unknown>;
+    t.same(Object.keys(error).sort(), ['error', 'href', 'request_id'], 'error, request_id and href, as on Plus');
+    t.same(error['error'], { status: 405, text: 'method disabled', code: 'MethodDisabled' });
+    t.match(error['request_id'], /^[0-9a-f]{32}$/, 'request_id is $request_id');
+    t.equal(error['href'], 'https://nginx.org/en/docs/http/ngx_http_api_module.html');
+    t.not(JSON.parse((await http(api, { method: 'PUT' })).body).request_id, error['request_id'], 'one id per request');
   });
 
   await t.test('lua store: POST adds once, PATCH updates and deletes, expire expires', async (t) => {
@@ -371,6 +505,15 @@ t.test('a running OSS pod', async (t) => {
     t.equal(absent.status, 404, 'PATCH of an absent key → 404, as on Plus');
     t.match(absent.body, /"code":"KeyvalKeyNotFound"/);
     t.equal(await probe(pod.probeUrl, token), 401, 'and it is not created');
+    const absentExpire = await http(api, { method: 'PATCH', body: JSON.stringify({ [token]: { expire: 1_000 } }) });
+    t.equal(absentExpire.status, 404, 'PATCH of the expiry of an absent key → 404');
+    t.equal(await probe(pod.probeUrl, token), 401, 'and it is not created either');
+    const renewed = newToken('expire-only');
+    await writeToken(pod.apiUrl, renewed, 'kept', 3_600_000);
+    t.equal((await http(api, { method: 'PATCH', body: JSON.stringify({ [renewed]: { expire: 150 } }) })).status, 204, 'PATCH {expire} alone, without a value → 204');
+    t.same(JSON.parse((await http(`${api}?key=${renewed}`)).body), { [renewed]: 'kept' }, 'the value stays');
+    await waitFor(async () => (await probe(pod.probeUrl, renewed)) === 401, 'expiry after the PATCHed expire', { timeoutMs: 3_000, intervalMs: 25 });
+    t.pass('and the key expires at the new time');
     const shortLived = newToken('expire');
     await writeToken(pod.apiUrl, shortLived, 'v', 150);
     t.equal(await probe(pod.probeUrl, shortLived), 200);
@@ -399,6 +542,11 @@ t.test('a running OSS pod', async (t) => {
     const longest = label + 'x'.repeat(MAX_TOKEN_BYTES - label.length);
     t.equal((await postToken(pod.apiUrl, longest, 'v'.repeat(1024), 3_600_000)).status, 201, 'written with a 1 KiB value');
     t.equal(await probe(pod.probeUrl, longest), 200, 'the probe server reads it from Authorization');
+    const read = await http(`${api}?key=${encodeURIComponent(longest)}`);
+    t.equal(read.status, 200, 'GET ?key= with it in the request line');
+    t.same(JSON.parse(read.body), { [longest]: 'v'.repeat(1024) }, 'reads it back');
+    const encoded = `${api}?key=${[...longest].map((c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`).join('')}`;
+    t.equal((await http(encoded)).status, 200, 'even with every character percent-encoded (3 × 8 KiB in the request line)');
     sidecar.answer = { status: 200, tokenStatus: 'Synced' };
     const calls = sidecar.seen.length;
     for (const path of [FAIL_OPEN_PATH, WAIT_STRICT_PATH]) {
@@ -512,9 +660,10 @@ t.test('a running OSS pod', async (t) => {
     await sidecar.close();
     const token = newToken('down');
     const open = await http(`${pod.baseUrl}${FAIL_OPEN_PATH}`, { headers: bearer(token) });
-    t.equal(open.status, 200);
+    t.equal(open.status, 200, "fail-open: nginx's own 502 becomes the check location's 204, so the request is served (not auth_request's 500)");
     t.equal(open.body, BACKEND_BODY);
     t.equal(open.headers['x-token-status'], 'Unavailable');
+    t.match(await readFile(pod.errorLog, 'utf8'), /connect\(\) failed \(111: Connection refused\) while connecting to upstream/, "what the error log says");
     const strict = await http(`${pod.baseUrl}${WAIT_STRICT_PATH}`, { headers: bearer(token) });
     t.equal(strict.status, 503);
     t.equal(strict.headers['x-token-status'], 'Unavailable');

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { imageArgv, runtimeSpec } from './dockerfile.js';
 import { render } from './helm.js';
 import { podSpec, resolveEnv } from './k8s-objects.js';
-import { container, makeEmptyDirs, materializeConfigMaps, runContainer, type Started } from './pod-sim.js';
+import { container, makeEmptyDirs, materializeConfigMaps, runContainer, type StartedContainer } from './pod-sim.js';
 import type { RunningContainer } from './pod-termination.js';
 import { freePort, waitForHttp } from '../support/net.js';
 import { deadline } from '../support/wait.js';
@@ -51,7 +51,7 @@ export interface SimPod {
   /** The token write API: http://127.0.0.1:<nginx.apiPort>, a free port per pod (loopback is shared here). */
   readonly tokenApi: string;
   readonly ops: string; // http://ip:opsPort
-  readonly nginx: Started;
+  readonly nginx: StartedContainer;
   readonly syncer: SidecarProcess;
   /** The chart values it was rendered from (tests lint them). */
   readonly values: Record<string, unknown>;
@@ -118,7 +118,7 @@ export async function startPod(o: PodSpecOptions): Promise<SimPod> {
   const nginxSpec = container(objects, 'nginx');
   const syncerSpec = container(objects, 'syncer');
   const syncerEnv = resolveEnv(syncerSpec, fields);
-  const nginx = runContainer(nginxSpec, fields);
+  const nginx = await runContainer(nginxSpec, fields);
   let syncer: SidecarProcess;
   try {
     syncer = await startSidecarProcess(syncerEnv, { argv, cwd: root, bareEnv: true, timeoutMs: 30_000 });
@@ -138,7 +138,7 @@ export async function startPod(o: PodSpecOptions): Promise<SimPod> {
     values,
     gracePeriodSeconds: podSpec(objects).terminationGracePeriodSeconds ?? 30,
     containers: [
-      { spec: nginxSpec, native: false, process: nginx, env: resolveEnv(nginxSpec, fields) },
+      { spec: nginxSpec, native: false, process: nginx, init: nginx.init, env: resolveEnv(nginxSpec, fields) },
       { spec: syncerSpec, native: syncerSpec.restartPolicy === 'Always', process: syncer.process, env: syncerEnv },
     ],
     async stop() {

@@ -1,15 +1,19 @@
 // Plays one apigw pod of a rendered chart on this machine, without a container runtime:
 // the nginx ConfigMap is written where the Deployment mounts it (volume items → paths), and
-// each container runs the command and environment the Deployment gives it. The chart is
-// rendered with confDir/runDir in a temp dir and loopback listen addresses, so the only
-// difference from a pod is the filesystem root.
+// each container runs the command and environment the Deployment gives it, as PID 1 of a PID
+// namespace of its own (`unshare --pid --fork`, root), as a runtime starts it: PID 1 is what
+// the stop signal reaches, and when it exits the kernel kills whatever is left in the
+// namespace, exec'd hooks included. The chart is rendered with confDir/runDir in a temp dir and
+// loopback listen addresses, so the only difference from a pod is the filesystem root (and the
+// network namespace, shared here).
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { V1Container } from '@kubernetes/client-node';
 import type { KubeObject } from './helm.js';
 import { allContainers, only, podSpec, resolveEnv } from './k8s-objects.js';
-import { onExitCleanup, spawnTracked, withPath, type TrackedProcess } from '../support/processes.js';
+import { describeExit, onExitCleanup, spawnTracked, withPath, type TrackedProcess } from '../support/processes.js';
+import { waitFor } from '../support/wait.js';
 
 /** Writes every configMap volume's items under their mountPath; returns the written paths. */
 export function materializeConfigMaps(objects: readonly KubeObject[]): string[] {
@@ -54,6 +58,12 @@ export interface Started extends TrackedProcess {
   readonly output: () => string;
 }
 
+/** A container started as PID 1 of its own PID namespace. */
+export interface StartedContainer extends Started {
+  /** The host's pid of the container's PID 1 (the tracked process is `unshare`, its parent). */
+  readonly init: number;
+}
+
 // Process logs outlive their processes (callers read them after exit): removed at exit.
 const logDirs = new Set<string>();
 let logCleanup: (() => void) | undefined;
@@ -94,7 +104,33 @@ export function containerArgv(c: V1Container): string[] {
   return argv;
 }
 
-/** Runs a container of the rendered pod with its rendered env, the pod fields filling fieldRefs. */
-export function runContainer(c: V1Container, fields: Readonly<Record<string, string>>): Started {
-  return run(containerArgv(c), resolveEnv(c, fields));
+/** The only child of `pid`, once it has forked (unshare --fork's). */
+async function onlyChild(pid: number, proc: TrackedProcess): Promise<number> {
+  return waitFor(
+    () => {
+      let children: string;
+      try {
+        children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+      } catch {
+        return undefined;
+      }
+      return children === '' ? undefined : Number(children.split(' ')[0]);
+    },
+    `the first process of ${pid}'s PID namespace`,
+    { timeoutMs: 5_000, intervalMs: 2, abortIf: () => (proc.exitStatus() === undefined ? undefined : new Error(`unshare ${describeExit(proc.exitStatus() ?? { code: null, signal: null })}`)) },
+  );
+}
+
+/**
+ * Runs a container of the rendered pod with its rendered env, the pod fields filling fieldRefs,
+ * as PID 1 of a new PID namespace (--kill-child: it dies with unshare, which the harness tracks).
+ */
+export async function runContainer(c: V1Container, fields: Readonly<Record<string, string>>): Promise<StartedContainer> {
+  const started = run(['unshare', '--pid', '--fork', '--kill-child', '--', ...containerArgv(c)], resolveEnv(c, fields));
+  try {
+    return { ...started, init: await onlyChild(started.pid, started) };
+  } catch (err) {
+    await started.stop(1_000);
+    throw new Error(`${c.name} did not start in a PID namespace of its own (unshare needs root): ${err instanceof Error ? err.message : String(err)}\n${started.output()}`);
+  }
 }

@@ -3,12 +3,16 @@
 //  - the app containers all at once, each on its own: its preStop hook runs (bounded by the
 //    grace period), then the container gets SIGTERM and what is left of the grace period, but
 //    at least minimumGracePeriodInSeconds (2 s), before SIGKILL;
+//  - a container played in a PID namespace of its own (pod-sim.ts) as a runtime does it: an
+//    exec hook runs inside that namespace (nsenter), so it dies with the container's PID 1
+//    (an exit code other than 0 is the kubelet's "PreStopHook failed"); the stop signal goes to
+//    PID 1 alone (the runtime's StopContainer), SIGKILL at the end to everything;
 //  - native sidecars (initContainers with restartPolicy Always) only once every app container
 //    has exited, the last started first, each the same way with what is left of the grace period.
 // The record of what happened when lets a test relate a client's answers to the shutdown order.
 import type { V1Container, V1LifecycleHandler } from '@kubernetes/client-node';
 import { performance } from 'node:perf_hooks';
-import { describeExit, runTracked, withPath, type TrackedProcess } from '../support/processes.js';
+import { describeExit, killGroup, runTracked, withPath, type Exit, type TrackedProcess } from '../support/processes.js';
 import { sleep } from '../support/wait.js';
 
 /** kubelet's floor for the time between SIGTERM and SIGKILL. */
@@ -19,6 +23,8 @@ export interface RunningContainer {
   /** An initContainer with restartPolicy Always. */
   readonly native: boolean;
   readonly process: TrackedProcess;
+  /** The host's pid of the container's PID 1 when it runs in a PID namespace of its own. */
+  readonly init?: number;
   /** The container's environment, for exec hooks (they run inside the container). */
   readonly env: Readonly<Record<string, string>>;
 }
@@ -46,7 +52,9 @@ async function runPreStop(c: RunningContainer, handler: V1LifecycleHandler, rema
   if (handler.exec?.command !== undefined) {
     const [command, ...args] = handler.exec.command;
     if (command === undefined) throw new Error(`${c.spec.name}: empty preStop exec command`);
-    const r = await runTracked(command, args, { env: withPath(c.env), timeoutMs: remainingMs });
+    // Inside the container's PID namespace (nsenter forks into it), as the runtime's exec does.
+    const argv = c.init === undefined ? [command, ...args] : ['nsenter', '--target', String(c.init), '--pid', '--', command, ...args];
+    const r = await runTracked(argv[0] ?? command, argv.slice(1), { env: withPath(c.env), timeoutMs: remainingMs });
     // Its output matters only when it failed (nginx -s quit always prints a notice).
     return `exec ${describeExit(r.exit)}${r.exit.code === 0 ? '' : `: ${r.stderr.trim()}`}`;
   }
@@ -55,6 +63,22 @@ async function runPreStop(c: RunningContainer, handler: V1LifecycleHandler, rema
     return `sleep ${handler.sleep.seconds} s`;
   }
   throw new Error(`${c.spec.name}: preStop handler ${JSON.stringify(handler)} is not played here (exec and sleep are)`);
+}
+
+/** SIGTERM to the container's PID 1 (its whole process group when it has no namespace of its own), SIGKILL to everything after graceMs. */
+async function stopContainer(c: RunningContainer, graceMs: number): Promise<Exit> {
+  if (c.init === undefined) return c.process.stop(graceMs, 'SIGTERM');
+  try {
+    process.kill(c.init, 'SIGTERM');
+  } catch {
+    // ESRCH: PID 1 has exited already.
+  }
+  const timer = setTimeout(() => killGroup(c.process.pid, 'SIGKILL'), graceMs);
+  try {
+    return await c.process.exited;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Terminates the pod's containers within gracePeriodSeconds; resolves once all have exited. */
@@ -74,7 +98,7 @@ export async function terminatePod(containers: readonly RunningContainer[], grac
       note(name, 'preStop ended', await runPreStop(c, preStop, Math.max(0, deadline - performance.now())));
     }
     note(name, 'SIGTERM');
-    const exit = await c.process.stop(Math.max(MINIMUM_GRACE_MS, deadline - performance.now()), 'SIGTERM');
+    const exit = await stopContainer(c, Math.max(MINIMUM_GRACE_MS, deadline - performance.now()));
     note(name, 'exited', describeExit(exit));
   };
 

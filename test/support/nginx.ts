@@ -96,6 +96,16 @@ export function httpPaths(prefix: string): string {
 `;
 }
 
+/** A whole standalone test config (no modules): main context, then http{} with its paths and `servers` (server{} blocks). */
+export function standaloneHttpConf(prefix: string, servers: string): string {
+  return `${standaloneMain(prefix, [])}
+http {
+${httpPaths(prefix)}
+${servers}
+}
+`;
+}
+
 /** A fresh prefix dir for one test nginx, with logs/, temp/ and www/. */
 export async function makePrefixDir(name: string): Promise<string> {
   const prefix = await mkdtemp(join(tmpdir(), `apigw-nginx-${name}-`));

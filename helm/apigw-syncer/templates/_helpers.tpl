@@ -33,6 +33,17 @@ app.kubernetes.io/part-of: apigw
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
+{{/*
+A Service's address families: those nginx listens on (nginx.ipFamilies), the first one primary.
+Two families require dual-stack: nginx serves both, and a Service that quietly fell back to one
+(PreferDualStack) would leave the other family's clients without an address.
+*/}}
+{{- define "apigw-syncer.serviceIpFamilies" -}}
+ipFamilyPolicy: {{ ternary "RequireDualStack" "SingleStack" (gt (len .Values.nginx.ipFamilies) 1) }}
+ipFamilies:
+{{- toYaml .Values.nginx.ipFamilies | nindent 2 }}
+{{- end }}
+
 {{/* The headless Service of all apigw pods (zone_sync peers; dns discovery). */}}
 {{- define "apigw-syncer.peerServiceName" -}}
 {{- printf "%s-peers" (include "apigw-syncer.fullname" .) }}

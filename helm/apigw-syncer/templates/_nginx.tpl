@@ -118,7 +118,8 @@ Output: JSON {"volumes": [...], "mounts": [...]}.
 {{- $mounts := list }}
 {{- $names := dict "nginx-config" "the chart" "run" "the chart" }}
 {{- $plus := include "apigw-syncer.isPlus" . }}
-{{- if and $plus $n.plus.mgmt.enabled }}
+{{- $mgmt := and $plus $n.plus.mgmt.enabled }}
+{{- if and $mgmt (not (include "apigw-syncer.isMounted" (dict "path" $n.plus.mgmt.statePath "mounts" $n.extraVolumeMounts))) }}
 {{- $volumes = append $volumes (dict "name" "mgmt-state" "emptyDir" (dict "sizeLimit" "8Mi")) }}
 {{- $mounts = append $mounts (dict "name" "mgmt-state" "mountPath" $n.plus.mgmt.statePath) }}
 {{- $_ := set $names "mgmt-state" "the chart (nginx.plus.mgmt.statePath)" }}
@@ -141,8 +142,18 @@ Output: JSON {"volumes": [...], "mounts": [...]}.
 {{- end }}
 {{- $_ := set $paths .mountPath .name }}
 {{- end }}
-{{- if and $plus $n.plus.mgmt.enabled (not (include "apigw-syncer.isMounted" (dict "path" $n.plus.mgmt.licenseToken "mounts" $n.extraVolumeMounts))) }}
+{{- if and $mgmt (not (include "apigw-syncer.isMounted" (dict "path" $n.plus.mgmt.licenseToken "mounts" $n.extraVolumeMounts))) }}
 {{- fail (printf "nginx.plus.mgmt.licenseToken (%s) is not in any nginx.extraVolumeMounts: mount the Secret holding license.jwt there (NGINX Plus R33+ does not start without it; see helm/README.md)" $n.plus.mgmt.licenseToken) }}
+{{- end }}
+{{- if $mgmt }}
+{{- range $value, $file := dict "proxyCredentialsFile" $n.plus.mgmt.proxyCredentialsFile "sslTrustedCertificate" $n.plus.mgmt.sslTrustedCertificate }}
+{{- if and $file (not (include "apigw-syncer.isMounted" (dict "path" $file "mounts" $n.extraVolumeMounts))) }}
+{{- fail (printf "nginx.plus.mgmt.%s (%s) is not in any nginx.extraVolumeMounts: mount the Secret holding it there (see helm/README.md)" $value $file) }}
+{{- end }}
+{{- end }}
+{{- if and $n.plus.mgmt.proxyCredentialsFile (not $n.plus.mgmt.proxy) }}
+{{- fail "nginx.plus.mgmt.proxyCredentialsFile is set without nginx.plus.mgmt.proxy: the credentials are for that proxy" }}
+{{- end }}
 {{- end }}
 {{- if and $plus $n.plus.zoneSyncTls.enabled (not (include "apigw-syncer.isMounted" (dict "path" $n.plus.zoneSyncTls.dir "mounts" $n.extraVolumeMounts))) }}
 {{- fail (printf "nginx.plus.zoneSyncTls.dir (%s) is not in any nginx.extraVolumeMounts: mount the Secret with tls.crt, tls.key and ca.crt there (see helm/README.md)" $n.plus.zoneSyncTls.dir) }}
@@ -163,7 +174,11 @@ include apigw-syncer/common/policy-{{ .Values.nginx.policy }}.conf;
 Plus, main context: license verification and usage reporting, mandatory since R33 ("This is
 mandatory for each NGINX Plus instance since 1.27.2", ngx_mgmt_module): license.jwt from a
 mounted Secret, and a writable state directory (the default, /var/lib/nginx/state, is on the
-read-only root filesystem) — an emptyDir mounted at statePath.
+read-only root filesystem) — an emptyDir mounted at statePath unless a volume of the user's is.
+The rest is what real egress needs (ngx_mgmt_module): usage_report endpoint= (NGINX Instance
+Manager), proxy (1.27.4, R34) with proxy_username/proxy_password from an included file (a
+mounted Secret: the password never enters the ConfigMap), ssl_trusted_certificate/ssl_verify
+for an endpoint on a private CA, enforce_initial_report.
 */}}
 {{- define "apigw-syncer.mgmt" -}}
 {{- $m := .Values.nginx.plus.mgmt -}}
@@ -173,6 +188,18 @@ mgmt {
     state_path {{ $m.statePath }};
 {{- with $m.usageReportEndpoint }}
     usage_report endpoint={{ . }};
+{{- end }}
+{{- with $m.proxy }}
+    proxy {{ . }};
+{{- end }}
+{{- with $m.proxyCredentialsFile }}
+    include {{ . }};
+{{- end }}
+{{- with $m.sslTrustedCertificate }}
+    ssl_trusted_certificate {{ . }};
+{{- end }}
+{{- if and (hasKey $m "sslVerify") (not $m.sslVerify) }}
+    ssl_verify off;
 {{- end }}
 {{- if not $m.enforceInitialReport }}
     enforce_initial_report off;
@@ -217,6 +244,9 @@ stream {
         zone_sync_ssl_certificate_key {{ $tls.dir }}/tls.key;
         zone_sync_ssl_trusted_certificate {{ $tls.dir }}/ca.crt;
         zone_sync_ssl_name {{ default $fqdn $tls.serverName }};
+        # CAs allowed above a peer's certificate, the root aside (nginx.plus.zoneSyncTls.verifyDepth).
+        ssl_verify_depth {{ int (default 1 $tls.verifyDepth) }};
+        zone_sync_ssl_verify_depth {{ int (default 1 $tls.verifyDepth) }};
         include apigw-syncer/plus/zone-sync-tls.conf;
 {{- end }}
     }
@@ -362,17 +392,28 @@ http {
 {{- end }}
 
 {{/*
-The nginx container's shell command: write the per-pod file, then exec nginx in the
-foreground, so nginx replaces the shell as PID 1 and gets SIGTERM/SIGQUIT itself.
+The nginx container's shell script. It writes the per-pod file, then runs nginx in the
+foreground as its child and stays PID 1 to turn the container's stop signal into nginx's
+graceful quit: the kubelet stops a container with SIGTERM (or the image's STOPSIGNAL, SIGQUIT
+in nginx's own images) sent to PID 1 alone, and SIGTERM is nginx's *fast* shutdown, which cuts
+the requests in flight. So the preStop hook only has to sleep through the endpoints' update
+and can end on its own: it must not outlive nginx. A hook that waited for nginx to exit, as
+this chart's did, ran inside the container's PID namespace, and when PID 1 exits the kernel
+kills every process left there — the hook with it — so the kubelet saw the hook fail
+(ExecSync exit 137 → "PreStopHook failed", a FailedPreStopHook event) on every termination.
+`wait` returns early when a trapped signal arrives: it is repeated until nginx has exited,
+whose status becomes the container's.
 */}}
 {{- define "apigw-syncer.nginxStartCommand" -}}
 {{- $conf := include "apigw-syncer.nginxConfDir" . }}
 {{- $run := include "apigw-syncer.nginxRunDir" . }}
-{{- $cmd := printf "exec %s -e stderr -c %s/nginx.conf -g 'daemon off;'" .Values.nginx.binary $conf }}
 {{- if .Values.syncer.enabled }}
-{{- $cmd = printf "sh %s/apigw-syncer/render-pod-conf.sh %s/apigw-pod.conf && %s" $conf $run $cmd }}
+{{- printf "sh %s/apigw-syncer/render-pod-conf.sh %s/apigw-pod.conf || exit 1\n" $conf $run }}
 {{- end }}
-{{- $cmd }}
+{{- printf "%s -e stderr -c %s/nginx.conf -g 'daemon off;' &\n" .Values.nginx.binary $conf }}
+{{- printf "nginx_pid=$!\n" }}
+{{- printf "trap 'kill -QUIT $nginx_pid' TERM QUIT INT\n" }}
+{{- printf "while :; do wait $nginx_pid; status=$?; kill -0 $nginx_pid 2>/dev/null || exit $status; done" }}
 {{- end }}
 
 {{/*
