@@ -81,6 +81,7 @@ export class App {
       { fanOutDone: each('fan-out', (r) => telemetry.fanOutDone(r), (r) => checkLog.fanOutDone(r)) },
     );
     telemetry.countInFlight(() => this.checker.waiting);
+    telemetry.ownPod(config.pod);
     telemetry.memoryLimit((options.memoryLimit ?? readMemoryLimit)());
 
     this.store = new PeerStore((err) => log.error({ err }, 'an observer of the peer set failed'));

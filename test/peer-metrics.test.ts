@@ -49,6 +49,18 @@ t.test('a peer that joins has its fixed set of series at once, all at zero', asy
   t.same(await series(tel, 'apigw-2'), [], 'nothing for a peer that is not in the set');
 });
 
+t.test("the sidecar's own pod has no per-peer series (matched by name or IP)", async (t) => {
+  const tel = new Telemetry({ defaultMetrics: false });
+  tel.ownPod({ name: 'apigw-0', ip: '10.0.0.9' });
+  tel.canaryOn();
+  publish(tel, [peer('apigw-0', '10.0.0.8'), peer('10.0.0.9', '10.0.0.9'), peer('apigw-1')]);
+  t.same(await series(tel, 'apigw-0'), []);
+  t.same(await series(tel, '10.0.0.9'), [], 'DNS discovery names peers by address');
+  t.ok((await series(tel, 'apigw-1')).length > 0);
+  tel.fanOutDone(fanOut(report('apigw-0', 'missing')));
+  t.same(await series(tel, 'apigw-0'), [], 'a check from another origin that probed it adds nothing');
+});
+
 t.test('fan-out results: the delay of each 200, the count of each failed outcome; departed and unknown peers add nothing', async (t) => {
   const tel = new Telemetry({ defaultMetrics: false });
   publish(tel, [peer('a'), peer('b'), peer('c')]);

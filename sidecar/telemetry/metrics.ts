@@ -30,6 +30,7 @@ export class Telemetry {
   private readonly perPeer: PeerMetrics;
   private canaryRuns: Counter<'result'> | undefined;
   private canaryLastRun: Gauge | undefined;
+  private self: { readonly name: string; readonly ip: string | undefined } = { name: '', ip: undefined };
 
   constructor(options: { defaultMetrics: boolean } = { defaultMetrics: true }) {
     const registers = [this.registry];
@@ -107,6 +108,11 @@ export class Telemetry {
     });
   }
 
+  /** The pod this sidecar runs in (POD_NAME, POD_IP): no per-peer series for it. */
+  ownPod(pod: { readonly name: string; readonly ip: string | undefined }): void {
+    this.self = pod;
+  }
+
   /** syncer_memory_limit_bytes: the container's memory limit (telemetry/memory-limit.ts); absent when unlimited. */
   memoryLimit(bytes: number | undefined): void {
     if (bytes === undefined) return;
@@ -164,7 +170,7 @@ export class Telemetry {
 
   changed(set: PeerSet, diff: PeerSetDiff): void {
     this.peers.set(set.peers.length);
-    this.perPeer.peersChanged(set.peers);
+    this.perPeer.peersChanged(set.peers, this.self);
     if (diff.added.length > 0) this.peerChanges.inc({ change: 'added' }, diff.added.length);
     if (diff.removed.length > 0) this.peerChanges.inc({ change: 'removed' }, diff.removed.length);
   }

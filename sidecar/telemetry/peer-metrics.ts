@@ -79,10 +79,14 @@ export class PeerMetrics {
     for (const [name, handles] of this.byName) handles.canary = this.bindCanary(name);
   }
 
-  /** The peer set changed: series for the peers that joined, none left for those that went. */
-  peersChanged(peers: readonly Peer[]): void {
+  /**
+   * The peer set changed: series for the peers that joined, none left for those that went. The
+   * sidecar's own pod (in the set under kubernetes and static discovery) is no peer here: its
+   * checks never wait for it.
+   */
+  peersChanged(peers: readonly Peer[], self: { readonly name: string; readonly ip: string | undefined }): void {
     const names = new Set<string>();
-    for (const peer of peers) names.add(peer.name);
+    for (const peer of peers) if (peer.name !== self.name && peer.host !== self.ip) names.add(peer.name);
     for (const name of this.byName.keys()) if (!names.has(name)) this.drop(name);
     for (const name of names) if (!this.byName.has(name)) this.byName.set(name, this.bind(name));
   }
