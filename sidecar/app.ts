@@ -42,8 +42,6 @@ export interface AppOptions {
   readonly tlsReloadMs?: number;
   /** The container's memory limit (default: read from the cgroup); undefined: unlimited. */
   readonly memoryLimit?: () => number | undefined;
-  /** Unix time in ms, for the canary's reports (default Date.now). */
-  readonly wallClock?: () => number;
 }
 
 export interface Listening {
@@ -101,7 +99,7 @@ export class App {
           targets: () => (this.store.current() === undefined ? undefined : this.checker.peersFrom(config.pod.name)),
           write: (key, value, expireMs) => api.write(key, value, expireMs),
           now,
-          wallClock: options.wallClock ?? Date.now,
+          wallClock: Date.now,
           random: options.random ?? Math.random,
         },
         {

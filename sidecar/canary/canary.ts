@@ -60,8 +60,6 @@ export interface CanaryDeps {
   /** Unix ms, for the report's times. */
   readonly wallClock: () => number;
   readonly random: () => number;
-  /** A fresh key: 256 random bits (base64url) by default. */
-  readonly newKey?: () => string;
 }
 
 export interface CanaryObserver {
@@ -71,6 +69,7 @@ export interface CanaryObserver {
   failed(err: unknown): void;
 }
 
+/** A fresh key: 256 bits from the CSPRNG, base64url (43 characters). */
 function randomKey(): string {
   return randomBytes(32).toString('base64url');
 }
@@ -114,25 +113,24 @@ export class Canary {
     await this.running;
   }
 
-  /** One run now: write, probe, report. Resolves with its report (undefined without a peer set). */
-  async run(): Promise<CanaryReport | undefined> {
-    if (this.deps.targets() === undefined) return undefined;
+  /** One run: write, probe, report (nothing without a peer set, nor when cut short by stop). */
+  private async run(): Promise<void> {
+    if (this.deps.targets() === undefined) return;
     const startedAt = this.deps.wallClock();
-    const key = (this.deps.newKey ?? randomKey)();
+    const key = randomKey();
     const written = await this.deps.write(key, CANARY_VALUE, this.settings.expireMs);
     let report: CanaryReport;
     if (written.ok) {
       const headers = [this.settings.probeHeader, this.settings.probeHeaderPrefix + key];
       const result = await fanOut(this.deps.targets() ?? [], headers, this.settings.fanOut, this.deps);
       // Cut short by shutdown (the channels closed under it): no verdict on replication.
-      if (this.stopped) return undefined;
+      if (this.stopped) return;
       report = canaryReport(result, startedAt, this.deps.wallClock());
     } else {
       report = { result: 'write_failed', startedAt, endedAt: this.deps.wallClock(), cause: written.cause, peers: [] };
     }
     this.last = report;
     this.observer.ran(report);
-    return report;
   }
 
   private schedule(delayMs: number): void {
@@ -143,10 +141,7 @@ export class Canary {
 
   private readonly tick = (): void => {
     const started = this.deps.now();
-    this.running = this.run().then(
-      () => undefined,
-      (err: unknown) => this.observer.failed(err),
-    );
+    this.running = this.run().catch((err: unknown) => this.observer.failed(err));
     // Runs never overlap: the next starts one interval after this one started, or when it ends.
     void this.running.then(() => this.schedule(Math.max(0, this.settings.intervalMs - (this.deps.now() - started))));
   };
