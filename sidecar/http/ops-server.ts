@@ -46,8 +46,9 @@ export function canaryStatus(report: CanaryReport) {
 /**
  * Rendered metrics are served again for this long, and concurrent scrapes share one render: a
  * scrape flood (the listener is reachable from the pod network) costs at most ten renders a
- * second (about 1 % of a core; ~4 % at 99 peers, whose per-peer series make the text 16× longer), not one per request, so it cannot starve checks on the shared
- * event loop. Short enough that no reader notices: Prometheus scrapes every 15 s or so.
+ * second (about 1 % of a core; ~4 % at 99 peers, whose per-peer series make the text 16×
+ * longer), not one per request, so it cannot starve checks on the shared event loop. Short
+ * enough that no reader notices: Prometheus scrapes every 15 s or so.
  */
 export const METRICS_TTL_MS = 100;
 
