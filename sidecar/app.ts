@@ -5,9 +5,11 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
+import { Canary, canarySettings } from './canary/canary.js';
+import { TokenApi } from './canary/token-api.js';
 import { Checker, checkerSettings } from './check/checker.js';
 import { probeTimes, retryWindowMs } from './check/retry-policy.js';
-import type { Config, HostPort } from './config.js';
+import type { CanaryConfig, Config, HostPort } from './config.js';
 import { createPeerSource } from './discovery/index.js';
 import { PeerStore } from './discovery/peer-store.js';
 import type { PeerSource, SourceDeps } from './discovery/source.js';
@@ -15,11 +17,15 @@ import { createApiServer } from './http/api-server.js';
 import { createOpsServer } from './http/ops-server.js';
 import { PeerChannels } from './probe/peer-channels.js';
 import { loadTlsMaterial, watchTlsMaterial, type TlsWatcher } from './probe/tls-material.js';
+import { CanaryLog } from './telemetry/canary-log.js';
 import { CheckLog } from './telemetry/check-log.js';
 import { DiscoveryLog } from './telemetry/discovery-log.js';
+import { readMemoryLimit } from './telemetry/memory-limit.js';
 import { Telemetry } from './telemetry/metrics.js';
 
 const TLS_RELOAD_MS = 10_000;
+/** Bound of one canary write to this pod's token API (loopback: it answers in a millisecond). */
+const CANARY_WRITE_TIMEOUT_MS = 2_000;
 
 /** Replication lag the retry schedule should cover at least, or the sidecar warns at start. */
 const MIN_LAG_COVERED_MS = 100;
@@ -34,6 +40,8 @@ export interface AppOptions {
   readonly random?: () => number;
   /** How often TLS files are read again to pick up a rotated Secret (default 10 s). */
   readonly tlsReloadMs?: number;
+  /** The container's memory limit (default: read from the cgroup); undefined: unlimited. */
+  readonly memoryLimit?: () => number | undefined;
 }
 
 export interface Listening {
@@ -49,6 +57,7 @@ export class App {
   private readonly source: PeerSource;
   private readonly api: Server;
   private readonly ops: Server;
+  private readonly canary: { readonly runs: Canary; readonly api: TokenApi; readonly config: CanaryConfig } | undefined;
   private tlsWatcher: TlsWatcher | undefined;
   private draining = false;
   /** Requests the check listener has received: shutdown waits until they stop coming. */
@@ -70,6 +79,8 @@ export class App {
       { fanOutDone: each('fan-out', (r) => telemetry.fanOutDone(r), (r) => checkLog.fanOutDone(r)) },
     );
     telemetry.countInFlight(() => this.checker.waiting);
+    telemetry.ownPod(config.pod);
+    telemetry.memoryLimit((options.memoryLimit ?? readMemoryLimit)());
 
     this.store = new PeerStore((err) => log.error({ err }, 'an observer of the peer set failed'));
     // The checker first: its channels must follow a new set before anyone reports on it.
@@ -77,6 +88,27 @@ export class App {
     this.store.observe(telemetry);
     this.store.observe(new DiscoveryLog(log));
     this.source = (options.source ?? createPeerSource)({ config, store: this.store, log });
+
+    if (config.canary !== undefined) {
+      const api = new TokenApi(config.canary.url, CANARY_WRITE_TIMEOUT_MS);
+      const canaryLog = new CanaryLog(log, config.canary.intervalMs, now);
+      telemetry.canaryOn();
+      const runs = new Canary(
+        canarySettings(config, config.canary),
+        {
+          targets: () => (this.store.current() === undefined ? undefined : this.checker.peersFrom(config.pod.name)),
+          write: (key, value, expireMs) => api.write(key, value, expireMs),
+          now,
+          wallClock: Date.now,
+          random: options.random ?? Math.random,
+        },
+        {
+          ran: each('canary', (r) => telemetry.canaryDone(r), (r) => canaryLog.ran(r)),
+          failed: (err) => log.error({ err }, 'a canary run failed'),
+        },
+      );
+      this.canary = { runs, api, config: config.canary };
+    }
 
     const isDraining = (): boolean => this.draining;
     this.api = createApiServer({
@@ -100,6 +132,7 @@ export class App {
       metricsContentType: telemetry.contentType,
       isDraining,
       now,
+      canary: () => this.canary?.runs.lastReport,
     });
   }
 
@@ -108,6 +141,10 @@ export class App {
     await this.loadTls();
     const [api, ops] = await Promise.all([listen(this.api, config.listen), listen(this.ops, config.ops)]);
     this.source.start();
+    if (this.canary !== undefined) {
+      this.canary.runs.start();
+      log.info(this.canary.config, 'canary on');
+    }
     const times = probeTimes(config.retry, retryWindowMs(config.hardTimeoutMs, config.probe.timeoutMs));
     const lastProbeMs = times[times.length - 1]!;
     if (lastProbeMs < MIN_LAG_COVERED_MS) {
@@ -166,6 +203,8 @@ export class App {
     const { log } = this.options;
     this.draining = true;
     log.info('shutting down: refusing new checks, finishing in-flight ones');
+    // No canary run starts any more; one running ends at its deadline, or when the channels close.
+    const canaryStopped = this.canary?.runs.stop();
     // The listener stays open while checks finish and until the requests already sent have been
     // read: connections still in the accept queue and requests still in socket buffers are
     // answered (503, Connection: close). Closing earlier resets them (unread data → RST).
@@ -175,6 +214,8 @@ export class App {
     await apiClosed;
     this.tlsWatcher?.stop();
     await Promise.all([this.source.stop(), this.channels.close()]);
+    await canaryStopped;
+    await this.canary?.api.close();
     this.ops.closeAllConnections();
     await closeServer(this.ops);
     log.info('stopped');

@@ -58,6 +58,16 @@ export interface Config {
     readonly syncedTtlMs: number;
     readonly syncedMax: number;
   };
+  /** The canary (off: undefined): a random key written to the own replica, then probed on every peer. */
+  readonly canary: CanaryConfig | undefined;
+}
+
+export interface CanaryConfig {
+  readonly intervalMs: number;
+  /** How long one run waits for the key at every peer; less than intervalMs. */
+  readonly timeoutMs: number;
+  /** The own replica's keyvals API: http(s)://<loopback>:<port>/api/<version>/http/keyvals/<zone>. */
+  readonly url: string;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -110,6 +120,9 @@ export const VARIABLES = {
   SYNCER_MAX_IN_FLIGHT: { default: '128', doc: 'Check requests that may wait for a verdict at once; past it, 503 + Retry-After (overloaded). 128 × 31 peers is what one core probes within the deadline.' },
   SYNCER_SYNCED_TTL_MS: { default: '30000', doc: 'How long a Synced verdict is remembered and answered again without probing (0: never).' },
   SYNCER_SYNCED_MAX: { default: '100000', doc: 'Most Synced verdicts remembered; the oldest are forgotten first.' },
+  SYNCER_CANARY_INTERVAL_MS: { default: '0', doc: 'Canary period (0: off): every this often a random key that expires within seconds is written to this pod’s token API and probed for on every peer.' },
+  SYNCER_CANARY_TIMEOUT_MS: { default: '5000', doc: 'Canary: how long one run waits for the key to arrive at every peer (less than the interval).' },
+  SYNCER_CANARY_URL: { default: 'http://127.0.0.1:8002/api/9/http/keyvals/apigw_tokens', doc: 'Canary: this pod’s token API (the keyvals API of the token zone), on loopback.' },
 } as const;
 
 export type VariableName = keyof typeof VARIABLES;
@@ -208,6 +221,49 @@ export function unprobeableHost(host: string, port: number, scheme: 'http' | 'ht
   const expected = isIP(host) === 6 ? `[${host}]` : host.toLowerCase();
   if (url.hostname !== expected) return `"${host}" would be probed as "${url.hostname}": write that instead`;
   return undefined;
+}
+
+// The keyvals API of one zone, as NGINX Plus serves it (and the open-source stand-in mimics).
+const KEYVALS_PATH = /^\/api\/[0-9]{1,3}\/http\/keyvals\/[A-Za-z0-9_-]+$/;
+
+/**
+ * Why `text` cannot be the canary's URL, or undefined when it can: the own replica's keyvals API,
+ * reached over loopback only — a key is never written to another pod's API across the network.
+ */
+export function canaryUrlProblem(text: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return `must be a URL, got "${text}"`;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `must be http or https, got "${url.protocol}"`;
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const loopback = host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+  if (!loopback) return `must point at this pod's own token API on loopback (127.x.x.x, [::1] or localhost), got "${url.hostname}"`;
+  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') return 'must hold no credentials, query or fragment';
+  if (!KEYVALS_PATH.test(url.pathname)) return `path must be /api/<version>/http/keyvals/<zone>, got "${url.pathname}"`;
+  return undefined;
+}
+
+function parseCanary(r: Reader): CanaryConfig | undefined {
+  const intervalMs = r.number('SYNCER_CANARY_INTERVAL_MS', 0, 0, 3_600_000);
+  if (intervalMs > 0 && intervalMs < 1_000) {
+    r.fail('SYNCER_CANARY_INTERVAL_MS', `must be 0 (off) or at least 1000, got ${intervalMs}`);
+    return undefined;
+  }
+  const timeoutMs = r.number('SYNCER_CANARY_TIMEOUT_MS', 5_000, 100, 600_000);
+  const url = r.string('SYNCER_CANARY_URL', VARIABLES.SYNCER_CANARY_URL.default);
+  if (intervalMs === 0) {
+    for (const name of ['SYNCER_CANARY_TIMEOUT_MS', 'SYNCER_CANARY_URL'] as const) {
+      if (r.raw(name) !== undefined) r.fail(name, 'is only used with SYNCER_CANARY_INTERVAL_MS > 0 (the canary is off)');
+    }
+    return undefined;
+  }
+  if (timeoutMs >= intervalMs) r.fail('SYNCER_CANARY_TIMEOUT_MS', `must be less than SYNCER_CANARY_INTERVAL_MS (${intervalMs}), so runs never overlap`);
+  const problem = canaryUrlProblem(url);
+  if (problem !== undefined) r.fail('SYNCER_CANARY_URL', problem);
+  return { intervalMs, timeoutMs, url };
 }
 
 function parsePeers(r: Reader, scheme: 'http' | 'https'): Peer[] {
@@ -330,6 +386,7 @@ export function parseConfig(env: Env, context: ConfigContext): ConfigResult {
       syncedTtlMs: r.number('SYNCER_SYNCED_TTL_MS', 30_000, 0, 3_600_000),
       syncedMax: r.number('SYNCER_SYNCED_MAX', 100_000, 1, 10_000_000),
     },
+    canary: parseCanary(r),
   };
   return r.errors.length > 0 ? { ok: false, errors: r.errors } : { ok: true, config };
 }

@@ -45,6 +45,8 @@ export interface PeerReport {
   readonly lastStatus: number | null;
   /** Why the last attempt failed without a status (ECONNREFUSED, PROBE_TIMEOUT, …); null otherwise. */
   readonly lastError: string | null;
+  /** ms from the check's start to this peer's first 200; null unless the outcome is synced. */
+  readonly syncedAtMs: number | null;
 }
 
 export interface CheckResult {
@@ -85,6 +87,31 @@ export interface CheckAnswered {
   /** Answered from the Synced memo, without probing. */
   readonly cached: boolean;
   readonly result: CheckResult;
+}
+
+/** A canary key on one peer: arrived (a 200), or why not (the fan-out's outcome for that peer). */
+export type CanaryPeerResult = 'arrived' | 'missing' | 'error' | 'timeout';
+
+/** synced: every peer got the key; incomplete: some did not; write_failed: the own replica did not take it. */
+export type CanaryRunResult = 'synced' | 'incomplete' | 'write_failed';
+
+export interface CanaryPeer {
+  readonly name: string;
+  readonly result: CanaryPeerResult;
+  /** ms from the own replica's acknowledgement of the write to this peer's first 200; null unless arrived. */
+  readonly delayMs: number | null;
+}
+
+/** One canary run: what it found (the key itself is never part of it). */
+export interface CanaryReport {
+  readonly result: CanaryRunResult;
+  /** Unix time (ms) at which the run began and ended. */
+  readonly startedAt: number;
+  readonly endedAt: number;
+  /** write_failed: why (an error code, or the status the token API answered); otherwise null. */
+  readonly cause: string | null;
+  /** Every peer probed and still in the set at the end (departed peers are left out); empty after write_failed. */
+  readonly peers: readonly CanaryPeer[];
 }
 
 /** Stable identity of a peer's endpoint: one connection pool per key. */

@@ -15,6 +15,7 @@ t.test('defaults', async (t) => {
   t.equal(c.probe.path, '/apigw-syncer/probe');
   t.equal(c.hardTimeoutMs, 1500);
   t.equal(c.logLevel, 'info');
+  t.equal(c.canary, undefined, 'the canary is off');
   t.equal(ok({ KUBERNETES_SERVICE_HOST: '10.0.0.1' }).discovery.mode, 'kubernetes', 'kubernetes inside a cluster');
   t.equal(ok({}, { ...ctx, serviceAccountNamespace: 'apigw\n' }).pod.namespace, 'apigw', 'namespace from the service-account file');
 });
@@ -39,6 +40,7 @@ t.test('every variable is read and has a default in the table', async (t) => {
     SYNCER_DNS_NAME: 'apigw-headless', SYNCER_DNS_INTERVAL_MS: '1000',
     SYNCER_MAX_IN_FLIGHT: '64', SYNCER_SYNCED_TTL_MS: '0', SYNCER_SYNCED_MAX: '10',
     SYNCER_PROBE_CA_FILE: '/tls/ca.crt', SYNCER_PROBE_CERT_FILE: '/tls/tls.crt', SYNCER_PROBE_KEY_FILE: '/tls/tls.key', SYNCER_PROBE_SERVERNAME: 'apigw.gw.svc',
+    SYNCER_CANARY_INTERVAL_MS: '15000', SYNCER_CANARY_TIMEOUT_MS: '3000', SYNCER_CANARY_URL: 'http://[::1]:8002/api/8/http/keyvals/tokens-v2',
   };
   t.same(Object.keys(env).sort(), Object.keys(VARIABLES).sort(), 'the test covers exactly the documented variables');
   const c = ok(env);
@@ -53,6 +55,7 @@ t.test('every variable is read and has a default in the table', async (t) => {
   t.same(c.checks, { maxInFlight: 64, syncedTtlMs: 0, syncedMax: 10 });
   t.same(c.discovery.kubernetes, { deployment: 'apigw', scope: 'deployment', resyncMs: 60000, coalesceMs: 10, watchTimeoutS: 30 });
   t.same(c.discovery.dns, { name: 'apigw-headless', intervalMs: 1000 });
+  t.same(c.canary, { intervalMs: 15000, timeoutMs: 3000, url: 'http://[::1]:8002/api/8/http/keyvals/tokens-v2' });
 });
 
 t.test('every problem is reported at once, each naming its variable', async (t) => {
@@ -114,4 +117,26 @@ t.test('TLS files: https only, certificate and key together, a DNS name to verif
   t.same(errors({ SYNCER_PROBE_SCHEME: 'https', SYNCER_PROBE_KEY_FILE: '/c.key' }), ['SYNCER_PROBE_CERT_FILE: SYNCER_PROBE_CERT_FILE and SYNCER_PROBE_KEY_FILE go together']);
   t.same(errors({ SYNCER_PROBE_SCHEME: 'https', SYNCER_PROBE_SERVERNAME: '10.0.0.1' }), ['SYNCER_PROBE_SERVERNAME: must be a DNS name (a certificate\'s subjectAltName), got "10.0.0.1"']);
   t.same(ok({ SYNCER_PROBE_SCHEME: 'https' }).probe.tls, { caFile: undefined, certFile: undefined, keyFile: undefined, servername: undefined });
+});
+
+t.test('canary: on with an interval, its timeout shorter, its URL the own replica\'s keyvals API on loopback', async (t) => {
+  t.same(ok({ SYNCER_CANARY_INTERVAL_MS: '10000' }).canary, { intervalMs: 10000, timeoutMs: 5000, url: 'http://127.0.0.1:8002/api/9/http/keyvals/apigw_tokens' }, 'defaults');
+  t.same(ok({ SYNCER_CANARY_INTERVAL_MS: '2000', SYNCER_CANARY_TIMEOUT_MS: '1000', SYNCER_CANARY_URL: 'https://localhost:9443/api/9/http/keyvals/z' }).canary?.url, 'https://localhost:9443/api/9/http/keyvals/z');
+  t.same(errors({ SYNCER_CANARY_INTERVAL_MS: '500' }), ['SYNCER_CANARY_INTERVAL_MS: must be 0 (off) or at least 1000, got 500']);
+  t.same(errors({ SYNCER_CANARY_INTERVAL_MS: '5000' }), ['SYNCER_CANARY_TIMEOUT_MS: must be less than SYNCER_CANARY_INTERVAL_MS (5000), so runs never overlap']);
+  t.same(errors({ SYNCER_CANARY_TIMEOUT_MS: '1000', SYNCER_CANARY_URL: 'http://127.0.0.1:1/api/9/http/keyvals/z' }), [
+    'SYNCER_CANARY_TIMEOUT_MS: is only used with SYNCER_CANARY_INTERVAL_MS > 0 (the canary is off)',
+    'SYNCER_CANARY_URL: is only used with SYNCER_CANARY_INTERVAL_MS > 0 (the canary is off)',
+  ]);
+  const urlError = (url: string) => errors({ SYNCER_CANARY_INTERVAL_MS: '10000', SYNCER_CANARY_URL: url });
+  t.same(urlError('not a url'), ['SYNCER_CANARY_URL: must be a URL, got "not a url"']);
+  t.same(urlError('ftp://127.0.0.1/api/9/http/keyvals/z'), ['SYNCER_CANARY_URL: must be http or https, got "ftp:"']);
+  t.same(urlError('http://10.0.0.7:8002/api/9/http/keyvals/apigw_tokens'), [
+    'SYNCER_CANARY_URL: must point at this pod\'s own token API on loopback (127.x.x.x, [::1] or localhost), got "10.0.0.7"',
+  ], 'never another pod\'s API across the network');
+  t.same(urlError('http://127.0.0.1.nip.io:8002/api/9/http/keyvals/apigw_tokens').length, 1, 'a name that only looks like loopback');
+  t.same(urlError('http://user:pw@127.0.0.1:8002/api/9/http/keyvals/apigw_tokens'), ['SYNCER_CANARY_URL: must hold no credentials, query or fragment']);
+  t.same(urlError('http://127.0.0.1:8002/api/9/http/keyvals/apigw_tokens?x=1'), ['SYNCER_CANARY_URL: must hold no credentials, query or fragment']);
+  t.same(urlError('http://127.0.0.1:8002/api/9/http/upstreams/u'), ['SYNCER_CANARY_URL: path must be /api/<version>/http/keyvals/<zone>, got "/api/9/http/upstreams/u"']);
+  t.same(urlError('http://127.0.0.1:8002/api/9/http/keyvals/a/b'), ['SYNCER_CANARY_URL: path must be /api/<version>/http/keyvals/<zone>, got "/api/9/http/keyvals/a/b"']);
 });

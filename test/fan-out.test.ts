@@ -67,21 +67,37 @@ const HEADERS = ['authorization', 'Bearer tok'];
 t.test('a peer that leaves while its retry waits is departed, without another probe', async (t) => {
   const leaver = channel('leaver', (probe, _n, c) => answer(probe, 401, () => (c.leaving = true)));
   const stayer = channel('stayer', (probe) => answer(probe, 200));
-  const result = await fanOut([leaver, stayer], HEADERS, settings(60_000), deps);
+  // A clock that stands still: the stayer's 200 comes 0 ms into the check.
+  const result = await fanOut([leaver, stayer], HEADERS, settings(60_000), { ...deps, now: () => 7 });
   t.equal(result.verdict, 'Synced', 'a departed peer does not count');
   t.same(result.peers, [
-    { name: 'leaver', outcome: 'departed', attempts: 1, lastStatus: 401, lastError: null },
-    { name: 'stayer', outcome: 'synced', attempts: 1, lastStatus: 200, lastError: null },
+    { name: 'leaver', outcome: 'departed', attempts: 1, lastStatus: 401, lastError: null, syncedAtMs: null },
+    { name: 'stayer', outcome: 'synced', attempts: 1, lastStatus: 200, lastError: null, syncedAtMs: 0 },
   ]);
   t.equal(leaver.sent.length, 1, 'no probe after it left');
   t.match(result.probes, { synced: 1, missing: 1, departed: 0, aborted: 0 });
+});
+
+t.test("syncedAtMs: from the fan-out's start to the peer's first 200, null for every other outcome", async (t) => {
+  let clock = 1_000;
+  const late = channel('late', (probe, n) => {
+    if (n < 3) return answer(probe, 401);
+    clock = 1_042; // the 200 arrives 42 ms into the check
+    answer(probe, 200, () => (clock = 1_500));
+  });
+  const silent = channel('silent', never);
+  const result = await fanOut([late, silent], HEADERS, settings(200, 5), { ...deps, now: () => clock });
+  t.match(result.peers, [
+    { name: 'late', outcome: 'synced', attempts: 3, syncedAtMs: 42 },
+    { name: 'silent', outcome: 'timeout', syncedAtMs: null },
+  ]);
 });
 
 t.test('the deadline during a retry wait: timeout, and no probe counted as cut', async (t) => {
   const waiting = channel('waiting', (probe) => answer(probe, 401));
   const result = await fanOut([waiting], HEADERS, settings(40, 10_000), deps);
   t.equal(result.verdict, 'Timeout');
-  t.same(result.peers, [{ name: 'waiting', outcome: 'timeout', attempts: 1, lastStatus: 401, lastError: null }]);
+  t.same(result.peers, [{ name: 'waiting', outcome: 'timeout', attempts: 1, lastStatus: 401, lastError: null, syncedAtMs: null }]);
   t.same(result.probes, { synced: 0, missing: 1, error: 0, unexpected: 0, departed: 0, aborted: 0 });
   t.equal(waiting.sent.length, 1);
 });
@@ -89,7 +105,7 @@ t.test('the deadline during a retry wait: timeout, and no probe counted as cut',
 t.test('the deadline with a probe in flight: counted aborted once, and cut after the answer', async (t) => {
   const hanging = channel('hanging', never);
   const result = await fanOut([hanging], HEADERS, settings(20), deps);
-  t.same(result.peers, [{ name: 'hanging', outcome: 'timeout', attempts: 1, lastStatus: null, lastError: null }]);
+  t.same(result.peers, [{ name: 'hanging', outcome: 'timeout', attempts: 1, lastStatus: null, lastError: null, syncedAtMs: null }]);
   t.equal(result.probes.aborted, 1);
   const probe = hanging.sent[0]!;
   t.equal(probe.isSettled, false, 'the answer goes out first');
@@ -104,7 +120,7 @@ t.test('a probe settled inside probe() is not in flight: the deadline does not c
     if (n === 1) probe.onError(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }));
   });
   const result = await fanOut([refused], HEADERS, settings(40, 10_000), deps);
-  t.same(result.peers, [{ name: 'refused', outcome: 'timeout', attempts: 1, lastStatus: null, lastError: 'ECONNREFUSED' }]);
+  t.same(result.peers, [{ name: 'refused', outcome: 'timeout', attempts: 1, lastStatus: null, lastError: 'ECONNREFUSED', syncedAtMs: null }]);
   t.same(result.probes, { synced: 0, missing: 0, error: 1, unexpected: 0, departed: 0, aborted: 0 });
 });
 

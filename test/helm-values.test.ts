@@ -1,6 +1,6 @@
 // The chart's values as a platform team sets them (helm/apigw-syncer, issue 10), with the real
 // helm: what the schema and the templates refuse (each refusal with its message), what the
-// rollout, disruption, spreading, image, heap and probe-TLS values render, and `helm lint
+// rollout, disruption, spreading, image, heap, probe-TLS and canary values render, and `helm lint
 // --strict` clean in every value set rendered here. The README's install commands are run too:
 // the documented command is the one that works.
 import t from 'tap';
@@ -10,6 +10,7 @@ import { CHART_DIR, helmLint, helmTemplate, kubeVersion, parseManifests, render,
 import { allContainers, envVar, ofKind, only, podSpec } from './packaging/k8s-objects.js';
 import { plusValues } from './packaging/plus-values.js';
 import { repoRoot } from './support/repo-root.js';
+import { parseConfig } from '../sidecar/config.js';
 
 type Values = Readonly<Record<string, unknown>>;
 
@@ -45,6 +46,8 @@ const SETS = {
   'nginx probes slower': { nginx: { livenessProbe: { periodSeconds: 20, timeoutSeconds: 3, failureThreshold: 6 }, readinessProbe: { initialDelaySeconds: 2, periodSeconds: 3 } } },
   'IPv6 only': { nginx: { ipFamilies: ['IPv6'] } },
   'dual-stack, IPv6 first': { nginx: { ipFamilies: ['IPv6', 'IPv4'] } },
+  'canary off': { syncer: { canary: { enabled: false } } },
+  'canary every 30 s, token API on 8102': { syncer: { canary: { intervalMs: 30_000, timeoutMs: 8_000 } }, nginx: { apiPort: 8102 } },
 } satisfies Record<string, Values>;
 type SetName = keyof typeof SETS;
 
@@ -110,6 +113,11 @@ t.test('the schema and the templates refuse unsafe or malformed values, each wit
     ['negative minReadySeconds', { minReadySeconds: -1 }, /at '\/minReadySeconds': minimum: got -1, want 0/],
     ['unknown whenUnsatisfiable', { topologySpread: { whenUnsatisfiable: 'Sometimes' } }, /at '\/topologySpread\/whenUnsatisfiable': value must be one of 'DoNotSchedule', 'ScheduleAnyway'/],
     ['a sidecar preStop as long as the grace period', { syncer: { preStopSeconds: 30 } }, /the syncer's preStop \(30 s\) must end within terminationGracePeriodSeconds \(30 s\)/],
+    // The canary.
+    ['a canary run as long as its interval', { syncer: { canary: { intervalMs: 5_000, timeoutMs: 5_000 } } }, /the canary's timeout \(5000 ms\) must be less than its interval \(5000 ms\)/],
+    ['a canary interval under its default timeout', { syncer: { config: { canaryIntervalMs: 3_000 } } }, /the canary's timeout \(5000 ms\) must be less than its interval \(3000 ms\)/],
+    ['a canary interval under a second', { syncer: { canary: { intervalMs: 500 } } }, /at '\/syncer\/canary\/intervalMs': minimum: got 500, want 1,?000/],
+    ['a canary URL off the pod', { syncer: { config: { canaryUrl: 'http://10.0.0.7:8002/api/9/http/keyvals/apigw_tokens' } } }, /at '\/syncer\/config\/canaryUrl': '.*' does not match pattern/],
   );
   for (const [name, values, message] of cases) {
     const r = await helmTemplate({ values });
@@ -309,6 +317,27 @@ t.test('probe TLS: the Secret mounted read-only into the syncer alone, its files
   const conflict = await helmTemplate({ values: { syncer: { probeTls: { secretName: 's' }, config: { probeScheme: 'http' } } } });
   t.not(conflict.code, 0, 'a Secret with probeScheme http: refused');
   t.match(conflict.stderr, /syncer\.probeTls\.secretName makes probes https: remove syncer\.config\.probeScheme or set it to https/);
+});
+
+t.test("the canary: on by default, its URL the pod's own token API (nginx.apiPort), one value to turn it off", async (t) => {
+  const canaryEnv = async (name: SetName) => {
+    const syncer = await syncerOf(name);
+    return ['SYNCER_CANARY_INTERVAL_MS', 'SYNCER_CANARY_TIMEOUT_MS', 'SYNCER_CANARY_URL'].map((v) => envVar(syncer, v)?.value);
+  };
+  t.same(await canaryEnv('defaults'), ['10000', '5000', 'http://127.0.0.1:8002/api/9/http/keyvals/apigw_tokens'], 'on by default, every 10 s');
+  t.same(await canaryEnv('canary off'), [undefined, undefined, undefined], 'enabled: false: none of it (the sidecar\'s default is off)');
+  const [interval, timeout, url] = await canaryEnv('canary every 30 s, token API on 8102');
+  t.same([interval, timeout], ['30000', '8000']);
+  const conf = Object.values(only(await objectsOf('canary every 30 s, token API on 8102'), 'ConfigMap').data ?? {}).join('\n');
+  const port = new URL(url!).port;
+  t.equal(port, '8102', 'the URL follows nginx.apiPort');
+  t.match(conf, new RegExp(`^\\s*listen 127\\.0\\.0\\.1:${port};`, 'm'), "nginx's token API server listens there, on loopback");
+  t.match(conf, /include apigw-syncer\/oss\/token-store-api\.conf;/, 'serving the keyvals API');
+  for (const name of ['defaults', 'canary every 30 s, token API on 8102'] as const) {
+    const env = Object.fromEntries((await syncerOf(name)).env?.flatMap((e) => (e.value === undefined ? [] : [[e.name, e.value]])) ?? []);
+    const parsed = parseConfig(env, { hostname: 'apigw-0', serviceAccountNamespace: undefined });
+    t.ok(parsed.ok && parsed.config.canary !== undefined, `${name}: the sidecar accepts the canary's settings${parsed.ok ? '' : `: ${parsed.errors.join('; ')}`}`);
+  }
 });
 
 /** `helm install` commands of a Markdown file's sh blocks, continuation lines joined, as argv. */

@@ -247,6 +247,9 @@ t.test('every SYNCER_* variable of the sidecar is reachable from values, with va
     maxInFlight: 128,
     syncedTtlMs: 10_000,
     syncedMax: 50_000,
+    canaryIntervalMs: 20_000,
+    canaryTimeoutMs: 4_000,
+    canaryUrl: 'http://[::1]:8102/api/9/http/keyvals/apigw_tokens',
   };
   t.same(Object.keys(config).sort(), [...keys].sort(), 'the sample sets every key');
   const objects = await render({ values: { syncer: { discovery: 'static', opsPort: 9091, logLevel: 'debug', config } } });
@@ -267,14 +270,19 @@ t.test('every SYNCER_* variable of the sidecar is reachable from values, with va
     t.equal(parsed.config.discovery.staticPeers.length, 2);
     t.same(parsed.config.checks, { maxInFlight: 128, syncedTtlMs: 10_000, syncedMax: 50_000 });
     t.equal(parsed.config.probe.tls.servername, 'apigw.apigw.svc');
+    t.same(parsed.config.canary, { intervalMs: 20_000, timeoutMs: 4_000, url: 'http://[::1]:8102/api/9/http/keyvals/apigw_tokens' }, 'syncer.config wins over syncer.canary');
   }
 
   // Unset values are not rendered: the sidecar's own defaults apply.
   const defaults = requireSyncer(await render());
   t.same(
     envNames(defaults).sort(),
-    ['LOG_LEVEL', 'NODE_OPTIONS', 'POD_IP', 'POD_NAME', 'POD_NAMESPACE', 'SYNCER_DISCOVERY', 'SYNCER_OPS_ADDR', 'SYNCER_PROBE_PORT'],
-    'defaults: identity, discovery, the heap cap, and the two values the pod layout fixes (ops port, probe port)',
+    [
+      'LOG_LEVEL', 'NODE_OPTIONS', 'POD_IP', 'POD_NAME', 'POD_NAMESPACE',
+      'SYNCER_CANARY_INTERVAL_MS', 'SYNCER_CANARY_TIMEOUT_MS', 'SYNCER_CANARY_URL',
+      'SYNCER_DISCOVERY', 'SYNCER_OPS_ADDR', 'SYNCER_PROBE_PORT',
+    ],
+    'defaults: identity, discovery, the heap cap, the canary (on in the chart) and the two values the pod layout fixes (ops port, probe port)',
   );
   t.equal(envVar(defaults, 'SYNCER_PROBE_PORT')?.value, '8001', 'peers are probed on nginx.probePort');
 });
@@ -447,10 +455,12 @@ t.test('the rendered nginx config runs: two pods, real nginx + real sidecar', as
   requirePart(podsMissing());
   const ports = { nginxPort: 18000, probePort: 18001, apiPort: 18080, opsPort: 19090 };
   const peers = 'pod-a=127.0.4.101:18001,pod-b=127.0.4.102:18001';
+  // The canary as the chart renders it (its URL from nginx.apiPort), often enough to see a run.
+  const canary = { intervalMs: 1_000, timeoutMs: 500 };
   const started = Date.now();
   const [a, b] = await startPods([
-    { name: 'pod-a', ip: '127.0.4.101', peers, ...ports },
-    { name: 'pod-b', ip: '127.0.4.102', peers, ...ports },
+    { name: 'pod-a', ip: '127.0.4.101', peers, canary, ...ports },
+    { name: 'pod-b', ip: '127.0.4.102', peers, canary, ...ports },
   ]);
   if (!a || !b) throw new Error('pods not started');
   let stopped = false;
@@ -483,6 +493,16 @@ t.test('the rendered nginx config runs: two pods, real nginx + real sidecar', as
 
   const metrics = await (await fetch(`${a.ops}/metrics`)).text();
   t.match(metrics, /syncer_checks_total\{verdict="Synced"\} [1-9]/, 'the check is counted in the sidecar metrics');
+
+  // The canary writes into its own pod's token API (the rendered nginx.apiPort): its runs end,
+  // none with write_failed. The open-source store does not replicate, so pod-b never gets
+  // pod-a's key, and the canary says so.
+  const ran = await waitFor(async () => {
+    const ready = (await (await fetch(`${a.ops}/readyz`)).json()) as { canary?: { result: string; notArrived: Array<{ name: string; result: string }> } };
+    return ready.canary;
+  }, "pod-a's first canary run", { timeoutMs: 30_000 });
+  t.match(ran, { result: 'incomplete', notArrived: [{ name: 'pod-b', result: 'missing' }] });
+  t.match(await (await fetch(`${a.ops}/metrics`)).text(), /^syncer_canary_runs_total\{result="write_failed"\} 0$/m, "every write was taken by the pod's token API");
 
   stopped = true;
   const [exitA, exitB] = await Promise.all([a.stop(), b.stop()]);

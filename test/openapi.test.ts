@@ -3,13 +3,14 @@
 // driven through every answer it gives — each verdict, cached and shared answers, every
 // refusal and error, HEAD — and each real answer is validated against the document; every
 // answer the document describes must have been seen. The README's metrics table is held equal
-// to the live /metrics output.
+// to the live /metrics output of a sidecar with everything on (canary, a memory limit).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { Pool } from 'undici';
 import { Telemetry } from '../sidecar/telemetry/metrics.js';
 import { ApiContract, OPENAPI_PATH, type Listener, type SeenAnswer } from './support/api-contract.js';
+import { KeyvalsRelay } from './support/keyvals-relay.js';
 import { runTracked } from './support/processes.js';
 import { startReplicas, type ReplicaServer } from './support/replica-server.js';
 import { repoRoot } from './support/repo-root.js';
@@ -37,11 +38,17 @@ t.test('the document: version, secrets, examples', async (t) => {
 });
 
 let replicas: ReplicaServer[];
+let relay: KeyvalsRelay;
 let sidecar: RunningSidecar;
 let throwOnRandom = false;
 
 t.before(async () => {
   replicas = await startReplicas(4, { net: '127.0.21.', first: 10, port: 18140 });
+  // The canary on (its verdict is part of /readyz), its keys replicated to every replica.
+  relay = await KeyvalsRelay.start(({ key }) => {
+    replicas.forEach((r) => r.give(key));
+    return 201;
+  });
   sidecar = await startSidecar(
     {
       SYNCER_PEERS: peersEnv(replicas),
@@ -49,6 +56,9 @@ t.before(async () => {
       SYNCER_PROBE_TIMEOUT_MS: '100',
       SYNCER_RETRY_DELAY_MS: '5',
       SYNCER_MAX_IN_FLIGHT: '4',
+      SYNCER_CANARY_INTERVAL_MS: '1000',
+      SYNCER_CANARY_TIMEOUT_MS: '500',
+      SYNCER_CANARY_URL: relay.url,
     },
     undefined,
     {
@@ -56,11 +66,15 @@ t.before(async () => {
         if (throwOnRandom) throw new Error('planted');
         return 0.5;
       },
+      // As in a container with a memory limit: syncer_memory_limit_bytes is exported.
+      memoryLimit: () => 320 * 1024 * 1024,
     },
   );
+  await waitFor(async () => /^syncer_canary_last_run_timestamp_seconds /m.test(await sidecar.app.telemetry.metrics()), 'a canary run', { timeoutMs: 20_000 });
 });
 t.teardown(async () => {
   await sidecar.stop();
+  await relay.close();
   await Promise.all(replicas.map((r) => r.close()));
 });
 
@@ -139,7 +153,9 @@ t.test('every answer the sidecar gives conforms to the document, and the documen
   // The ops listener.
   t.equal(await status(ops('/healthz')), 200);
   t.equal(await status(ops('/healthz', 'POST')), 405);
-  t.equal(await status(ops('/readyz')), 200);
+  const ready = await ops('/readyz');
+  t.equal(ready.status, 200);
+  t.match(JSON.parse(ready.body), { canary: { result: 'synced', peers: 3, arrived: 3 } }, "with the canary's last run");
   t.equal(await status(ops('/metrics')), 200);
   t.equal(await status(ops('/nope')), 404);
   const served = await ops('/openapi.json');

@@ -1,10 +1,11 @@
 // The ops listener in-process, with an injected clock and metrics renderer: what the kubelet and
 // Prometheus see from /healthz, /readyz and /metrics (cached for METRICS_TTL_MS, a failed render
-// not served again), and the answers to other methods and paths.
+// not served again), the canary's last run in /readyz's body, and the answers to other methods
+// and paths.
 import type { Server } from 'node:http';
 import t from 'tap';
-import { createOpsServer, METRICS_TTL_MS, type OpsDeps } from '../sidecar/http/ops-server.js';
-import type { PeerSet } from '../sidecar/model.js';
+import { canaryStatus, createOpsServer, METRICS_TTL_MS, type OpsDeps } from '../sidecar/http/ops-server.js';
+import type { CanaryReport, PeerSet } from '../sidecar/model.js';
 import { closeServer, listenOnLoopback } from './support/listen.js';
 import { http } from './support/net.js';
 import { waitFor } from './support/wait.js';
@@ -139,4 +140,39 @@ t.test('/readyz: 503 before the first peer set, 200 with it, 503 while shutting 
   ops.draining = true;
   const draining = await http(`${ops.url}/readyz`);
   t.same([draining.status, JSON.parse(draining.body)], [503, { status: 'shutting down' }]);
+});
+
+t.test("/readyz: the canary's last run in the body, as a person reads it; readiness unchanged by it", async (t) => {
+  const report: CanaryReport = {
+    result: 'incomplete',
+    startedAt: Date.UTC(2026, 11, 7, 12, 0, 0),
+    endedAt: Date.UTC(2026, 11, 7, 12, 0, 1, 500),
+    cause: null,
+    peers: [
+      { name: 'apigw-1', result: 'arrived', delayMs: 3.14159 },
+      { name: 'apigw-2', result: 'missing', delayMs: null },
+      { name: 'apigw-3', result: 'arrived', delayMs: 41.256 },
+      { name: 'apigw-4', result: 'timeout', delayMs: null },
+    ],
+  };
+  t.same(canaryStatus(report), {
+    result: 'incomplete',
+    startedAt: '2026-12-07T12:00:00.000Z',
+    endedAt: '2026-12-07T12:00:01.500Z',
+    cause: null,
+    peers: 4,
+    arrived: 2,
+    slowestMs: 41.26,
+    notArrived: [{ name: 'apigw-2', result: 'missing' }, { name: 'apigw-4', result: 'timeout' }],
+  });
+  t.match(canaryStatus({ result: 'write_failed', startedAt: 0, endedAt: 1, cause: 'ECONNREFUSED', peers: [] }), { cause: 'ECONNREFUSED', peers: 0, arrived: 0, slowestMs: null, notArrived: [] });
+
+  let last: CanaryReport | undefined;
+  const ops = await startOps(t, { canary: () => last });
+  ops.set = { version: 1, peers: [] };
+  t.notOk('canary' in JSON.parse((await http(`${ops.url}/readyz`)).body), 'no canary field before its first run');
+  last = { ...report, result: 'write_failed', cause: 'HTTP 503', peers: [] };
+  const res = await http(`${ops.url}/readyz`);
+  t.equal(res.status, 200, 'a failing canary does not make the pod unready');
+  t.match(JSON.parse(res.body), { status: 'ready', canary: { result: 'write_failed', cause: 'HTTP 503' } });
 });

@@ -119,6 +119,11 @@ export class Checker {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /** The channels a fan-out from `origin` probes in the current set (the canary's own fan-out uses them). */
+  peersFrom(origin: string): readonly PeerChannel[] {
+    return this.targets(origin);
+  }
+
   /** Every peer but the origin (matched by pod name or IP), built once per peer set and origin. */
   private targets(origin: string): readonly PeerChannel[] {
     let targets = this.targetsByOrigin.get(origin);

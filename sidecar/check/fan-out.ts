@@ -52,6 +52,7 @@ class PeerRun implements ProbeListener {
   attempts = 0;
   lastStatus: number | null = null;
   lastError: string | null = null;
+  syncedAtMs: number | null = null;
   done = false;
   private probe: Probe | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -115,10 +116,19 @@ class PeerRun implements ProbeListener {
   }
 
   report(): PeerReport {
-    return { name: this.channel.peer.name, outcome: this.outcome, attempts: this.attempts, lastStatus: this.lastStatus, lastError: this.lastError };
+    return {
+      name: this.channel.peer.name,
+      outcome: this.outcome,
+      attempts: this.attempts,
+      lastStatus: this.lastStatus,
+      lastError: this.lastError,
+      syncedAtMs: this.syncedAtMs,
+    };
   }
 
   private resolve(outcome: PeerOutcome): void {
+    // The per-peer replication figure (telemetry) and the canary's arrival time.
+    if (outcome === 'synced') this.syncedAtMs = this.check.elapsedMs();
     this.done = true;
     this.outcome = outcome;
     this.check.peerResolved();
@@ -157,6 +167,10 @@ class FanOut {
     } catch (err) {
       this.fail(err);
     }
+  }
+
+  elapsedMs(): number {
+    return this.deps.now() - this.started;
   }
 
   nextStep(kind: ProbeResultKind, timedOut: boolean, attempts: number): PeerStep {

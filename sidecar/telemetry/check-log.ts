@@ -3,6 +3,7 @@
 // observer of the check API and the checker (app.ts wires it); it sees fingerprints, never tokens.
 import type { Logger } from 'pino';
 import type { CheckAnswered, FanOutResult } from '../model.js';
+import { WarnLimiter } from './warn-limiter.js';
 
 /** Repeated misconfiguration warnings for one peer and status are kept to one per this period. */
 const WARN_EVERY_MS = 10_000;
@@ -15,13 +16,15 @@ function levelOf(cached: boolean): 'info' | 'debug' {
 }
 
 export class CheckLog {
-  private readonly lastWarned = new Map<string, number>();
+  private readonly warnings: WarnLimiter;
 
   constructor(
     private readonly log: Logger,
     private readonly probePath: string,
-    private readonly now: () => number,
-  ) {}
+    now: () => number,
+  ) {
+    this.warnings = new WarnLimiter(WARN_EVERY_MS, now, MAX_WARNED);
+  }
 
   /** Whether such an answer gets a line (and so needs the token's fingerprint). */
   wantsFingerprint(cached: boolean): boolean {
@@ -43,12 +46,7 @@ export class CheckLog {
 
   fanOutDone(result: FanOutResult): void {
     for (const m of result.misconfigured) {
-      const key = `${m.peer.name}@${m.peer.host}:${m.peer.port} ${m.status ?? m.errorCode ?? ''}`;
-      const now = this.now();
-      const last = this.lastWarned.get(key);
-      if (last !== undefined && now - last < WARN_EVERY_MS) continue;
-      if (this.lastWarned.size >= MAX_WARNED) this.lastWarned.clear();
-      this.lastWarned.set(key, now);
+      if (!this.warnings.due(`${m.peer.name}@${m.peer.host}:${m.peer.port} ${m.status ?? m.errorCode ?? ''}`)) continue;
       this.log.warn(
         { peer: m.peer.name, host: m.peer.host, port: m.peer.port, status: m.status, code: m.errorCode, path: this.probePath },
         m.status !== null

@@ -1,12 +1,15 @@
 // Prometheus metrics, on a registry of our own so tests can run several instances in one process.
 // An observer: app.ts subscribes it to the store, the checker and the check API, which never
-// import it. Labels are closed sets (verdicts, outcomes, states, reasons): no token, origin or
-// peer address ever becomes a label. Label handles are bound once, not looked up per check.
+// import it. Labels are closed sets (verdicts, outcomes, states, reasons), plus the peer's name on
+// the per-peer series (peer-metrics.ts, bounded per peer): no token, origin or peer address ever
+// becomes a label. Label handles are bound once, not looked up per check.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { CheckAnswered, DiscoveryState, FanOutResult, PeerSet, PeerSetDiff, ProbeTally, RejectReason, Verdict } from '../model.js';
+import type { CanaryReport, CanaryRunResult, CheckAnswered, DiscoveryState, FanOutResult, PeerSet, PeerSetDiff, ProbeTally, RejectReason, Verdict } from '../model.js';
+import { PeerMetrics } from './peer-metrics.js';
 
 const DISCOVERY_STATES: readonly DiscoveryState[] = ['pending', 'synced', 'stale'];
 const PROBE_RESULTS: ReadonlyArray<keyof ProbeTally> = ['synced', 'missing', 'error', 'unexpected', 'departed', 'aborted'];
+const CANARY_RUN_RESULTS: readonly CanaryRunResult[] = ['synced', 'incomplete', 'write_failed'];
 
 interface CheckHandles {
   readonly count: { inc(): void };
@@ -24,6 +27,10 @@ export class Telemetry {
   private readonly peerChanges: Counter<'change'>;
   private readonly discovery: Gauge<'state'>;
   private readonly discoveryErrors: Counter<'kind'>;
+  private readonly perPeer: PeerMetrics;
+  private canaryRuns: Counter<'result'> | undefined;
+  private canaryLastRun: Gauge | undefined;
+  private self: { readonly name: string; readonly ip: string | undefined } = { name: '', ip: undefined };
 
   constructor(options: { defaultMetrics: boolean } = { defaultMetrics: true }) {
     const registers = [this.registry];
@@ -82,6 +89,7 @@ export class Telemetry {
       labelNames: ['kind'],
       registers,
     });
+    this.perPeer = new PeerMetrics(this.registry);
     this.stateChanged('pending');
     // prom-client's defaults include the event-loop delay (nodejs_eventloop_lag_*, from
     // monitorEventLoopDelay): what eats the margin between retries and the deadline.
@@ -98,6 +106,17 @@ export class Telemetry {
         this.set(read());
       },
     });
+  }
+
+  /** The pod this sidecar runs in (POD_NAME, POD_IP): no per-peer series for it. */
+  ownPod(pod: { readonly name: string; readonly ip: string | undefined }): void {
+    this.self = pod;
+  }
+
+  /** syncer_memory_limit_bytes: the container's memory limit (telemetry/memory-limit.ts); absent when unlimited. */
+  memoryLimit(bytes: number | undefined): void {
+    if (bytes === undefined) return;
+    new Gauge({ name: 'syncer_memory_limit_bytes', help: "The container's memory limit (cgroup), read at start.", registers: [this.registry] }).set(bytes);
   }
 
   // ---- the check API and the checker ---------------------------------------------------------
@@ -119,12 +138,39 @@ export class Telemetry {
       const n = result.probes[kind];
       if (n > 0) this.probes[kind].inc(n);
     }
+    this.perPeer.checked(result);
+  }
+
+  // ---- the canary ----------------------------------------------------------------------------
+
+  /** The canary is on: its series exist (the last-run time appears with the first run). */
+  canaryOn(): void {
+    this.canaryRuns = new Counter({
+      name: 'syncer_canary_runs_total',
+      help: "Canary runs, by result: synced (every peer got the key), incomplete (some did not), write_failed (the own replica's token API did not take it).",
+      labelNames: ['result'],
+      registers: [this.registry],
+    });
+    for (const result of CANARY_RUN_RESULTS) this.canaryRuns.inc({ result }, 0);
+    this.perPeer.enableCanary();
+  }
+
+  canaryDone(report: CanaryReport): void {
+    this.canaryRuns?.inc({ result: report.result });
+    this.canaryLastRun ??= new Gauge({
+      name: 'syncer_canary_last_run_timestamp_seconds',
+      help: 'Unix time at which the last canary run ended (any result).',
+      registers: [this.registry],
+    });
+    this.canaryLastRun.set(report.endedAt / 1000);
+    this.perPeer.canaryRan(report);
   }
 
   // ---- discovery (the peer store) ------------------------------------------------------------
 
   changed(set: PeerSet, diff: PeerSetDiff): void {
     this.peers.set(set.peers.length);
+    this.perPeer.peersChanged(set.peers, this.self);
     if (diff.added.length > 0) this.peerChanges.inc({ change: 'added' }, diff.added.length);
     if (diff.removed.length > 0) this.peerChanges.inc({ change: 'removed' }, diff.removed.length);
   }

@@ -42,6 +42,8 @@ export interface PodSpecOptions {
   readonly syncerPreStopSeconds?: number;
   /** syncer.nativeSidecar (chart default false). */
   readonly nativeSidecar?: boolean;
+  /** syncer.canary's period and timeout (chart default: every 10 s, 5 s). */
+  readonly canary?: { readonly intervalMs: number; readonly timeoutMs: number };
 }
 
 export interface SimPod {
@@ -79,6 +81,7 @@ function podValues(o: PodSpecOptions, dir: string, tokenApiPort: number): Record
     },
     syncer: {
       nativeSidecar: o.nativeSidecar ?? false,
+      ...(o.canary === undefined ? {} : { canary: { enabled: true, ...o.canary } }),
       ...(o.syncerPreStopSeconds === undefined ? {} : { preStopSeconds: o.syncerPreStopSeconds }),
       discovery: 'static',
       opsPort: o.opsPort,

@@ -59,10 +59,10 @@ export class ReplicationSim {
 
   /**
    * Writes `token` to the origin now, then to each other replica after `lags[name]`
-   * (missing name = 0 ms). Resolves once the origin holds it.
+   * (missing name = 0 ms), with `expireMs` if given. Resolves once the origin holds it.
    */
-  async issue(token: string, lags: Readonly<Record<string, Lag>> = {}, value = 'issued'): Promise<Issued> {
-    await writeToken(this.origin.apiUrl, token, value);
+  async issue(token: string, lags: Readonly<Record<string, Lag>> = {}, value = 'issued', expireMs?: number): Promise<Issued> {
+    await writeToken(this.origin.apiUrl, token, value, expireMs);
     const originAt = performance.now();
     const mine: NodeJS.Timeout[] = [];
     const writes = this.others.map(
@@ -75,7 +75,7 @@ export class ReplicationSim {
           }
           const timer = setTimeout(() => {
             this.pending.delete(timer);
-            writeToken(replica.apiUrl, token, value).then(
+            writeToken(replica.apiUrl, token, value, expireMs).then(
               () => resolve({ name: replica.name, atMs: performance.now() - originAt }),
               (err: unknown) => resolve({ name: replica.name, error: String(err) }),
             );

@@ -21,8 +21,8 @@ export function peersEnv(replicas: readonly ReplicaServer[], name = (i: number) 
   return replicas.map((r, i) => `${name(i)}=${r.host}:${r.port}`).join(',');
 }
 
-/** App options a test may set besides the configuration: the clock, randomness, TLS reload period. */
-export type TestAppOptions = Pick<AppOptions, 'now' | 'random' | 'tlsReloadMs' | 'telemetry'>;
+/** App options a test may set besides the configuration: the clock, randomness, TLS reload period, memory limit. */
+export type TestAppOptions = Pick<AppOptions, 'now' | 'random' | 'tlsReloadMs' | 'telemetry' | 'memoryLimit'>;
 
 export async function startSidecar(env: Env, source?: (deps: SourceDeps) => PeerSource, options: TestAppOptions = {}): Promise<RunningSidecar> {
   const parsed = parseConfig(

@@ -144,6 +144,23 @@ instead of silently setting an unknown variable. Keys come out sorted, so render
 {{- if .Values.nginx.probePort }}
 {{- $_ := set $config "probePort" .Values.nginx.probePort }}
 {{- end }}
+{{- end }}
+{{- with $s.canary }}
+{{- if .enabled }}
+{{- /* syncer.config's canary keys, when given, win over these. */}}
+{{- if not (hasKey $config "canaryIntervalMs") }}{{ $_ := set $config "canaryIntervalMs" (default 10000 .intervalMs) }}{{ end }}
+{{- if and .timeoutMs (not (hasKey $config "canaryTimeoutMs")) }}{{ $_ := set $config "canaryTimeoutMs" .timeoutMs }}{{ end }}
+{{- if not (hasKey $config "canaryUrl") }}
+{{- /* This pod's token API: nginx's loopback API server (nginx.apiPort), the token zone's keyvals. */}}
+{{- $apiPort := 8002 }}
+{{- if and $.Values.nginx $.Values.nginx.apiPort }}{{ $apiPort = int $.Values.nginx.apiPort }}{{ end }}
+{{- $_ := set $config "canaryUrl" (printf "http://127.0.0.1:%d/api/9/http/keyvals/apigw_tokens" $apiPort) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $canaryMs := int (default 0 $config.canaryIntervalMs) }}
+{{- if and (gt $canaryMs 0) (ge (int (default 5000 $config.canaryTimeoutMs)) $canaryMs) }}
+{{- fail (printf "the canary's timeout (%d ms) must be less than its interval (%d ms), so runs never overlap: syncer.canary.timeoutMs/intervalMs (or syncer.config.canaryTimeoutMs/canaryIntervalMs)" (int (default 5000 $config.canaryTimeoutMs)) $canaryMs) }}
 {{- end -}}
 - name: POD_NAME
   valueFrom:
