@@ -19,7 +19,8 @@ import { VARIABLES, parseConfig } from '../sidecar/config.js';
 import { repoRoot } from './support/repo-root.js';
 import { CHART_DIR, INSTALL_SET, helmBin, helmLint, helmTemplate, kubeVersion, parseManifests, render, runHelm, type KubeObject } from './packaging/helm.js';
 import { allContainers, envNames, envVar, ofKind, only, podSpec, resolveEnv } from './packaging/k8s-objects.js';
-import { podsMissing, startPods } from './packaging/nginx-pods.js';
+import { podsMissing, probeAsPeer, startPods } from './packaging/nginx-pods.js';
+import { PodNetwork } from './support/pod-network.js';
 import { plusValues } from './packaging/plus-values.js';
 import { applyAll, restrictedNamespace, waitForPods } from './packaging/cluster-install.js';
 import { KubeClient, errorMessage } from './packaging/kube-apply.js';
@@ -28,13 +29,14 @@ import { SHAPES, at, compareShapes, type JsonSchema } from './packaging/schema-s
 import { imageArgv, runtimeSpec } from './packaging/dockerfile.js';
 import { startControlPlane } from './support/control-plane.js';
 import { FakeKubelet } from './support/fake-kubelet.js';
-import { postToken, probe } from './support/nginx.js';
 import { execTracked, runTracked } from './support/processes.js';
 import { runSidecarCommand } from './support/sidecar-process.js';
 import { waitFor } from './support/wait.js';
 import { requirePart } from './support/required.js';
 
 const ROOT = repoRoot();
+/** This file's pod network (support/pod-network.ts). */
+const POD_SUBNET = '127.0.100';
 const RULES = parse(readFileSync(join(ROOT, 'roles', 'rules.yaml'), 'utf8')) as V1PolicyRule[];
 const PACKAGE_VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 /** Where the in-cluster client reads the ServiceAccount token, CA and namespace. */
@@ -443,19 +445,20 @@ t.test('a parent chart can include just the sidecar container', async (t) => {
   t.same(only(objects, 'Role').rules, RULES);
 });
 
-t.test('the rendered nginx config runs: two pods, real nginx + real sidecar', async (t) => {
+t.test('the rendered nginx config runs: two pods in network namespaces of their own, real nginx + real sidecar, mutual TLS', async (t) => {
   requirePart(podsMissing());
-  const ports = { nginxPort: 18000, probePort: 18001, apiPort: 18080, opsPort: 19090 };
-  const peers = 'pod-a=127.0.4.101:18001,pod-b=127.0.4.102:18001';
+  const network = await PodNetwork.create(POD_SUBNET);
   const started = Date.now();
-  const [a, b] = await startPods([
-    { name: 'pod-a', ip: '127.0.4.101', peers, ...ports },
-    { name: 'pod-b', ip: '127.0.4.102', peers, ...ports },
-  ]);
+  const release = await startPods(network, [{ name: 'pod-a' }, { name: 'pod-b' }]).catch(async (err: unknown) => {
+    await network.remove();
+    throw err;
+  });
+  const [a, b] = release.pods;
   if (!a || !b) throw new Error('pods not started');
   let stopped = false;
   t.teardown(async () => {
-    if (!stopped) await Promise.all([a.stop(), b.stop()]);
+    if (!stopped) await release.stop();
+    await network.remove();
   });
   t.comment(`two pods up in ${Date.now() - started} ms`);
   for (const pod of [a, b]) t.equal((await helmLint({ values: pod.values })).code, 0, `${pod.name}'s values: helm lint --strict clean`);
@@ -466,16 +469,16 @@ t.test('the rendered nginx config runs: two pods, real nginx + real sidecar', as
 
   const token = `tok-${Date.now()}`;
   const auth = { Authorization: `Bearer ${token}` };
-  t.equal((await postToken(a.tokenApi, token)).status, 201, 'token written to pod-a only');
-  t.equal(await probe(a.probeBase, token), 200, 'pod-a probe: has it');
-  t.equal(await probe(b.probeBase, token), 401, 'pod-b probe: not yet');
+  t.equal(await a.postToken(token), 201, "token written to pod-a only, through pod-a's own loopback");
+  t.equal(await probeAsPeer(a, release.tls, token), 200, 'pod-a probe: has it');
+  t.equal(await probeAsPeer(b, release.tls, token), 401, "pod-b probe: not yet (its 127.0.0.1 is not pod-a's)");
 
   const waiting = await fetch(`${a.base}/`, { headers: auth });
   t.equal(waiting.status, 503, 'wait-strict: not on every replica → 503');
   t.match(waiting.headers.get('x-token-status') ?? '', /^(NotSynced|Timeout)$/, 'with the verdict');
   t.equal(waiting.headers.get('retry-after'), '1');
 
-  t.equal((await postToken(b.tokenApi, token)).status, 201, 'token replicated to pod-b');
+  t.equal(await b.postToken(token), 201, 'token replicated to pod-b');
   const synced = await fetch(`${a.base}/`, { headers: auth });
   t.equal(synced.status, 200, 'served once every replica has the token');
   t.equal(synced.headers.get('x-token-status'), 'Synced');
@@ -483,6 +486,7 @@ t.test('the rendered nginx config runs: two pods, real nginx + real sidecar', as
 
   const metrics = await (await fetch(`${a.ops}/metrics`)).text();
   t.match(metrics, /syncer_checks_total\{verdict="Synced"\} [1-9]/, 'the check is counted in the sidecar metrics');
+  t.match(metrics, /syncer_probes_total\{result="synced"\} [1-9]/, 'over https: probes answered (mutual TLS with the generated certificates)');
 
   stopped = true;
   const [exitA, exitB] = await Promise.all([a.stop(), b.stop()]);

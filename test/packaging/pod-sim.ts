@@ -94,7 +94,10 @@ export function containerArgv(c: V1Container): string[] {
   return argv;
 }
 
-/** Runs a container of the rendered pod with its rendered env, the pod fields filling fieldRefs. */
-export function runContainer(c: V1Container, fields: Readonly<Record<string, string>>): Started {
-  return run(containerArgv(c), resolveEnv(c, fields));
+/**
+ * Runs a container of the rendered pod with its rendered env, the pod fields filling fieldRefs;
+ * `within` prefixes the command (`ip netns exec <pod>`: the pod's network namespace).
+ */
+export function runContainer(c: V1Container, fields: Readonly<Record<string, string>>, within: (argv: readonly string[]) => string[] = (argv) => [...argv]): Started {
+  return run(within(containerArgv(c)), resolveEnv(c, fields));
 }

@@ -21,6 +21,8 @@ export interface RunningContainer {
   readonly process: TrackedProcess;
   /** The container's environment, for exec hooks (they run inside the container). */
   readonly env: Readonly<Record<string, string>>;
+  /** The argv of a command run inside the container (its pod's network namespace). */
+  readonly within: (argv: readonly string[]) => string[];
 }
 
 export type TerminationStep = 'preStop started' | 'preStop ended' | 'SIGTERM' | 'exited';
@@ -44,8 +46,8 @@ export interface Termination {
 /** Runs a preStop handler as the kubelet would; resolves when it ends or the grace period does. */
 async function runPreStop(c: RunningContainer, handler: V1LifecycleHandler, remainingMs: number): Promise<string> {
   if (handler.exec?.command !== undefined) {
-    const [command, ...args] = handler.exec.command;
-    if (command === undefined) throw new Error(`${c.spec.name}: empty preStop exec command`);
+    const [command, ...args] = c.within(handler.exec.command);
+    if (command === undefined || handler.exec.command.length === 0) throw new Error(`${c.spec.name}: empty preStop exec command`);
     const r = await runTracked(command, args, { env: withPath(c.env), timeoutMs: remainingMs });
     // Its output matters only when it failed (nginx -s quit always prints a notice).
     return `exec ${describeExit(r.exit)}${r.exit.code === 0 ? '' : `: ${r.stderr.trim()}`}`;
