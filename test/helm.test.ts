@@ -275,10 +275,31 @@ t.test('every SYNCER_* variable of the sidecar is reachable from values, with va
   const defaults = requireSyncer(await render());
   t.same(
     envNames(defaults).sort(),
-    ['LOG_LEVEL', 'NODE_OPTIONS', 'POD_IP', 'POD_NAME', 'POD_NAMESPACE', 'SYNCER_DISCOVERY', 'SYNCER_OPS_ADDR', 'SYNCER_PROBE_PORT'],
-    'defaults: identity, discovery, the heap cap, and the two values the pod layout fixes (ops port, probe port)',
+    [
+      'LOG_LEVEL',
+      'NODE_OPTIONS',
+      'POD_IP',
+      'POD_NAME',
+      'POD_NAMESPACE',
+      'SYNCER_DISCOVERY',
+      'SYNCER_OPS_ADDR',
+      'SYNCER_PROBE_CA_FILE',
+      'SYNCER_PROBE_CERT_FILE',
+      'SYNCER_PROBE_KEY_FILE',
+      'SYNCER_PROBE_PORT',
+      'SYNCER_PROBE_SCHEME',
+      'SYNCER_PROBE_SERVERNAME',
+    ],
+    'defaults: identity, discovery, the heap cap, the two values the pod layout fixes (ops port, probe port), and mutual TLS (tls)',
   );
   t.equal(envVar(defaults, 'SYNCER_PROBE_PORT')?.value, '8001', 'peers are probed on nginx.probePort');
+  t.equal(envVar(defaults, 'SYNCER_PROBE_SCHEME')?.value, 'https', 'over TLS');
+  const clear = requireSyncer(await render({ values: { tls: { enabled: false } } }));
+  t.same(
+    envNames(clear).filter((n) => n.startsWith('SYNCER_PROBE_')),
+    ['SYNCER_PROBE_PORT'],
+    'tls.enabled=false: the sidecar keeps its own default, http',
+  );
 });
 
 t.test('invalid values are rejected with a message naming the value', async (t) => {
@@ -470,8 +491,8 @@ t.test('the rendered nginx config runs: two pods in network namespaces of their 
   const token = `tok-${Date.now()}`;
   const auth = { Authorization: `Bearer ${token}` };
   t.equal(await a.postToken(token), 201, "token written to pod-a only, through pod-a's own loopback");
-  t.equal(await probeAsPeer(a, release.tls, token), 200, 'pod-a probe: has it');
-  t.equal(await probeAsPeer(b, release.tls, token), 401, "pod-b probe: not yet (its 127.0.0.1 is not pod-a's)");
+  t.equal(await probeAsPeer(a, b.tls, token), 200, 'pod-a probe: has it');
+  t.equal(await probeAsPeer(b, b.tls, token), 401, "pod-b probe: not yet (its 127.0.0.1 is not pod-a's)");
 
   const waiting = await fetch(`${a.base}/`, { headers: auth });
   t.equal(waiting.status, 503, 'wait-strict: not on every replica → 503');

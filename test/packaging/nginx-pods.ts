@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { imageArgv, runtimeSpec } from './dockerfile.js';
 import { render, type KubeObject } from './helm.js';
-import { ofKind, podSpec, resolveEnv } from './k8s-objects.js';
+import { podSpec, resolveEnv } from './k8s-objects.js';
 import { container, makeEmptyDirs, materializeConfigMaps, runContainer, type Started } from './pod-sim.js';
 import type { RunningContainer } from './pod-termination.js';
 import { materializeSecrets, writeSecretVolume } from './secret-volume.js';
@@ -46,7 +46,20 @@ export interface PodOptions {
   readonly peers?: readonly string[];
 }
 
-/** The release's TLS material as the test holds it: the client certificate's files, to probe as a sidecar does. */
+/** What every pod of a release shares: its tls values, the cluster's Secrets, the checks' deadline. */
+export interface ReleaseOptions {
+  /** More tls values for every pod (e.g. certManager.issuerRef); tls.mountPath is the pod's own. */
+  readonly tls?: Readonly<Record<string, unknown>>;
+  /**
+   * The cluster's Secrets the pods mount, given the release's render (default: the Secrets the
+   * chart generated in it; with cert-manager, a test plays the issuer here).
+   */
+  readonly secrets?: (rendered: readonly KubeObject[]) => Promise<readonly KubeObject[]>;
+  /** More syncer.config settings for every pod (over hardTimeoutMs 600, fast retries). */
+  readonly config?: Readonly<Record<string, unknown>>;
+}
+
+/** A sidecar's TLS files, to probe as it does. */
 export interface ClientTls {
   readonly ca: string;
   readonly cert: string;
@@ -74,6 +87,8 @@ export interface SimPod {
   readonly gracePeriodSeconds: number;
   /** Where each Secret this pod mounts is written (one directory per container mount), by Secret name. */
   readonly secretDirs: ReadonlyMap<string, readonly string[]>;
+  /** The files this pod's sidecar probes with (its SYNCER_PROBE_* settings). */
+  readonly tls: ClientTls;
   /** A request from inside the pod (its own loopback, where the token API listens). */
   inside(r: PodRequest): Promise<PodAnswer>;
   /** Writes a token through the pod's token API (127.0.0.1:8002, reachable from the pod alone); resolves with the status. */
@@ -86,14 +101,13 @@ export interface SimPods {
   readonly pods: readonly SimPod[];
   /** The cluster's Secrets every pod mounts (the chart's generated certificates). */
   readonly secrets: readonly KubeObject[];
-  readonly tls: ClientTls;
   /** Rotates a Secret: new content written into every pod's volume of it, atomically, as the kubelet does. */
   rotateSecret(name: string, files: Readonly<Record<string, Buffer | string>>): void;
   stop(): Promise<void>;
 }
 
 /** The chart values of one pod: its files under dir, the test's pod network, short deadlines. */
-function podValues(o: PodOptions, dir: string, network: PodNetwork, peers: string): Record<string, unknown> {
+function podValues(o: PodOptions, release: ReleaseOptions, dir: string, network: PodNetwork, peers: string): Record<string, unknown> {
   return {
     nginx: {
       loadModules: DEBIAN_NGINX_MODULES,
@@ -106,7 +120,7 @@ function podValues(o: PodOptions, dir: string, network: PodNetwork, peers: strin
       ...(o.preStopSleepSeconds === undefined ? {} : { preStopSleepSeconds: o.preStopSleepSeconds }),
     },
     // Rotations are picked up within a second rather than ten.
-    tls: { mountPath: join(dir, 'tls'), reloadIntervalSeconds: 1 },
+    tls: { reloadIntervalSeconds: 1, ...release.tls, mountPath: join(dir, 'tls') },
     syncer: {
       nativeSidecar: o.nativeSidecar ?? false,
       ...(o.syncerPreStopSeconds === undefined ? {} : { preStopSeconds: o.syncerPreStopSeconds }),
@@ -119,18 +133,19 @@ function podValues(o: PodOptions, dir: string, network: PodNetwork, peers: strin
         hardTimeoutMs: 600,
         retryDelayMs: 5,
         retryMaxDelayMs: 50,
+        ...release.config,
       },
     },
   };
 }
 
 /** Renders the chart for one pod, lays out its volumes in a temp dir, starts both containers in its namespace. */
-async function startPod(o: PodOptions, netns: PodNetns, network: PodNetwork, peers: string, secrets: readonly KubeObject[]): Promise<SimPod> {
+async function startPod(o: PodOptions, release: ReleaseOptions, netns: PodNetns, network: PodNetwork, peers: string, secrets: readonly KubeObject[]): Promise<SimPod> {
   const dir = mkdtempSync(join(tmpdir(), `apigw-pod-${o.name}-`));
   // Run as root, nginx's workers drop to "nobody" (in the pod they run as the pod's UID):
   // they must traverse to the config and the html root.
   chmodSync(dir, 0o755);
-  const values = podValues(o, dir, network, peers);
+  const values = podValues(o, release, dir, network, peers);
   const objects = await render({ values });
   materializeConfigMaps(objects);
   makeEmptyDirs(objects);
@@ -146,6 +161,12 @@ async function startPod(o: PodOptions, netns: PodNetns, network: PodNetwork, pee
   const nginxSpec = container(objects, 'nginx');
   const syncerSpec = container(objects, 'syncer');
   const syncerEnv = resolveEnv(syncerSpec, fields);
+  const tls: ClientTls = {
+    ca: syncerEnv['SYNCER_PROBE_CA_FILE'] ?? '',
+    cert: syncerEnv['SYNCER_PROBE_CERT_FILE'] ?? '',
+    key: syncerEnv['SYNCER_PROBE_KEY_FILE'] ?? '',
+    servername: syncerEnv['SYNCER_PROBE_SERVERNAME'] ?? '',
+  };
   const nginx = runContainer(nginxSpec, fields, within);
   let syncer: SidecarProcess;
   try {
@@ -165,6 +186,7 @@ async function startPod(o: PodOptions, netns: PodNetns, network: PodNetwork, pee
     syncer,
     values,
     secretDirs,
+    tls,
     gracePeriodSeconds: podSpec(objects).terminationGracePeriodSeconds ?? 30,
     containers: [
       { spec: nginxSpec, native: false, process: nginx, env: resolveEnv(nginxSpec, fields), within },
@@ -202,35 +224,26 @@ async function startPod(o: PodOptions, netns: PodNetns, network: PodNetwork, pee
 
 /**
  * Starts the pods of one release on `network`, each in a namespace of its own, all listing each
- * other as static peers (or `peers`). The cluster's Secrets are one render's: the certificates
- * every pod mounts. If one pod fails, stops the others before rethrowing.
+ * other as static peers (or `peers`). The cluster's Secrets are one render's (or `release.secrets`):
+ * the certificates every pod mounts. If one pod fails, stops the others before rethrowing.
  */
-export async function startPods(network: PodNetwork, specs: readonly PodOptions[]): Promise<SimPods> {
+export async function startPods(network: PodNetwork, specs: readonly PodOptions[], release: ReleaseOptions = {}): Promise<SimPods> {
   const namespaces = new Map<string, PodNetns>();
   for (const s of specs) namespaces.set(s.name, await network.addPod());
   const peersOf = (s: PodOptions): string =>
     (s.peers ?? specs.map((p) => p.name)).map((name) => `${name}=${namespaces.get(name)?.ip ?? name}:${PORTS.probe}`).join(',');
-  const secrets = ofKind(await render(), 'Secret') as unknown as KubeObject[];
-  const results = await Promise.allSettled(specs.map((s) => startPod(s, namespaces.get(s.name)!, network, peersOf(s), secrets)));
+  const rendered = await render({ values: { tls: release.tls ?? {} } });
+  const secrets = release.secrets === undefined ? rendered.filter((o) => o.kind === 'Secret') : await release.secrets(rendered);
+  const results = await Promise.allSettled(specs.map((s) => startPod(s, release, namespaces.get(s.name)!, network, peersOf(s), secrets)));
   const pods = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {
     await Promise.all(pods.map((p) => p.stop()));
     throw failed.reason;
   }
-  const tlsSecrets = ofKind(secrets, 'Secret');
-  const client = tlsSecrets.find((s) => s.metadata?.name?.endsWith('-tls-client'));
-  const clientDir = pods[0]?.secretDirs.get(client?.metadata?.name ?? '')?.[0];
-  // The name the server certificate carries first: the one the sidecars check.
-  const servername = tlsSecrets.find((s) => s.metadata?.name?.endsWith('-tls-server'))?.metadata?.annotations?.['apigw-syncer.io/dns-names']?.split(',')[0];
-  if (clientDir === undefined || servername === undefined) {
-    await Promise.all(pods.map((p) => p.stop()));
-    throw new Error('the chart rendered no TLS certificates that the pods mount');
-  }
   return {
     pods,
     secrets,
-    tls: { ca: join(clientDir, 'ca.crt'), cert: join(clientDir, 'tls.crt'), key: join(clientDir, 'tls.key'), servername },
     rotateSecret(name, files) {
       for (const pod of pods) for (const dir of pod.secretDirs.get(name) ?? []) writeSecretVolume(dir, files);
     },
@@ -240,7 +253,7 @@ export async function startPods(network: PodNetwork, specs: readonly PodOptions[
   };
 }
 
-/** Asks a pod's probe server about a token as a sidecar does (mutual TLS with the release's client certificate); resolves with the status. */
+/** Asks a pod's probe server about a token as a sidecar does (mutual TLS with its client certificate: `tls`, e.g. another pod's); resolves with the status. */
 export async function probeAsPeer(pod: SimPod, tls: ClientTls, token: string): Promise<number> {
   const res = await http(`${pod.probeUrl}${PROBE_PATH}`, {
     headers: { authorization: `Bearer ${token}` },
