@@ -369,7 +369,9 @@ t.test('rotation: cert-manager renews, the CA rotates in three steps; nginx relo
   const network = await PodNetwork.create('127.0.103');
   const dir = mkdtempSync(join(tmpdir(), 'apigw-tls-rotation-'));
   let release: SimPods | undefined;
+  let over = false;
   t.teardown(async () => {
+    over = true;
     await release?.stop();
     await network.remove();
     rmSync(dir, { recursive: true, force: true });
@@ -393,7 +395,6 @@ t.test('rotation: cert-manager renews, the CA rotates in three steps; nginx relo
 
   // Checks flow through pod-a's nginx, which asks its sidecar, which probes pod-b over mutual TLS.
   const answers: { status: number; verdict: string | null; at: number }[] = [];
-  let over = false;
   const traffic = Promise.all(
     Array.from({ length: 2 }, async () => {
       while (!over) answers.push({ ...(await verdictAt(a, token)), at: performance.now() });

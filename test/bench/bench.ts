@@ -9,8 +9,8 @@
 // BENCH_QUICK=1 runs the smallest sizes for a few seconds (the test suite's form).
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,7 @@ import { ReplicationSim } from '../support/replication-sim.js';
 import { startSidecarProcess, type SidecarProcess } from '../support/sidecar-process.js';
 import { imageArgv, runtimeSpec } from '../packaging/dockerfile.js';
 import { nodeRuntimePath } from '../support/tools.js';
+import { issueCert, makeCa } from '../support/tls-certs.js';
 import type { FloorReply, FloorRequest } from './floor-client.js';
 import { cpuSecondsOf, latencyOf, median, paced, peakRssMbOf, saturate, sequential, type Latency } from './measure.js';
 import { markdown, met, writeJson, type Report, type Row } from './report.js';
@@ -42,6 +43,7 @@ const REPEAT_PEERS = QUICK ? 3 : 9;
 const PACE = 0.3;
 const REPEAT_RATE = QUICK ? 1000 : 3000;
 const REPEAT_ROUNDS = QUICK ? 1 : 3;
+const TLS_PEERS = QUICK ? 3 : 9;
 const NET = '127.0.7.';
 const here = dirname(fileURLToPath(import.meta.url));
 /** The image's command line (runtime, V8 flags, program), with the build under test as the program. */
@@ -293,13 +295,62 @@ async function repeatChecks(pods: readonly NginxPod[], probePort: number, tokens
   }
 }
 
+/** The peers' certificates for https probes: a CA, a server certificate naming PKI_NAME, a client one. */
+const PKI_NAME = 'peers.bench.test';
+async function benchPki(dir: string): Promise<{ server: string; client: string }> {
+  const ca = await makeCa(join(dir, 'ca'), 'bench CA');
+  const [server, client] = await Promise.all([issueCert(ca, join(dir, 'server'), [PKI_NAME]), issueCert(ca, join(dir, 'client'), [], 1, { usages: ['clientAuth'], commonName: 'bench-sidecar' })]);
+  return { server, client };
+}
+
+/**
+ * What TLS costs a check: the same sidecar, the same peers and tokens, probing over http and then
+ * over mutual TLS (each peer's second probe listener, the chart's TLS setup), in the same run and
+ * at the same paced rate. The http figure is the floor; the ratio is the cost.
+ */
+async function tlsCost(pods: readonly NginxPod[], ports: { http: number; https: number }, pki: { server: string; client: string }, tokens: readonly string[]): Promise<void> {
+  const https = {
+    SYNCER_PROBE_SCHEME: 'https',
+    SYNCER_PROBE_CA_FILE: join(pki.server, 'ca.crt'),
+    SYNCER_PROBE_CERT_FILE: join(pki.client, 'tls.crt'),
+    SYNCER_PROBE_KEY_FILE: join(pki.client, 'tls.key'),
+    SYNCER_PROBE_SERVERNAME: PKI_NAME,
+  };
+  const measured = await each(async (_label, mainJs) => {
+    let rate = 0;
+    const run = async (port: number, env: Record<string, string>): Promise<{ perSecond: number; cpuUs: number; pacedCpuUs: number }> => {
+      const s = await startSidecar(mainJs, peerList(pods, TLS_PEERS, port), { SYNCER_SYNCED_TTL_MS: '0', ...env });
+      const c = checker(s, CONCURRENCY);
+      try {
+        const sat = await saturateSidecar(s, (i) => c.check(tokens[i % tokens.length], 200));
+        rate ||= Math.round(sat.perSecond * PACE);
+        return { ...sat, pacedCpuUs: await pacedSidecar(s, rate, (i) => c.check(tokens[i % tokens.length], 200)) };
+      } finally {
+        await c.pool.close();
+        await s.stop();
+      }
+    };
+    const plain = await run(ports.http, {});
+    return { rate, plain, tls: await run(ports.https, https) };
+  });
+  for (const [label, m] of Object.entries(measured)) {
+    const row = { peers: TLS_PEERS, unit: 'µs' };
+    add({ figure: `CPU per check, https vs http (same run), paced (${m.rate}/s) [${label}]`, ...row, floor: m.plain.pacedCpuUs, values: { [label]: m.tls.pacedCpuUs } });
+    add({ figure: `CPU per check, https vs http (same run), saturated [${label}]`, ...row, floor: m.plain.cpuUs, values: { [label]: m.tls.cpuUs } });
+    add({ figure: `checks/s at saturation, https vs http (same run) [${label}]`, ...row, unit: '/s', floor: m.plain.perSecond, values: { [label]: m.tls.perSecond } });
+  }
+}
+
 // ---- the run ----------------------------------------------------------------------------------
 
 const wallStart = performance.now();
 const load = { before: loadavg() };
 const maxPeers = Math.max(...SIZES, LAG_PEERS, MEMORY_PEERS, REPEAT_PEERS);
 console.error(`bench: starting ${maxPeers + 1} nginx peers on ${NET}10-${10 + maxPeers}…`);
-const peers = await startNginxPeers(maxPeers + 1, NET, 10);
+const pkiDir = mkdtempSync(join(tmpdir(), 'apigw-bench-pki-'));
+onExitCleanup(() => rmSync(pkiDir, { recursive: true, force: true }));
+const pki = await benchPki(pkiDir);
+const peers = await startNginxPeers(maxPeers + 1, NET, 10, pki.server);
 onExitCleanup(() => peers.pods.forEach((p) => void p.process.stop(0, 'SIGKILL')));
 const { pods, probePort } = peers;
 // Short tokens, so that the whole pool fits one write into each empty store (the API's 12k bound).
@@ -324,11 +375,14 @@ console.error('bench: peak memory…');
 await peakMemory(pods, probePort, tokens);
 console.error('bench: repeat checks…');
 await repeatChecks(pods, probePort, tokens);
+console.error('bench: https vs http…');
+if (peers.probeTlsPort === undefined) throw new Error('the peers have no TLS probe listener');
+await tlsCost(pods, { http: probePort, https: peers.probeTlsPort }, pki, tokens);
 await peers.stop();
 
 const report: Report = {
   machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? '?', node: `${IMAGE_ARGV[0] ?? ''} (sidecar and floor, the image's runtime); load generator ${process.version}`, loadBefore: load.before, loadAfter: loadavg() },
-  settings: { sidecarCommand: IMAGE_ARGV.join(' '), quick: QUICK, sizes: SIZES, seconds: SECONDS, concurrency: CONCURRENCY, tokens: TOKENS, lagTrials: LAG_TRIALS, peers: 'nginx + nginx-snippets/oss, one per 127.0.7.x', sidecarEnv: 'defaults, LOG_LEVEL=info, static discovery; SYNCER_SYNCED_TTL_MS=0 where every check must probe' },
+  settings: { sidecarCommand: IMAGE_ARGV.join(' '), quick: QUICK, sizes: SIZES, seconds: SECONDS, concurrency: CONCURRENCY, tokens: TOKENS, lagTrials: LAG_TRIALS, peers: 'nginx + nginx-snippets/oss, one per 127.0.7.x (a second probe listener over mutual TLS for the https rows)', sidecarEnv: 'defaults, LOG_LEVEL=info, static discovery; SYNCER_SYNCED_TTL_MS=0 where every check must probe' },
   builds,
   rows,
   wallSeconds: (performance.now() - wallStart) / 1000,
