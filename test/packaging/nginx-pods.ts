@@ -9,7 +9,8 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { imageArgv, runtimeSpec } from './dockerfile.js';
-import { render, type KubeObject } from './helm.js';
+import { CHART_DIR, render, type KubeObject } from './helm.js';
+import { parse } from 'yaml';
 import { podSpec, resolveEnv } from './k8s-objects.js';
 import { container, makeEmptyDirs, materializeConfigMaps, runContainer, type Started } from './pod-sim.js';
 import type { RunningContainer } from './pod-termination.js';
@@ -22,6 +23,9 @@ import { DEBIAN_NGINX_MODULES, PROBE_PATH, TOKEN_ZONE, nginxMissing } from '../s
 import { podArgv, podNetworkMissing, type PodNetns, type PodNetwork } from '../support/pod-network.js';
 import { inPod, statusOf, type PodAnswer, type PodRequest } from '../support/pod-request.js';
 import { MAIN_JS, startSidecarProcess, type SidecarProcess } from '../support/sidecar-process.js';
+
+/** values.yaml's nginx.peerSources. */
+const DEFAULT_PEER_SOURCES = (parse(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')) as { nginx: { peerSources: string[] } }).nginx.peerSources;
 
 /** The chart's default ports: each pod has its own network namespace, nothing needs moving. */
 export const PORTS = { nginx: 8000, probe: 8001, tokenApi: 8002, ops: 9090 } as const;
@@ -113,8 +117,9 @@ function podValues(o: PodOptions, release: ReleaseOptions, dir: string, network:
       loadModules: DEBIAN_NGINX_MODULES,
       confDir: join(dir, 'etc-apigw'),
       runDir: join(dir, 'run'),
-      // The pod network of these pods, as a cluster's pod CIDR is set.
-      peerSources: [network.cidr],
+      // The chart's default allow list with these pods' network added, as a cluster's pod CIDR
+      // is set: what the defaults admit (loopback or not) is what these pods admit.
+      peerSources: [...DEFAULT_PEER_SOURCES, network.cidr],
       policy: o.policy ?? 'wait-strict',
       ...(o.allowLoopbackPeers === undefined ? {} : { allowLoopbackPeers: o.allowLoopbackPeers }),
       ...(o.preStopSleepSeconds === undefined ? {} : { preStopSleepSeconds: o.preStopSleepSeconds }),
