@@ -16,7 +16,7 @@
 // process's pid, so parallel runs never meet; everything is removed by remove(), at exit
 // whatever the exit, and, if this process was SIGKILLed, by the next run's sweep.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { execTracked, onExitCleanup } from './processes.js';
 
 const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p));
@@ -127,7 +127,7 @@ export class PodNetwork {
       const host = `ag${process.pid}t${subnet.split('.')[2]}`.slice(0, 15);
       await ip('link', 'add', 'name', host, 'type', 'veth', 'peer', 'name', 'test', 'netns', node);
       await ip('-n', node, 'link', 'set', 'test', 'master', 'br0', 'up');
-      await execTracked('sysctl', ['-qw', `net.ipv4.conf.${host}.route_localnet=1`]);
+      writeFileSync(`/proc/sys/net/ipv4/conf/${host}/route_localnet`, '1');
       await ip('addr', 'add', `${net.testAddress}/24`, 'dev', host);
       await ip('link', 'set', host, 'up');
     } catch (err) {
@@ -146,7 +146,7 @@ export class PodNetwork {
     await ip('-n', pod.ns, 'link', 'set', 'lo', 'up');
     await ip('link', 'add', 'name', 'eth0', 'netns', pod.ns, 'type', 'veth', 'peer', 'name', `pod${n}`, 'netns', this.node);
     await ip('-n', this.node, 'link', 'set', `pod${n}`, 'master', 'br0', 'up');
-    await execTracked(ipBin(), ['netns', 'exec', pod.ns, 'sysctl', '-qw', 'net.ipv4.conf.eth0.route_localnet=1']);
+    await execTracked(ipBin(), ['netns', 'exec', pod.ns, '/bin/sh', '-c', 'echo 1 > /proc/sys/net/ipv4/conf/eth0/route_localnet']);
     await ip('-n', pod.ns, 'addr', 'add', `${pod.ip}/24`, 'dev', 'eth0');
     await ip('-n', pod.ns, 'link', 'set', 'eth0', 'up');
     return pod;
