@@ -5,11 +5,13 @@
 # Run it in the background by the container's shell right before that shell execs nginx:
 #   sh reload-on-change.sh 10 /etc/apigw-tls/server/tls.crt ... & exec nginx -g 'daemon off;'
 # Its parent is then the nginx master (exec keeps the pid), which it signals: SIGHUP, nginx's
-# reload. New workers take the new certificates; the old ones finish their requests and close
-# their keep-alive connections, which the sidecars open again. A reload that fails (a key that
+# reload. A shell that stays and runs nginx as its child passes the master's pid instead:
+#   nginx -g 'daemon off;' & NGINX_PID=$! sh reload-on-change.sh 10 ... &
+# New workers take the new certificates; the old ones finish their requests and close their
+# keep-alive connections, which the sidecars open again. A reload that fails (a key that
 # does not match its certificate, a rotation read half-way) leaves nginx on the old files and
 # logged; the next change reloads again. It stops when nginx is gone.
-# Usage: reload-on-change.sh SECONDS FILE...
+# Usage: [NGINX_PID=<pid>] reload-on-change.sh SECONDS FILE...
 set -u
 
 interval=${1:-}
@@ -18,7 +20,10 @@ case "$interval" in
 esac
 shift
 [ "$#" -gt 0 ] || { echo "reload-on-change.sh: no file to watch" >&2; exit 2; }
-master=$PPID
+master=${NGINX_PID:-$PPID}
+case "$master" in
+  ''|*[!0-9]*) echo "reload-on-change.sh: NGINX_PID must be a pid, got '$master'" >&2; exit 2 ;;
+esac
 
 # One checksum over every file (a missing file counts as empty: it shows as a change too).
 state() { cat "$@" 2>/dev/null | cksum; }
