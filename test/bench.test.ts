@@ -37,6 +37,7 @@ t.test('npm run bench, quick: every figure, as a markdown table and a JSON file'
   t.ok([...figures].some((f) => f.startsWith('peak RSS')), 'peak RSS');
   t.ok([...figures].some((f) => f.startsWith('CPU per check, paced')), 'CPU per check at a fixed rate');
   t.ok([...figures].some((f) => f.startsWith('repeat check of a Synced token')), 'repeat checks beside a 400 refusal');
+  t.ok([...figures].some((f) => f.startsWith('CPU per check, https vs http (same run)')), 'what TLS costs a check, beside http');
   t.same([...new Set(report.rows.filter((row) => row.figure === 'CPU per check, saturated').map((row) => row.peers))], [1, 3], 'quick: sizes 1 and 3');
   for (const row of report.rows) {
     for (const value of [row.floor, ...Object.values(row.values)]) {

@@ -1,12 +1,13 @@
 // The chart's NGINX Plus flavor. Plus itself cannot run here, so this proves what can be:
-//  1. the values: an NGINX Plus image is required (schema), the license and the zone_sync
-//     certificates must be mounted where the config points (render-time checks), helm lint;
+//  1. the values: an NGINX Plus image is required (schema), the license must be mounted where
+//     the config points and nothing may mount over the chart's certificates (render-time
+//     checks), helm lint;
 //  2. the rendered pod and nginx.conf: mgmt block with a writable state_path, zone_sync over
-//     mutual TLS from the pod network only, listeners of every configured family, the probe
-//     port for peers only, the token API on loopback;
+//     mutual TLS by default (the chart's certificates) from the pod network only, listeners of
+//     every configured family, the probe port for peers only, the token API on loopback;
 //  3. lockstep: the chart's stream block and mgmt block use the same directives as the
 //     hand-written example (nginx-snippets/plus/zone-sync-stream.conf, plus/nginx.conf);
-//  4. the rendered zone_sync server's TLS and access rules on real nginx: open-source nginx's
+//  4. the default render's zone_sync server's TLS and access rules on real nginx: open-source nginx's
 //     stream module has the same listen/allow/deny/ssl_* directives, and its proxy_ssl_* twins
 //     of the zone_sync_ssl_* client directives check the peer the same way.
 import t, { type Test } from 'tap';
@@ -21,26 +22,20 @@ import { allContainers, envVar, ofKind, only, podSpec } from './packaging/k8s-ob
 import { PLUS_LICENSE_DIR, plusValues, type PlusNginxValues } from './packaging/plus-values.js';
 import { freePort } from './support/net.js';
 import { DEBIAN_STREAM_MODULE, SNIPPETS_DIR, makePrefixDir, nginxMissing, standaloneMain, startNginx, type RunningNginx } from './support/nginx.js';
-import { blockLines, directiveArgs, directiveNames, inlineSnippets, meaningfulLines } from './support/nginx-conf.js';
+import { blockLines, directiveArgs, directiveNames, httpServers, inlineSnippets, meaningfulLines } from './support/nginx-conf.js';
 import { issueCert, makeCa, makeIntermediateCa } from './support/tls-certs.js';
 import { waitFor } from './support/wait.js';
 import { requirePart } from './support/required.js';
 import { stringify } from 'yaml';
 
 const FQDN = 'apigw-apigw-syncer-peers.apigw.svc.cluster.local';
-const TLS_DIR = '/etc/apigw-plus/zone-sync-tls';
-const PEER_SOURCES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', 'fc00::/7', '127.0.0.0/8', '::1'];
+/** The chart's default tls.mountPath: the server certificate in server/, the client one in client/. */
+const TLS_DIR = '/etc/apigw-tls';
+const PEER_SOURCES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', 'fc00::/7'];
 
-/** Plus with zone_sync over mutual TLS (its Secret mounted at `dir`) and both address families. */
-function tlsValues(nginx: PlusNginxValues = {}, dir = TLS_DIR): Record<string, unknown> {
-  const { plus = {}, extraVolumes = [], extraVolumeMounts = [], ...rest } = nginx;
-  return plusValues({
-    ipFamilies: ['IPv4', 'IPv6'],
-    ...rest,
-    extraVolumes: [{ name: 'zone-sync-tls', secret: { secretName: 'apigw-zone-sync-tls' } }, ...extraVolumes],
-    extraVolumeMounts: [{ name: 'zone-sync-tls', mountPath: dir, readOnly: true }, ...extraVolumeMounts],
-    plus: { ...plus, zoneSyncTls: { enabled: true, dir, ...(plus['zoneSyncTls'] as Record<string, unknown> | undefined) } },
-  });
+/** Plus as installed by default (zone_sync over mutual TLS), on both address families, its certificates mounted under `tls.mountPath`. */
+function tlsValues(nginx: PlusNginxValues = {}, tls: Record<string, unknown> = {}): Record<string, unknown> {
+  return { ...plusValues({ ipFamilies: ['IPv4', 'IPv6'], ...nginx }), tls: { mountPath: TLS_DIR, ...tls } };
 }
 
 function nginxConfLines(objects: readonly KubeObject[]): string[] {
@@ -52,18 +47,6 @@ function nginxConfLines(objects: readonly KubeObject[]): string[] {
 /** The lines of the stream server, shared snippets inlined. */
 function streamServer(lines: readonly string[]): string[] {
   return blockLines(inlineSnippets(blockLines(lines, 'stream {'), SNIPPETS_DIR), 'server {');
-}
-
-/** The http server{} blocks, each as its lines. */
-function httpServers(lines: readonly string[]): string[][] {
-  const http = blockLines(lines, 'http {');
-  const servers: string[][] = [];
-  for (let rest = http; rest.includes('server {'); ) {
-    const body = blockLines(rest, 'server {');
-    servers.push(body);
-    rest = rest.slice(rest.indexOf('server {') + body.length + 2);
-  }
-  return servers;
 }
 
 function servicePorts(s: V1Service | undefined): Record<string, number> {
@@ -89,7 +72,7 @@ t.test('helm lint --strict passes for the Plus value combinations', async (t) =>
   }
 });
 
-t.test('Plus needs its own image, and the license and certificates mounted where the config points', async (t) => {
+t.test('Plus needs its own image, the license mounted where the config points, and its certificates left alone', async (t) => {
   const cases: [string, Record<string, unknown>, RegExp][] = [
     ['flavor plus without an NGINX Plus image', { nginx: { flavor: 'plus' } }, /at '\/nginx\/plus': missing property 'image'/],
     [
@@ -98,10 +81,12 @@ t.test('Plus needs its own image, and the license and certificates mounted where
       /nginx\.plus\.mgmt\.licenseToken \(\/etc\/apigw-plus\/license\/license\.jwt\) is not in any nginx\.extraVolumeMounts: mount the Secret holding license\.jwt there/,
     ],
     [
-      'zone_sync TLS on, certificates not mounted',
-      plusValues({ plus: { zoneSyncTls: { enabled: true } } }),
-      /nginx\.plus\.zoneSyncTls\.dir \(\/etc\/apigw-plus\/zone-sync-tls\) is not in any nginx\.extraVolumeMounts: mount the Secret with tls\.crt, tls\.key and ca\.crt there/,
+      'a mount over the certificates',
+      plusValues({ extraVolumes: [{ name: 'x', emptyDir: {} }], extraVolumeMounts: [{ name: 'x', mountPath: '/etc/apigw-tls/client' }] }),
+      /\/etc\/apigw-tls\/client is already used by tls-client/,
     ],
+    ['a volume named like the certificates', plusValues({ extraVolumes: [{ name: 'tls-server', emptyDir: {} }] }), /the volume name "tls-server" is taken \(by the chart \(tls\)\)/],
+    ['the old zone_sync TLS switch', plusValues({ plus: { zoneSyncTls: { enabled: true } } }), /at '\/nginx\/plus': additional properties 'zoneSyncTls' not allowed/],
     ['a mount of a volume that is not there', plusValues({ extraVolumeMounts: [{ name: 'nope', mountPath: '/x' }] }), /\/x mounts volume "nope", which is not in nginx\.extraVolumes/],
     ['a volume named like the chart\'s', plusValues({ extraVolumes: [{ name: 'run', emptyDir: {} }] }), /the volume name "run" is taken \(by the chart\)/],
     [
@@ -120,7 +105,7 @@ t.test('Plus needs its own image, and the license and certificates mounted where
       /nginx\.plus\.mgmt\.proxyCredentialsFile is set without nginx\.plus\.mgmt\.proxy/,
     ],
     ['a proxy that is not host:port', plusValues({ plus: { mgmt: { proxy: 'proxy:3128; ssl_verify off' } } }), /at '\/nginx\/plus\/mgmt\/proxy': 'proxy:3128; ssl_verify off' does not match pattern/],
-    ['a verify depth of 0', tlsValues({ plus: { zoneSyncTls: { verifyDepth: 0 } } }), /at '\/nginx\/plus\/zoneSyncTls\/verifyDepth': minimum: got 0, want 1/],
+    ['a verify depth of 0', tlsValues({}, { verifyDepth: 0 }), /at '\/tls\/verifyDepth': minimum: got 0, want 1/],
     ['a hostPath volume', plusValues({ extraVolumes: [{ name: 'host', hostPath: { path: '/' } }] }), /extraVolumes\/\d+': additional properties 'hostPath' not allowed/],
     ['an unknown address family', { nginx: { ipFamilies: ['IPv5'] } }, /ipFamilies[\s\S]*(IPv4|enum|value must be)/],
     ['a peer source that is not an address', { nginx: { peerSources: ['10.0.0.0/8; allow all'] } }, /peerSources[\s\S]*(pattern|match)/],
@@ -154,15 +139,21 @@ t.test('the Plus pod: the Plus image, license and state volumes, the probe port 
     [
       ['nginx-config', '/etc/apigw'],
       ['run', '/run/apigw-syncer'],
+      ['tls-server', `${TLS_DIR}/server`],
+      ['tls-client', `${TLS_DIR}/client`],
       ['mgmt-state', '/var/lib/nginx/state'],
       ['plus-license', PLUS_LICENSE_DIR],
-      ['zone-sync-tls', TLS_DIR],
     ],
-    'license state on its own writable emptyDir; license and certificates from nginx.extraVolumeMounts',
+    "the chart's certificates (zone_sync's listener, its connections out); license state on its own writable emptyDir; the license from nginx.extraVolumeMounts",
   );
   const volumes = podSpec(objects).volumes ?? [];
   t.same(volumes.find((v) => v.name === 'mgmt-state')?.emptyDir, { sizeLimit: '8Mi' });
-  t.same(volumes.find((v) => v.name === 'zone-sync-tls')?.secret, { secretName: 'apigw-zone-sync-tls' });
+  t.same(volumes.find((v) => v.name === 'tls-server')?.secret, { secretName: 'apigw-apigw-syncer-tls-server', defaultMode: 0o444 });
+  t.same(
+    volumes.filter((v) => v.name === 'tls-client').map((v) => v.secret),
+    [{ secretName: 'apigw-apigw-syncer-tls-client', defaultMode: 0o444 }],
+    'the client certificate: one volume, shared by nginx (zone_sync) and the syncer (probes)',
+  );
   t.equal(nginx?.securityContext?.readOnlyRootFilesystem, true, 'the root filesystem stays read-only');
   const services = ofKind(objects, 'Service');
   t.same(servicePorts(services.find((s) => s.spec?.clusterIP !== 'None')), { http: 80 }, 'the client Service exposes the client port only');
@@ -189,16 +180,16 @@ t.test('nginx.conf for Plus: mgmt, zone_sync over mutual TLS from the pod networ
     PEER_SOURCES,
     'allow: nginx.peerSources',
   );
-  t.equal(server[server.indexOf('allow ::1;') + 1], 'deny all;', 'then deny all');
+  t.equal(server[server.indexOf('allow fc00::/7;') + 1], 'deny all;', 'then deny all: no loopback');
   t.ok(server.includes(`zone_sync_server ${FQDN}:12345 resolve;`), 'every replica through the headless Service');
   t.same(directiveArgs(server, 'zone_sync_buffers'), [['8', '16k']], 'buffers for the largest entry');
   for (const [name, file] of [
-    ['ssl_certificate', 'tls.crt'],
-    ['ssl_certificate_key', 'tls.key'],
-    ['ssl_client_certificate', 'ca.crt'],
-    ['zone_sync_ssl_certificate', 'tls.crt'],
-    ['zone_sync_ssl_certificate_key', 'tls.key'],
-    ['zone_sync_ssl_trusted_certificate', 'ca.crt'],
+    ['ssl_certificate', 'server/tls.crt'],
+    ['ssl_certificate_key', 'server/tls.key'],
+    ['ssl_client_certificate', 'server/ca.crt'],
+    ['zone_sync_ssl_certificate', 'client/tls.crt'],
+    ['zone_sync_ssl_certificate_key', 'client/tls.key'],
+    ['zone_sync_ssl_trusted_certificate', 'client/ca.crt'],
   ] as const) {
     t.same(directiveArgs(server, name), [[`${TLS_DIR}/${file}`]], `${name} from the mounted Secret`);
   }
@@ -206,7 +197,8 @@ t.test('nginx.conf for Plus: mgmt, zone_sync over mutual TLS from the pod networ
   t.same(directiveArgs(server, 'zone_sync_ssl_name'), [[FQDN]], 'peers checked by the Service name, not the resolved IP');
 
   const [probe, api, clients] = httpServers(lines);
-  t.same(directiveArgs(probe ?? [], 'listen'), [['8001'], ['[::]:8001']], 'probe server on both families');
+  t.same(directiveArgs(probe ?? [], 'listen'), [['8001', 'ssl'], ['[::]:8001', 'ssl']], 'probe server on both families, with TLS');
+  t.same(directiveArgs(probe ?? [], 'ssl_client_certificate'), [[`${TLS_DIR}/server/ca.crt`]], 'probe server: the CA of the sidecars\' client certificates');
   t.ok(probe?.includes('include apigw-syncer/plus/token-store-probe.conf;'), 'probe server: the keyval lookup');
   t.same(directiveArgs(api ?? [], 'listen'), [['127.0.0.1:8002'], ['[::1]:8002']], 'token API on loopback only');
   t.ok(api?.includes('include apigw-syncer/plus/token-store-api.conf;'), 'token API: api write=on');
@@ -221,20 +213,24 @@ t.test('nginx.conf for Plus: what the values change', async (t) => {
   const edge = streamServer(await conf(tlsValues(), 'gw', 'edge'));
   t.ok(edge.includes('zone_sync_server gw-apigw-syncer-peers.edge.svc.cluster.local:12345 resolve;'), "this release's Service");
   t.ok(edge.includes('zone_sync_ssl_name gw-apigw-syncer-peers.edge.svc.cluster.local;'), 'and its name in the certificate check');
-  const named = streamServer(await conf(tlsValues({ plus: { zoneSyncTls: { serverName: 'zone-sync.apigw.internal' } } })));
-  t.same(directiveArgs(named, 'zone_sync_ssl_name'), [['zone-sync.apigw.internal']], 'serverName overrides the checked name');
+  const named = streamServer(await conf(tlsValues({}, { serverName: 'zone-sync.apigw.internal' })));
+  t.same(directiveArgs(named, 'zone_sync_ssl_name'), [['zone-sync.apigw.internal']], 'tls.serverName overrides the checked name');
   t.ok(blockLines(await conf({ ...plusValues(), ocp4: true }), 'stream {').includes('resolver dns-default.openshift-dns.svc.cluster.local valid=5s;'), 'OpenShift DNS under ocp4');
 
-  const plain = streamServer(await conf(plusValues()));
-  t.same(directiveArgs(plain, 'listen'), [['12345']], 'TLS off, IPv4 only: a plain listener');
+  t.same(directiveArgs(streamServer(await conf(plusValues())), 'listen'), [['12345', 'ssl']], 'the defaults: IPv4, TLS');
+  const plain = streamServer(await conf({ ...plusValues(), tls: { enabled: false } }));
+  t.same(directiveArgs(plain, 'listen'), [['12345']], 'tls.enabled=false, IPv4 only: a plain listener');
   t.notOk(plain.some((l) => /^(ssl_|zone_sync_ssl)/.test(l)), 'no TLS directives');
   t.ok(plain.includes('deny all;'), 'the pod-network rule stays');
 
+  const loopback = streamServer(await conf(plusValues({ allowLoopbackPeers: true })));
+  t.same(directiveArgs(loopback, 'allow').map((a) => a[0]), [...PEER_SOURCES, '127.0.0.0/8', '::1'], 'nginx.allowLoopbackPeers: loopback joins the pod network (a mesh that forwards from it)');
+
   const v6 = await conf(plusValues({ ipFamilies: ['IPv6'], peerSources: ['fd00:10::/56'] }));
-  t.same(directiveArgs(streamServer(v6), 'listen'), [['[::]:12345']], 'IPv6-only: zone_sync on [::]');
+  t.same(directiveArgs(streamServer(v6), 'listen'), [['[::]:12345', 'ssl']], 'IPv6-only: zone_sync on [::]');
   t.same(directiveArgs(streamServer(v6), 'allow'), [['fd00:10::/56']]);
   const [probeV6, apiV6, clientsV6] = httpServers(v6);
-  t.same(directiveArgs(probeV6 ?? [], 'listen'), [['[::]:8001']]);
+  t.same(directiveArgs(probeV6 ?? [], 'listen'), [['[::]:8001', 'ssl']]);
   t.same(directiveArgs(apiV6 ?? [], 'listen'), [['127.0.0.1:8002'], ['[::1]:8002']], 'token API on both loopbacks');
   t.same(directiveArgs(clientsV6 ?? [], 'listen'), [['[::]:8000']]);
 
@@ -297,7 +293,9 @@ t.test('nginx.conf for Plus: what the values change', async (t) => {
 
   const depth = (lines: string[]): string[][] => [...directiveArgs(streamServer(lines), 'ssl_verify_depth'), ...directiveArgs(streamServer(lines), 'zone_sync_ssl_verify_depth')];
   t.same(depth(await conf(tlsValues())), [['1'], ['1']], "verify depth: nginx's default, 1, both ways");
-  t.same(depth(await conf(tlsValues({ plus: { zoneSyncTls: { verifyDepth: 2 } } }))), [['2'], ['2']], '2 for an intermediate CA');
+  t.same(depth(await conf(tlsValues({}, { verifyDepth: 2 }))), [['2'], ['2']], '2 for an intermediate CA');
+  const probeDepth = async (values: Record<string, unknown>): Promise<string[][]> => directiveArgs(httpServers(await conf(values))[0] ?? [], 'ssl_verify_depth');
+  t.same(await probeDepth(tlsValues({}, { verifyDepth: 2 })), [['2']], "the probe server takes the same depth for the sidecars' client certificates");
 });
 
 t.test('the chart and the hand-written example use the same zone_sync and mgmt directives', async (t) => {
@@ -382,23 +380,26 @@ function tcpExchange(port: number): Promise<string> {
   });
 }
 
-t.test("the rendered zone_sync server's mutual TLS and pod-network rule hold on real nginx (stream module)", async (t) => {
+t.test("the default render's zone_sync server: its mutual TLS and pod-network rule hold on real nginx (stream module)", async (t) => {
   requirePart(nginxMissing());
   const dir = mkdtempSync(join(tmpdir(), 'apigw-zone-sync-tls-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  // The cluster's CA and the certificate every replica shares (it names the peer Service), a
-  // certificate from the same CA without that name, and one from another CA.
+  // The cluster's CA and the two certificates every replica mounts under tls.mountPath (the
+  // server one names the peer Service), a certificate from the same CA without that name, and
+  // one from another CA.
   const ca = await makeCa(join(dir, 'ca'), 'apigw zone_sync CA');
-  const node = await issueCert(ca, join(dir, 'node'), [FQDN]);
+  const mounted = join(dir, 'tls');
+  const server = await issueCert(ca, join(mounted, 'server'), [FQDN]);
+  const client = await issueCert(ca, join(mounted, 'client'), ['apigw-apigw-syncer-client']);
   const misnamed = await issueCert(ca, join(dir, 'misnamed'), ['someone-else.apigw.svc.cluster.local']);
   const stranger = await issueCert(await makeCa(join(dir, 'other-ca'), 'another CA'), join(dir, 'stranger'), [FQDN]);
 
   // The chart's stream server as rendered for a cluster whose pod network is 127.0.5.0/24 and
-  // whose certificates are mounted at `node`.
+  // whose certificates are mounted at `mounted`: the default render, TLS on.
   const [syncPort, misnamedPort, toGood, toMisnamed, toGoodByIp] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   const rendered = streamServer(
     nginxConfLines(
-      await render({ values: tlsValues({ listenAddress: '127.0.5.1', zoneSyncPort: syncPort, peerSources: ['127.0.5.0/24'] }, node) }),
+      await render({ values: tlsValues({ listenAddress: '127.0.5.1', zoneSyncPort: syncPort, peerSources: ['127.0.5.0/24'] }, { mountPath: mounted }) }),
     ),
   );
   const { serverSide, clientSide } = playedSides(rendered);
@@ -407,7 +408,7 @@ t.test("the rendered zone_sync server's mutual TLS and pod-network rule hold on 
   const podIp = '127.0.5.9';
   const servers = `${syncedServer(serverSide)}
     # The same server with a certificate that does not name the Service.
-${syncedServer(serverSide.map((l) => l.replace(`127.0.5.1:${syncPort}`, `127.0.5.1:${misnamedPort}`).replace(node, misnamed)))}
+${syncedServer(serverSide.map((l) => l.replace(`127.0.5.1:${syncPort}`, `127.0.5.1:${misnamedPort}`).replace(server, misnamed)))}
     # This replica's outgoing connections, as zone_sync_ssl_* configures them, from its pod IP.
     server {
         listen 127.0.5.1:${toGood};
@@ -430,12 +431,13 @@ ${block(clientSide.filter((l) => !l.startsWith('proxy_ssl_name')))}
     }`;
   const nginx = await startStreamNginx(t, 'zone-sync-tls', servers, toGood);
 
-  const peer = { port: syncPort, ca: join(node, 'ca.crt'), servername: FQDN };
-  t.equal(await tlsExchange({ ...peer, localAddress: podIp, cert: join(node, 'tls.crt'), key: join(node, 'tls.key') }), 'synced\n', 'a replica with the cluster certificate syncs');
+  t.ok(serverSide.includes(`ssl_certificate ${server}/tls.crt;`) && clientSide.includes(`proxy_ssl_certificate ${client}/tls.crt;`), 'the server certificate in, the client certificate out');
+  const peer = { port: syncPort, ca: join(server, 'ca.crt'), servername: FQDN };
+  t.equal(await tlsExchange({ ...peer, localAddress: podIp, cert: join(client, 'tls.crt'), key: join(client, 'tls.key') }), 'synced\n', "a replica with the cluster's client certificate syncs");
   t.not(await tlsExchange({ ...peer, localAddress: podIp }), 'synced\n', 'without a client certificate: refused (ssl_verify_client on)');
   t.not(await tlsExchange({ ...peer, localAddress: podIp, cert: join(stranger, 'tls.crt'), key: join(stranger, 'tls.key') }), 'synced\n', "another CA's certificate: refused");
   t.not(
-    await tlsExchange({ ...peer, localAddress: '127.0.6.9', cert: join(node, 'tls.crt'), key: join(node, 'tls.key') }),
+    await tlsExchange({ ...peer, localAddress: '127.0.6.9', cert: join(client, 'tls.crt'), key: join(client, 'tls.key') }),
     'synced\n',
     'from outside the pod network, even with the right certificate: refused (allow/deny)',
   );
@@ -458,14 +460,18 @@ t.test('certificates two CAs below the root: zone_sync needs verifyDepth 2, both
   // default 1 takes one intermediate, a chain with two needs 2.
   const root = await makeCa(join(dir, 'root'), 'apigw root CA');
   const policy = await makeIntermediateCa(root, join(dir, 'policy'), 'apigw policy CA');
-  const node = await issueCert(await makeIntermediateCa(policy, join(dir, 'issuing'), 'apigw issuing CA'), join(dir, 'node'), [FQDN]);
+  const issuing = await makeIntermediateCa(policy, join(dir, 'issuing'), 'apigw issuing CA');
+  // Both certificates every replica mounts under tls.mountPath come from the issuing CA.
+  const mounted = join(dir, 'tls');
+  const node = await issueCert(issuing, join(mounted, 'server'), [FQDN]);
+  await issueCert(issuing, join(mounted, 'client'), ['apigw-apigw-syncer-client'], 1, { usages: ['clientAuth'] });
   t.equal((readFileSync(join(node, 'tls.crt'), 'utf8').match(/BEGIN CERTIFICATE/g) ?? []).length, 3, 'tls.crt: the certificate and both intermediates');
   const oneBelow = await issueCert(policy, join(dir, 'one-below'), [FQDN]);
   const podIp = '127.0.5.9';
   for (const verifyDepth of [1, 2]) {
     const [syncPort, noClientCheckPort, outgoing] = await Promise.all([freePort(), freePort(), freePort()]);
     const rendered = streamServer(
-      nginxConfLines(await render({ values: tlsValues({ listenAddress: '127.0.5.1', zoneSyncPort: syncPort, peerSources: ['127.0.5.0/24'], plus: { zoneSyncTls: { verifyDepth } } }, node) })),
+      nginxConfLines(await render({ values: tlsValues({ listenAddress: '127.0.5.1', zoneSyncPort: syncPort, peerSources: ['127.0.5.0/24'] }, { mountPath: mounted, verifyDepth }) })),
     );
     const { serverSide, clientSide } = playedSides(rendered);
     const servers = `${syncedServer(serverSide)}

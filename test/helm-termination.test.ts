@@ -5,7 +5,9 @@
 // pod out of the Service endpoints at the same moment, but clients and proxies keep sending to
 // it for a while: that is the window nginx's preStop sleep serves, and the one played here.
 //
-// Three pods share one always-up peer (pod-b), which holds every token:
+// Each pod has its own network namespace (support/pod-network.ts) and runs the chart's defaults:
+// probes over mutual TLS with the release's generated certificates. Three pods share one
+// always-up peer (pod-b), which holds every token:
 //  - the chart as it is: the sidecar's preStop outlasts nginx's serving window → no 503;
 //  - control: the same pod rendered with syncer.preStopSeconds=0 (the sidecar gets SIGTERM at
 //    once, as before the chart had the hook) → 503s, which proves the test sees the failure;
@@ -15,8 +17,9 @@ import { performance } from 'node:perf_hooks';
 import { helmLint } from './packaging/helm.js';
 import { podsMissing, startPods, type SimPod } from './packaging/nginx-pods.js';
 import { terminatePod, type RunningContainer, type Termination } from './packaging/pod-termination.js';
-import { postToken } from './support/nginx.js';
 import { http } from './support/net.js';
+import { PodNetwork } from './support/pod-network.js';
+import { requirePart } from './support/required.js';
 
 /** nginx's preStop sleep in these pods (chart default 5): shorter, so the test is quick. */
 const NGINX_PRESTOP_S = 2;
@@ -102,17 +105,24 @@ function cleanShutdown(t: Test, run: Run, pod: SimPod): void {
   t.same([...run.traffic.failures.keys()], ['ECONNREFUSED'], 'no request was cut: the only connection errors are refusals once nginx stopped listening');
 }
 
-t.test('terminating a pod under wait-strict traffic: the sidecar outlives nginx serving', { skip: podsMissing() ?? false }, async (t) => {
-  const ports = { nginxPort: 18000, probePort: 18001, apiPort: 18080, opsPort: 19090 };
-  const b = 'pod-b=127.0.6.2:18001';
-  const [current, unordered, native, peer] = await startPods([
-    { name: 'pod-current', ip: '127.0.6.11', peers: `pod-current=127.0.6.11:18001,${b}`, preStopSleepSeconds: NGINX_PRESTOP_S, ...ports },
-    { name: 'pod-unordered', ip: '127.0.6.12', peers: `pod-unordered=127.0.6.12:18001,${b}`, preStopSleepSeconds: NGINX_PRESTOP_S, syncerPreStopSeconds: 0, ...ports },
-    { name: 'pod-native', ip: '127.0.6.13', peers: `pod-native=127.0.6.13:18001,${b}`, preStopSleepSeconds: NGINX_PRESTOP_S, nativeSidecar: true, ...ports },
-    { name: 'pod-b', ip: '127.0.6.2', peers: b, ...ports },
-  ]);
+t.test('terminating a pod under wait-strict traffic: the sidecar outlives nginx serving', async (t) => {
+  requirePart(podsMissing());
+  const network = await PodNetwork.create('127.0.101');
+  const release = await startPods(network, [
+    { name: 'pod-current', peers: ['pod-current', 'pod-b'], preStopSleepSeconds: NGINX_PRESTOP_S },
+    { name: 'pod-unordered', peers: ['pod-unordered', 'pod-b'], preStopSleepSeconds: NGINX_PRESTOP_S, syncerPreStopSeconds: 0 },
+    { name: 'pod-native', peers: ['pod-native', 'pod-b'], preStopSleepSeconds: NGINX_PRESTOP_S, nativeSidecar: true },
+    { name: 'pod-b', peers: ['pod-b'] },
+  ]).catch(async (err: unknown) => {
+    await network.remove();
+    throw err;
+  });
+  t.teardown(async () => {
+    await release.stop();
+    await network.remove();
+  });
+  const [current, unordered, native, peer] = release.pods;
   if (!current || !unordered || !native || !peer) throw new Error('pods not started');
-  t.teardown(() => Promise.all([current, unordered, native, peer].map((p) => p.stop())));
 
   for (const pod of [current, unordered, native, peer]) {
     const lint = await helmLint({ values: pod.values });
@@ -120,7 +130,7 @@ t.test('terminating a pod under wait-strict traffic: the sidecar outlives nginx 
   }
 
   const token = `tok-${Date.now()}`;
-  for (const pod of [current, unordered, native, peer]) t.equal((await postToken(pod.tokenApi, token)).status, 201, `token on ${pod.name}`);
+  for (const pod of [current, unordered, native, peer]) t.equal(await pod.postToken(token), 201, `token on ${pod.name}`);
 
   await t.test('the chart as rendered: the sidecar drains only after nginx stopped sending checks', async (t) => {
     const syncer = current.containers.find((c) => c.spec.name === 'syncer');

@@ -39,6 +39,7 @@ const SETS = {
   'syncer explicit heap cap': { syncer: { maxOldSpaceMiB: 100 } },
   'probe TLS, mTLS': { syncer: { probeTls: { secretName: 'apigw-probe-tls', serverName: 'apigw.apigw.svc' } } },
   'probe TLS, CA only': { syncer: { probeTls: { secretName: 'apigw-probe-tls', certKey: '', keyKey: '', caKey: 'root.pem' } } },
+  'TLS off': { tls: { enabled: false } },
   'plus with its image': plusValues(),
   'native sidecar': { syncer: { nativeSidecar: true } },
   'syncer preStop 12 s, nginx 9 s': { syncer: { preStopSeconds: 12 }, nginx: { preStopSleepSeconds: 9 } },
@@ -285,7 +286,7 @@ t.test('the V8 heap cap follows the memory limit', async (t) => {
   t.equal(await heap('syncer limit in M (no cap derived)'), undefined, 'a limit in other units: no guess, V8 sizes its heap itself');
 });
 
-t.test('probe TLS: the Secret mounted read-only into the syncer alone, its files as SYNCER_PROBE_*', async (t) => {
+t.test("syncer.probeTls: the sidecar's own Secret mounted read-only into the syncer alone, its files as SYNCER_PROBE_*", async (t) => {
   const dir = '/etc/apigw-syncer/probe-tls';
   for (const [name, files] of [
     ['probe TLS, mTLS', { SYNCER_PROBE_CA_FILE: `${dir}/ca.crt`, SYNCER_PROBE_CERT_FILE: `${dir}/tls.crt`, SYNCER_PROBE_KEY_FILE: `${dir}/tls.key`, SYNCER_PROBE_SERVERNAME: 'apigw.apigw.svc' }],
@@ -308,15 +309,22 @@ t.test('probe TLS: the Secret mounted read-only into the syncer alone, its files
       allContainers(spec).get('nginx')?.container.volumeMounts?.some((m) => m.name === 'syncer-probe-tls'),
       `${name}: nginx does not mount the syncer's client key`,
     );
+    t.notOk(
+      syncer.volumeMounts?.some((m) => m.name === 'tls-client'),
+      `${name}: it replaces the chart's client certificate in the syncer`,
+    );
     t.equal(envVar(syncer, 'SYNCER_PROBE_SCHEME')?.value, 'https', `${name}: probes go https`);
     for (const [env, value] of Object.entries(files)) t.equal(envVar(syncer, env)?.value, value, `${name}: ${env}`);
   }
-  const plain = await syncerOf('defaults');
-  t.equal(envVar(plain, 'SYNCER_PROBE_SCHEME'), undefined, 'no Secret: no scheme forced');
-  t.notOk((podSpec(await objectsOf('defaults')).volumes ?? []).some((v) => v.name === 'syncer-probe-tls'), 'and no volume');
+  const plain = await syncerOf('TLS off');
+  t.equal(envVar(plain, 'SYNCER_PROBE_SCHEME'), undefined, 'TLS off and no Secret: no scheme forced');
+  t.notOk((podSpec(await objectsOf('TLS off')).volumes ?? []).some((v) => v.secret !== undefined), 'and no certificate volume');
   const conflict = await helmTemplate({ values: { syncer: { probeTls: { secretName: 's' }, config: { probeScheme: 'http' } } } });
   t.not(conflict.code, 0, 'a Secret with probeScheme http: refused');
   t.match(conflict.stderr, /syncer\.probeTls\.secretName makes probes https: remove syncer\.config\.probeScheme or set it to https/);
+  const clear = await helmTemplate({ values: { syncer: { config: { probeScheme: 'http' } } } });
+  t.not(clear.code, 0, 'probeScheme http with TLS on: refused');
+  t.match(clear.stderr, /tls\.enabled makes probes https: remove syncer\.config\.probeScheme, or set tls\.enabled=false to probe in clear text/);
 });
 
 t.test("the canary: on by default, its URL the pod's own token API (nginx.apiPort), one value to turn it off", async (t) => {

@@ -36,6 +36,7 @@ import {
 } from './support/nginx.js';
 import { blockLines, directiveArgs, meaningfulLines, sizeBytes } from './support/nginx-conf.js';
 import { livePids } from './support/processes.js';
+import { issueCert, makeCa } from './support/tls-certs.js';
 import { waitFor } from './support/wait.js';
 
 const PORT = 18080;
@@ -127,6 +128,8 @@ t.test('the OSS example nginx.conf passes nginx -t in the documented layout', as
   await symlink(join(SNIPPETS_DIR, 'oss', 'nginx.conf'), join(conf, 'nginx.conf'));
   await symlink(SNIPPETS_DIR, join(conf, 'apigw-syncer'));
   await renderPodConf(join(conf, 'apigw-pod.conf'), { podName: 'apigw-7d9f8c-x2x4q', sidecarAddr: '127.0.0.1:8080' });
+  // The probe server's certificate where the example reads it (nginx -t loads it).
+  await issueCert(await makeCa(join(conf, 'ca'), 'example CA'), join(conf, 'apigw-tls', 'server'), ['apigw-apigw-syncer-peers.apigw.svc.cluster.local']);
   await t.resolves(nginxTest(join(conf, 'nginx.conf'), conf), 'example config is valid');
 });
 

@@ -9,8 +9,8 @@
 // BENCH_QUICK=1 runs the smallest sizes for a few seconds (the test suite's form).
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,7 @@ import { ReplicationSim } from '../support/replication-sim.js';
 import { startSidecarProcess, type SidecarProcess } from '../support/sidecar-process.js';
 import { imageArgv, runtimeSpec } from '../packaging/dockerfile.js';
 import { nodeRuntimePath } from '../support/tools.js';
+import { issueCert, makeCa } from '../support/tls-certs.js';
 import type { FloorReply, FloorRequest } from './floor-client.js';
 import { cpuSecondsOf, latencyOf, median, paced, peakRssMbOf, saturate, sequential, type Latency } from './measure.js';
 import { markdown, met, writeJson, type Report, type Row } from './report.js';
@@ -42,6 +43,7 @@ const REPEAT_PEERS = QUICK ? 3 : 9;
 const PACE = 0.3;
 const REPEAT_RATE = QUICK ? 1000 : 3000;
 const REPEAT_ROUNDS = QUICK ? 1 : 3;
+const TLS_PEERS = QUICK ? 3 : 9;
 const NET = '127.0.7.';
 const here = dirname(fileURLToPath(import.meta.url));
 /** The image's command line (runtime, V8 flags, program), with the build under test as the program. */
@@ -293,13 +295,67 @@ async function repeatChecks(pods: readonly NginxPod[], probePort: number, tokens
   }
 }
 
+/** The peers' certificates for https probes: a CA, a server certificate naming PKI_NAME, a client one. */
+const PKI_NAME = 'peers.bench.test';
+async function benchPki(dir: string): Promise<{ server: string; client: string }> {
+  const ca = await makeCa(join(dir, 'ca'), 'bench CA');
+  const [server, client] = await Promise.all([issueCert(ca, join(dir, 'server'), [PKI_NAME]), issueCert(ca, join(dir, 'client'), [], 1, { usages: ['clientAuth'], commonName: 'bench-sidecar' })]);
+  return { server, client };
+}
+
+/**
+ * What TLS costs a check: the same sidecar build twice, probing the same peers for the same
+ * tokens, one over http and one over mutual TLS (each peer's second probe listener, the chart's
+ * TLS setup), in the same run. Both are saturated once (throughput, and the paced rate: PACE of
+ * the http one's), then paced at that rate in alternating rounds, each figure the median of its
+ * rounds: a burst of load from elsewhere lands on one round, not on the ratio. The http figure
+ * is the floor; the ratio is the cost.
+ */
+async function tlsCost(pods: readonly NginxPod[], ports: { http: number; https: number }, pki: { server: string; client: string }, tokens: readonly string[]): Promise<void> {
+  const https = {
+    SYNCER_PROBE_SCHEME: 'https',
+    SYNCER_PROBE_CA_FILE: join(pki.server, 'ca.crt'),
+    SYNCER_PROBE_CERT_FILE: join(pki.client, 'tls.crt'),
+    SYNCER_PROBE_KEY_FILE: join(pki.client, 'tls.key'),
+    SYNCER_PROBE_SERVERNAME: PKI_NAME,
+  };
+  const measured = await each(async (_label, mainJs) => {
+    const start = async (port: number, env: Record<string, string>): Promise<{ s: SidecarProcess; c: ReturnType<typeof checker> }> => {
+      const s = await startSidecar(mainJs, peerList(pods, TLS_PEERS, port), { SYNCER_SYNCED_TTL_MS: '0', ...env });
+      return { s, c: checker(s, CONCURRENCY) };
+    };
+    const sides = { plain: await start(ports.http, {}), tls: await start(ports.https, https) };
+    try {
+      const check = (side: keyof typeof sides) => (i: number): Promise<string> => sides[side].c.check(tokens[i % tokens.length], 200);
+      const sat = { plain: await saturateSidecar(sides.plain.s, check('plain')), tls: await saturateSidecar(sides.tls.s, check('tls')) };
+      const rate = Math.round(sat.plain.perSecond * PACE);
+      const rounds: Array<{ plain: number; tls: number }> = [];
+      for (let r = 0; r < REPEAT_ROUNDS; r++) rounds.push({ plain: await pacedSidecar(sides.plain.s, rate, check('plain')), tls: await pacedSidecar(sides.tls.s, rate, check('tls')) });
+      return { rate, sat, paced: { plain: median(rounds.map((x) => x.plain)), tls: median(rounds.map((x) => x.tls)) } };
+    } finally {
+      for (const side of Object.values(sides)) {
+        await side.c.pool.close();
+        await side.s.stop();
+      }
+    }
+  });
+  for (const [label, m] of Object.entries(measured)) {
+    add({ figure: `CPU per check, https vs http (same run), paced (${m.rate}/s) [${label}]`, peers: TLS_PEERS, unit: 'µs', floor: m.paced.plain, values: { [label]: m.paced.tls } });
+    add({ figure: `CPU per check, https vs http (same run), saturated [${label}]`, peers: TLS_PEERS, unit: 'µs', floor: m.sat.plain.cpuUs, values: { [label]: m.sat.tls.cpuUs } });
+    add({ figure: `checks/s at saturation, https vs http (same run) [${label}]`, peers: TLS_PEERS, unit: '/s', floor: m.sat.plain.perSecond, values: { [label]: m.sat.tls.perSecond } });
+  }
+}
+
 // ---- the run ----------------------------------------------------------------------------------
 
 const wallStart = performance.now();
 const load = { before: loadavg() };
 const maxPeers = Math.max(...SIZES, LAG_PEERS, MEMORY_PEERS, REPEAT_PEERS);
 console.error(`bench: starting ${maxPeers + 1} nginx peers on ${NET}10-${10 + maxPeers}…`);
-const peers = await startNginxPeers(maxPeers + 1, NET, 10);
+const pkiDir = mkdtempSync(join(tmpdir(), 'apigw-bench-pki-'));
+onExitCleanup(() => rmSync(pkiDir, { recursive: true, force: true }));
+const pki = await benchPki(pkiDir);
+const peers = await startNginxPeers(maxPeers + 1, NET, 10, pki.server);
 onExitCleanup(() => peers.pods.forEach((p) => void p.process.stop(0, 'SIGKILL')));
 const { pods, probePort } = peers;
 // Short tokens, so that the whole pool fits one write into each empty store (the API's 12k bound).
@@ -324,11 +380,14 @@ console.error('bench: peak memory…');
 await peakMemory(pods, probePort, tokens);
 console.error('bench: repeat checks…');
 await repeatChecks(pods, probePort, tokens);
+console.error('bench: https vs http…');
+if (peers.probeTlsPort === undefined) throw new Error('the peers have no TLS probe listener');
+await tlsCost(pods, { http: probePort, https: peers.probeTlsPort }, pki, tokens);
 await peers.stop();
 
 const report: Report = {
   machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? '?', node: `${IMAGE_ARGV[0] ?? ''} (sidecar and floor, the image's runtime); load generator ${process.version}`, loadBefore: load.before, loadAfter: loadavg() },
-  settings: { sidecarCommand: IMAGE_ARGV.join(' '), quick: QUICK, sizes: SIZES, seconds: SECONDS, concurrency: CONCURRENCY, tokens: TOKENS, lagTrials: LAG_TRIALS, peers: 'nginx + nginx-snippets/oss, one per 127.0.7.x', sidecarEnv: 'defaults, LOG_LEVEL=info, static discovery; SYNCER_SYNCED_TTL_MS=0 where every check must probe' },
+  settings: { sidecarCommand: IMAGE_ARGV.join(' '), quick: QUICK, sizes: SIZES, seconds: SECONDS, concurrency: CONCURRENCY, tokens: TOKENS, lagTrials: LAG_TRIALS, peers: 'nginx + nginx-snippets/oss, one per 127.0.7.x (a second probe listener over mutual TLS for the https rows)', sidecarEnv: 'defaults, LOG_LEVEL=info, static discovery; SYNCER_SYNCED_TTL_MS=0 where every check must probe' },
   builds,
   rows,
   wallSeconds: (performance.now() - wallStart) / 1000,

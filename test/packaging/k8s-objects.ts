@@ -1,6 +1,6 @@
 // Typed views of rendered objects. The JSON shape of these kinds is what client-node's model
 // types describe, so a checked kind is enough to read them through those types.
-import type { V1ConfigMap, V1Container, V1Deployment, V1EnvVar, V1NetworkPolicy, V1PodDisruptionBudget, V1PodSpec, V1Role, V1RoleBinding, V1Service, V1ServiceAccount } from '@kubernetes/client-node';
+import type { V1ConfigMap, V1Container, V1Deployment, V1EnvVar, V1NetworkPolicy, V1PodDisruptionBudget, V1PodSpec, V1Role, V1RoleBinding, V1Secret, V1Service, V1ServiceAccount } from '@kubernetes/client-node';
 import type { KubeObject } from './helm.js';
 
 interface Kinds {
@@ -10,6 +10,7 @@ interface Kinds {
   PodDisruptionBudget: V1PodDisruptionBudget;
   Role: V1Role;
   RoleBinding: V1RoleBinding;
+  Secret: V1Secret;
   Service: V1Service;
   ServiceAccount: V1ServiceAccount;
 }

@@ -123,10 +123,15 @@ async function onlyChild(pid: number, proc: TrackedProcess): Promise<number> {
 
 /**
  * Runs a container of the rendered pod with its rendered env, the pod fields filling fieldRefs,
- * as PID 1 of a new PID namespace (--kill-child: it dies with unshare, which the harness tracks).
+ * as PID 1 of a new PID namespace (--kill-child: it dies with unshare, which the harness tracks);
+ * `within` prefixes the command (`ip netns exec <pod>`, which execs: the pod's network namespace).
  */
-export async function runContainer(c: V1Container, fields: Readonly<Record<string, string>>): Promise<StartedContainer> {
-  const started = run(['unshare', '--pid', '--fork', '--kill-child', '--', ...containerArgv(c)], resolveEnv(c, fields));
+export async function runContainer(
+  c: V1Container,
+  fields: Readonly<Record<string, string>>,
+  within: (argv: readonly string[]) => string[] = (argv) => [...argv],
+): Promise<StartedContainer> {
+  const started = run(within(['unshare', '--pid', '--fork', '--kill-child', '--', ...containerArgv(c)]), resolveEnv(c, fields));
   try {
     return { ...started, init: await onlyChild(started.pid, started) };
   } catch (err) {

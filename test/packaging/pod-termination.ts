@@ -27,6 +27,8 @@ export interface RunningContainer {
   readonly init?: number;
   /** The container's environment, for exec hooks (they run inside the container). */
   readonly env: Readonly<Record<string, string>>;
+  /** The argv of a command run inside the container (its pod's network namespace). */
+  readonly within: (argv: readonly string[]) => string[];
 }
 
 export type TerminationStep = 'preStop started' | 'preStop ended' | 'SIGTERM' | 'exited';
@@ -52,8 +54,9 @@ async function runPreStop(c: RunningContainer, handler: V1LifecycleHandler, rema
   if (handler.exec?.command !== undefined) {
     const [command, ...args] = handler.exec.command;
     if (command === undefined) throw new Error(`${c.spec.name}: empty preStop exec command`);
-    // Inside the container's PID namespace (nsenter forks into it), as the runtime's exec does.
-    const argv = c.init === undefined ? [command, ...args] : ['nsenter', '--target', String(c.init), '--pid', '--', command, ...args];
+    // Inside the container's PID namespace (nsenter forks into it), as the runtime's exec does,
+    // and in the pod's network namespace.
+    const argv = c.within(c.init === undefined ? [command, ...args] : ['nsenter', '--target', String(c.init), '--pid', '--', command, ...args]);
     const r = await runTracked(argv[0] ?? command, argv.slice(1), { env: withPath(c.env), timeoutMs: remainingMs });
     // Its output matters only when it failed (nginx -s quit always prints a notice).
     return `exec ${describeExit(r.exit)}${r.exit.code === 0 ? '' : `: ${r.stderr.trim()}`}`;

@@ -1,6 +1,8 @@
-// Small network helpers for tests: free ports, one HTTP request on a fresh connection, and
+// Small network helpers for tests: free ports, one HTTP(S) request on a fresh connection, and
 // waiting for a URL to answer a status.
 import { request as httpRequest, type Agent, type IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { ConnectionOptions } from 'node:tls';
 import { createServer } from 'node:net';
 import { waitFor, type WaitOptions } from './wait.js';
 
@@ -21,13 +23,16 @@ export interface HttpOptions {
   readonly localAddress?: string;
   /** A keep-alive agent, to send on a connection an earlier request opened (default: a fresh connection). */
   readonly agent?: Agent;
+  /** https: the CA to trust, a client certificate and its key, the name to check (PEM contents). */
+  readonly tls?: Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'servername'>;
 }
 
 /** One request, on a fresh connection unless `agent` is given (each test request is independent). */
 export function http(url: string, options: HttpOptions = {}): Promise<HttpResult> {
-  const { method = 'GET', headers = {}, body, timeoutMs = 10_000, localAddress, agent = false } = options;
+  const { method = 'GET', headers = {}, body, timeoutMs = 10_000, localAddress, agent = false, tls = {} } = options;
+  const request = url.startsWith('https:') ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method, headers, agent, timeout: timeoutMs, localAddress }, (res) => {
+    const req = request(url, { method, headers, agent, timeout: timeoutMs, localAddress, ...tls }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), reusedSocket: req.reusedSocket }));

@@ -35,6 +35,18 @@ export function blockLines(lines: readonly string[], opener: string): string[] {
   throw new Error(`"${opener}" block is not closed`);
 }
 
+/** The server{} blocks of the http{} block, each as its lines, in order. */
+export function httpServers(lines: readonly string[]): string[][] {
+  const http = blockLines(lines, 'http {');
+  const servers: string[][] = [];
+  for (let rest = http; rest.includes('server {'); ) {
+    const body = blockLines(rest, 'server {');
+    servers.push(body);
+    rest = rest.slice(rest.indexOf('server {') + body.length + 2);
+  }
+  return servers;
+}
+
 /** The directive names of the lines, in order (closing braces left out). */
 export function directiveNames(lines: readonly string[]): string[] {
   return lines.filter((l) => l !== '}').map((l) => l.split(/\s+/)[0] ?? '');

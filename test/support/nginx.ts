@@ -58,6 +58,11 @@ export interface NginxPodOptions {
   readonly probeSources?: readonly string[];
   /** The token API's port (a restarted pod keeps its own); default: a free one. */
   readonly apiPort?: number;
+  /**
+   * A second probe listener on `port` over mutual TLS (the shipped probe-server-tls.conf), its
+   * certificates in `dir` (tls.crt, tls.key, ca.crt, as the chart mounts them): the same store.
+   */
+  readonly probeTls?: { readonly port: number; readonly dir: string };
 }
 
 export interface NginxPodLayout {
@@ -115,6 +120,16 @@ export async function makePrefixDir(name: string): Promise<string> {
   return prefix;
 }
 
+/** A probe server's TLS listener and certificates, as the chart renders them. */
+function probeTlsLines(host: string, tls: { readonly port: number; readonly dir: string }): string {
+  return `        listen ${host}:${tls.port} ssl;
+        ssl_certificate ${join(tls.dir, 'tls.crt')};
+        ssl_certificate_key ${join(tls.dir, 'tls.key')};
+        ssl_client_certificate ${join(tls.dir, 'ca.crt')};
+        include apigw-syncer/common/probe-server-tls.conf;
+`;
+}
+
 /** The top-level config of a test pod: main-context paths are the pod's own; `daemon off`. */
 export function buildNginxConf(opts: NginxPodOptions, prefix: string, apiPort: number): string {
   const p = (rel: string): string => join(prefix, rel);
@@ -135,7 +150,7 @@ ${(opts.probeSources ?? ['127.0.0.0/8']).map((cidr) => `        ${cidr} 0;`).joi
 
     server {
         listen ${opts.host}:${opts.probePort};
-        include apigw-syncer/oss/token-store-probe.conf;
+${opts.probeTls === undefined ? '' : probeTlsLines(opts.host, opts.probeTls)}        include apigw-syncer/oss/token-store-probe.conf;
     }
 
     server {
@@ -293,6 +308,8 @@ export interface NginxPeers {
   /** SYNCER_PEERS for a sidecar of pods[0]: every pod as name=host:probePort. */
   readonly peersEnv: string;
   readonly probePort: number;
+  /** The probe listener over mutual TLS, when the pods were started with certificates. */
+  readonly probeTlsPort: number | undefined;
   /** Stops every pod and removes its directory. */
   stop(): Promise<void>;
 }
@@ -302,9 +319,10 @@ export interface NginxPeers {
  * ports, like a Deployment's pods: a few at a time, since many nginx masters starting at once only
  * slow each other down.
  */
-export async function startNginxPeers(count: number, net: string, first: number): Promise<NginxPeers> {
+export async function startNginxPeers(count: number, net: string, first: number, probeTlsDir?: string): Promise<NginxPeers> {
   const port = await freePort(`${net}${first}`);
   const probePort = await freePort(`${net}${first}`);
+  const probeTls = probeTlsDir === undefined ? undefined : { port: await freePort(`${net}${first}`), dir: probeTlsDir };
   const pods: NginxPod[] = [];
   const stop = async (): Promise<void> => {
     await Promise.all(pods.map(async (p) => {
@@ -315,7 +333,7 @@ export async function startNginxPeers(count: number, net: string, first: number)
   try {
     for (let i = 0; i < count; i += 8) {
       const batch = Array.from({ length: Math.min(8, count - i) }, (_, j) =>
-        startNginxPod({ name: `pod-${i + j}`, host: `${net}${first + i + j}`, port, probePort, sidecarAddr: '127.0.0.1:1' }),
+        startNginxPod({ name: `pod-${i + j}`, host: `${net}${first + i + j}`, port, probePort, sidecarAddr: '127.0.0.1:1', ...(probeTls === undefined ? {} : { probeTls }) }),
       );
       pods.push(...(await Promise.all(batch)));
     }
@@ -323,7 +341,7 @@ export async function startNginxPeers(count: number, net: string, first: number)
     await stop();
     throw err;
   }
-  return { pods, peersEnv: pods.map((p) => `${p.name}=${p.host}:${probePort}`).join(','), probePort, stop };
+  return { pods, peersEnv: pods.map((p) => `${p.name}=${p.host}:${probePort}`).join(','), probePort, probeTlsPort: probeTls?.port, stop };
 }
 
 /** Removes a stopped pod's prefix dir (logs included: read them first if needed). */

@@ -42,20 +42,28 @@ export async function makeIntermediateCa(parent: Ca, dir: string, name: string):
   return { crt, key, root: parent.root ?? parent.crt, chain: [crt, ...(parent.chain ?? [])] };
 }
 
+export type Usage = 'serverAuth' | 'clientAuth';
+
 /**
- * A certificate for `dnsNames`, signed by `ca`, usable as server and as client certificate, in
- * `dir` (created) as tls.crt (with `ca`'s chain after it when `ca` is an intermediate), tls.key and ca.crt (the root), valid for `days` (negative: expired). Resolves with `dir`.
+ * A certificate for `dnsNames` (none: a client certificate named by `commonName` alone), signed
+ * by `ca`, for the given usages (default: server and client), in `dir` (created) as tls.crt (with
+ * `ca`'s chain after it when `ca` is an intermediate), tls.key and ca.crt (the root), valid for
+ * `days` (negative: expired). Resolves with `dir`.
  */
-export async function issueCert(ca: Ca, dir: string, dnsNames: readonly string[], days = 1): Promise<string> {
+export async function issueCert(
+  ca: Ca,
+  dir: string,
+  dnsNames: readonly string[],
+  days = 1,
+  opts: { readonly usages?: readonly Usage[]; readonly commonName?: string } = {},
+): Promise<string> {
   await mkdir(dir, { recursive: true });
   const key = join(dir, 'tls.key');
   const csr = join(dir, 'tls.csr');
   const ext = join(dir, 'ext.cnf');
-  await writeFile(
-    ext,
-    `subjectAltName=${dnsNames.map((n) => `DNS:${n}`).join(',')}\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n`,
-  );
-  await execTracked('openssl', ['req', ...EC, '-keyout', key, '-out', csr, '-subj', `/CN=${dnsNames[0] ?? 'node'}`]);
+  const san = dnsNames.length === 0 ? '' : `subjectAltName=${dnsNames.map((n) => `DNS:${n}`).join(',')}\n`;
+  await writeFile(ext, `${san}extendedKeyUsage=${(opts.usages ?? ['serverAuth', 'clientAuth']).join(',')}\nbasicConstraints=CA:FALSE\n`);
+  await execTracked('openssl', ['req', ...EC, '-keyout', key, '-out', csr, '-subj', `/CN=${opts.commonName ?? dnsNames[0] ?? 'node'}`]);
   await execTracked('openssl', [
     'x509', '-req', '-in', csr, '-CA', ca.crt, '-CAkey', ca.key, '-CAcreateserial', '-out', join(dir, 'tls.crt'), '-days', String(days), '-extfile', ext,
   ]);

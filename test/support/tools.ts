@@ -1,9 +1,9 @@
-// Paths of the test tools: Go-built etcd, kube-apiserver, kube-controller-manager and helm, and
-// the production Node runtime.
+// Paths of the test tools: Go-built etcd, kube-apiserver, kube-controller-manager and helm,
+// cert-manager's CRDs, and the production Node runtime.
 // The version pins live in ONE place, test/tooling/versions.env, which
 // test/tooling/build-go-tools.sh sources and this module parses; both compute the
 // same cache path: ${APIGW_SYNCER_CACHE:-$HOME/.cache/apigw-syncer}/tools/<name>-<version>/<name>.
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { repoRoot } from './repo-root.js';
@@ -64,6 +64,17 @@ export function nodeRuntimePath(): string {
     throw new Error(`${path} is missing: run \`bash test/tooling/install-node-runtime.sh\` (npm test's pretest does)`);
   }
   return path;
+}
+
+/** cert-manager's CRDs (CERT_MANAGER_VERSION), cached by test/tooling/fetch-cert-manager-crds.sh: the YAML files. */
+export function certManagerCrdFiles(): string[] {
+  const file = join(repoRoot(), VERSIONS_REL);
+  const version = parseEnvFile(file).get('CERT_MANAGER_VERSION');
+  if (!version) throw new Error(`${file}: CERT_MANAGER_VERSION is not set`);
+  const dir = join(toolsCacheDir(), `cert-manager-crds-${version}`);
+  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.yaml')).map((f) => join(dir, f)) : [];
+  if (files.length === 0) throw new Error(`${dir} holds no CRDs: run \`bash test/tooling/fetch-cert-manager-crds.sh\` (npm test's pretest does)`);
+  return files;
 }
 
 /**

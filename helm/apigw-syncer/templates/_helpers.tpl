@@ -139,6 +139,21 @@ instead of silently setting an unknown variable. Keys come out sorted, so render
 {{- if .serverName }}{{ $_ := set $config "probeServername" .serverName }}{{ end }}
 {{- end }}
 {{- end }}
+{{- if include "apigw-syncer.sidecarUsesChartTls" . }}
+{{- /* The chart's client certificate (tls): mutual TLS with every peer's probe server. */}}
+{{- if and (hasKey $config "probeScheme") (ne $config.probeScheme "https") }}
+{{- fail "tls.enabled makes probes https: remove syncer.config.probeScheme, or set tls.enabled=false to probe in clear text" }}
+{{- end }}
+{{- $dir := include "apigw-syncer.tlsClientDir" . }}
+{{- $_ := set $config "probeScheme" "https" }}
+{{- $_ := set $config "probeCaFile" (printf "%s/ca.crt" $dir) }}
+{{- $_ := set $config "probeCertFile" (printf "%s/tls.crt" $dir) }}
+{{- $_ := set $config "probeKeyFile" (printf "%s/tls.key" $dir) }}
+{{- /* Peers are probed by IP: check the name the chart's server certificate carries. */}}
+{{- if not (hasKey $config "probeServername") }}
+{{- $_ := set $config "probeServername" (include "apigw-syncer.tlsServerName" .) }}
+{{- end }}
+{{- end }}
 {{- if and (not (hasKey $config "probePort")) .Values.nginx }}
 {{- /* Peers' nginx serves the probe on its own server (nginx.probePort), not the sidecar's default 80. */}}
 {{- if .Values.nginx.probePort }}
@@ -321,6 +336,10 @@ apigw-syncer.sidecarContainer adds apigw-syncer.sidecarVolumes to its pod's volu
 - name: syncer-probe-tls
   mountPath: {{ include "apigw-syncer.probeTlsDir" . }}
   readOnly: true
+{{- else if include "apigw-syncer.sidecarUsesChartTls" . }}
+- name: tls-client
+  mountPath: {{ include "apigw-syncer.tlsClientDir" . }}
+  readOnly: true
 {{- end }}
 {{- end }}
 
@@ -355,5 +374,7 @@ syncer alone.
   secret:
     secretName: {{ .Values.syncer.probeTls.secretName }}
     defaultMode: 0444
+{{- else if include "apigw-syncer.sidecarUsesChartTls" . }}
+{{ include "apigw-syncer.tlsVolume" (dict "name" "tls-client" "secretName" (include "apigw-syncer.tlsSecretNames" . | fromJson).client) }}
 {{- end }}
 {{- end }}

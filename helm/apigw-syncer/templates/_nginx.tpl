@@ -10,11 +10,13 @@ Layout in the pod (test/helm.test.ts runs nginx on exactly this layout):
   <confDir>/apigw-syncer/common/*.conf       nginx-snippets/common
   <confDir>/apigw-syncer/<flavor>/*.conf     nginx-snippets/<flavor> (Plus: with zone-sync*.conf)
   <confDir>/apigw-syncer/render-pod-conf.sh  writes <runDir>/apigw-pod.conf at container start
+  <confDir>/apigw-syncer/reload-on-change.sh reloads nginx when the TLS files change (tls)
   <confDir>/conf.d/*.conf                    nginx.extraConfig
   <confDir>/html/index.html                  default content of the example API location
   <runDir>/                                  emptyDir: per-pod file, pid, temp
   <nginx.plus.mgmt.statePath>/               Plus: emptyDir for the license state
-  nginx.extraVolumeMounts                    Plus: license.jwt, zone_sync certificates, ...
+  <tls.mountPath>/server, /client            the certificates (tls; client: Plus's zone_sync)
+  nginx.extraVolumeMounts                    Plus: license.jwt, ...
 Relative include paths resolve against <confDir>, the directory of the -c file.
 Servers: clients on nginx.port; the probe server on nginx.probePort (peers only, when the
 sidecar runs); the token write API on 127.0.0.1 (and [::1]) nginx.apiPort.
@@ -57,6 +59,7 @@ sidecar runs); the token write API on 127.0.0.1 (and [::1]) nginx.apiPort.
 {{- end }}
 {{- end }}
 {{- $_ := set $files "apigw-syncer/render-pod-conf.sh" "files/nginx-snippets/render-pod-conf.sh" }}
+{{- $_ := set $files "apigw-syncer/reload-on-change.sh" "files/nginx-snippets/reload-on-change.sh" }}
 {{- toJson $files }}
 {{- end }}
 
@@ -77,6 +80,19 @@ once, at start, with the system resolver (the pod's /etc/resolv.conf, i.e. the c
 {{- else }}
 {{- printf "kube-dns.kube-system.svc.%s" (default "cluster.local" .Values.clusterDomain) }}
 {{- end }}
+{{- end }}
+
+{{/*
+Who may call the probe server and connect to zone_sync, as JSON: nginx.peerSources, and
+loopback only when nginx.allowLoopbackPeers (a mesh forwarding from 127.0.0.x; values.yaml says
+what that admits).
+*/}}
+{{- define "apigw-syncer.peerSources" -}}
+{{- $sources := .Values.nginx.peerSources }}
+{{- if .Values.nginx.allowLoopbackPeers }}
+{{- $sources = concat $sources (list "127.0.0.0/8" "::1") }}
+{{- end }}
+{{- toJson (uniq $sources) }}
 {{- end }}
 
 {{/*
@@ -107,17 +123,30 @@ Arguments: dict "ctx" <chart context> "port" <port> "params" <" ssl" or "">.
 {{- end }}
 
 {{/*
-The nginx container's own volumes beyond the ConfigMap and the run dir: Plus's mgmt state
-emptyDir, then nginx.extraVolumes. Checks that names and mount paths do not collide and that
-the files the Plus config points at (license.jwt, zone_sync certificates) are mounted.
+The nginx container's own volumes beyond the ConfigMap and the run dir: the TLS certificates
+(the server one; Plus: the client one too, for zone_sync's connections out, unless the sidecar's
+volume already brings it into the pod), Plus's mgmt state emptyDir, then nginx.extraVolumes.
+Checks that names and mount paths do not collide and that the file the Plus config points at
+(license.jwt) is mounted.
 Output: JSON {"volumes": [...], "mounts": [...]}.
 */}}
 {{- define "apigw-syncer.nginxExtraVolumes" -}}
 {{- $n := .Values.nginx }}
 {{- $volumes := list }}
 {{- $mounts := list }}
-{{- $names := dict "nginx-config" "the chart" "run" "the chart" }}
+{{- $names := dict "nginx-config" "the chart" "run" "the chart" "syncer-api-token" "the chart" "syncer-probe-tls" "the chart" "tls-server" "the chart (tls)" "tls-client" "the chart (tls)" }}
 {{- $plus := include "apigw-syncer.isPlus" . }}
+{{- if include "apigw-syncer.tlsEnabled" . }}
+{{- $secrets := include "apigw-syncer.tlsSecretNames" . | fromJson }}
+{{- $volumes = append $volumes (include "apigw-syncer.tlsVolume" (dict "name" "tls-server" "secretName" $secrets.server) | fromYamlArray | first) }}
+{{- $mounts = append $mounts (dict "name" "tls-server" "mountPath" (include "apigw-syncer.tlsServerDir" .) "readOnly" true) }}
+{{- if $plus }}
+{{- if not (include "apigw-syncer.sidecarUsesChartTls" .) }}
+{{- $volumes = append $volumes (include "apigw-syncer.tlsVolume" (dict "name" "tls-client" "secretName" $secrets.client) | fromYamlArray | first) }}
+{{- end }}
+{{- $mounts = append $mounts (dict "name" "tls-client" "mountPath" (include "apigw-syncer.tlsClientDir" .) "readOnly" true) }}
+{{- end }}
+{{- end }}
 {{- $mgmt := and $plus $n.plus.mgmt.enabled }}
 {{- if and $mgmt (not (include "apigw-syncer.isMounted" (dict "path" $n.plus.mgmt.statePath "mounts" $n.extraVolumeMounts))) }}
 {{- $volumes = append $volumes (dict "name" "mgmt-state" "emptyDir" (dict "sizeLimit" "8Mi")) }}
@@ -154,9 +183,6 @@ Output: JSON {"volumes": [...], "mounts": [...]}.
 {{- if and $n.plus.mgmt.proxyCredentialsFile (not $n.plus.mgmt.proxy) }}
 {{- fail "nginx.plus.mgmt.proxyCredentialsFile is set without nginx.plus.mgmt.proxy: the credentials are for that proxy" }}
 {{- end }}
-{{- end }}
-{{- if and $plus $n.plus.zoneSyncTls.enabled (not (include "apigw-syncer.isMounted" (dict "path" $n.plus.zoneSyncTls.dir "mounts" $n.extraVolumeMounts))) }}
-{{- fail (printf "nginx.plus.zoneSyncTls.dir (%s) is not in any nginx.extraVolumeMounts: mount the Secret with tls.crt, tls.key and ca.crt there (see helm/README.md)" $n.plus.zoneSyncTls.dir) }}
 {{- end }}
 {{- toJson (dict "volumes" $volumes "mounts" $mounts) }}
 {{- end }}
@@ -213,7 +239,7 @@ nginx-snippets/plus/zone-sync-stream.conf with this release's values.
 */}}
 {{- define "apigw-syncer.zoneSyncStream" -}}
 {{- $n := .Values.nginx }}
-{{- $tls := $n.plus.zoneSyncTls }}
+{{- $tls := include "apigw-syncer.tlsEnabled" . }}
 {{- $fqdn := include "apigw-syncer.peerServiceFqdn" . -}}
 stream {
     # zone_sync_server ... resolve resolves the Service with this DNS server (nginx's resolver
@@ -222,10 +248,10 @@ stream {
     resolver_timeout 2s;
 
     server {
-        {{- include "apigw-syncer.listen" (dict "ctx" . "port" $n.zoneSyncPort "params" (ternary " ssl" "" $tls.enabled)) | nindent 8 }}
+        {{- include "apigw-syncer.listen" (dict "ctx" . "port" $n.zoneSyncPort "params" (ternary " ssl" "" (eq $tls "true"))) | nindent 8 }}
 
         # Only the pod network may connect (nginx.peerSources).
-{{- range $n.peerSources }}
+{{- range include "apigw-syncer.peerSources" . | fromJsonArray }}
         allow {{ . }};
 {{- end }}
         deny all;
@@ -234,20 +260,26 @@ stream {
         # (publishNotReadyAddresses); `resolve` follows pods as they come and go.
         zone_sync_server {{ $fqdn }}:{{ int $n.zoneSyncPort }} resolve;
         include apigw-syncer/plus/zone-sync.conf;
-{{- if $tls.enabled }}
+{{- if $tls }}
+{{- $server := include "apigw-syncer.tlsServerDir" . }}
+{{- $client := include "apigw-syncer.tlsClientDir" . }}
 
-        # Mutual TLS with the certificate mounted at nginx.plus.zoneSyncTls.dir.
-        ssl_certificate {{ $tls.dir }}/tls.crt;
-        ssl_certificate_key {{ $tls.dir }}/tls.key;
-        ssl_client_certificate {{ $tls.dir }}/ca.crt;
-        zone_sync_ssl_certificate {{ $tls.dir }}/tls.crt;
-        zone_sync_ssl_certificate_key {{ $tls.dir }}/tls.key;
-        zone_sync_ssl_trusted_certificate {{ $tls.dir }}/ca.crt;
-        zone_sync_ssl_name {{ default $fqdn $tls.serverName }};
-        # CAs allowed above a peer's certificate, the root aside (nginx.plus.zoneSyncTls.verifyDepth).
-        ssl_verify_depth {{ int (default 1 $tls.verifyDepth) }};
-        zone_sync_ssl_verify_depth {{ int (default 1 $tls.verifyDepth) }};
+        # Mutual TLS (tls): the server certificate for replicas connecting in, the client
+        # certificate for connections out, both checked against the release's CA.
+        ssl_certificate {{ $server }}/tls.crt;
+        ssl_certificate_key {{ $server }}/tls.key;
+        ssl_client_certificate {{ $server }}/ca.crt;
+        zone_sync_ssl_certificate {{ $client }}/tls.crt;
+        zone_sync_ssl_certificate_key {{ $client }}/tls.key;
+        zone_sync_ssl_trusted_certificate {{ $client }}/ca.crt;
+        zone_sync_ssl_name {{ include "apigw-syncer.tlsServerName" . }};
+        # CAs allowed above a peer's certificate, the root aside (tls.verifyDepth).
+        ssl_verify_depth {{ int .Values.tls.verifyDepth }};
+        zone_sync_ssl_verify_depth {{ int .Values.tls.verifyDepth }};
         include apigw-syncer/plus/zone-sync-tls.conf;
+{{- else }}
+
+        # tls.enabled=false: every token crosses the pod network in clear text.
 {{- end }}
     }
 }
@@ -312,7 +344,7 @@ http {
     # Who may call the probe server (nginx.peerSources); the others get 403.
     geo $apigw_probe_denied {
         default 1;
-{{- range $n.peerSources }}
+{{- range include "apigw-syncer.peerSources" . | fromJsonArray }}
         {{ . }} 0;
 {{- end }}
     }
@@ -320,7 +352,20 @@ http {
     # The probe server: the other replicas' sidecars ask it whether this replica holds a token.
     # Only the headless peer Service lists this port, never the client Service.
     server {
+{{- if include "apigw-syncer.tlsEnabled" . }}
+{{- $server := include "apigw-syncer.tlsServerDir" . }}
+        {{- include "apigw-syncer.listen" (dict "ctx" . "port" $n.probePort "params" " ssl") | nindent 8 }}
+        # Mutual TLS (tls): only sidecars with a client certificate from the release's CA.
+        ssl_certificate {{ $server }}/tls.crt;
+        ssl_certificate_key {{ $server }}/tls.key;
+        ssl_client_certificate {{ $server }}/ca.crt;
+        # CAs allowed above a sidecar's certificate, the root aside (tls.verifyDepth).
+        ssl_verify_depth {{ int .Values.tls.verifyDepth }};
+        include apigw-syncer/common/probe-server-tls.conf;
+{{- else }}
         {{- include "apigw-syncer.listen" (dict "ctx" . "port" $n.probePort) | nindent 8 }}
+        # tls.enabled=false: every token a check asks about crosses the pod network in clear text.
+{{- end }}
         include apigw-syncer/{{ $n.flavor }}/token-store-probe.conf;
     }
 {{- end }}
@@ -392,17 +437,18 @@ http {
 {{- end }}
 
 {{/*
-The nginx container's shell script. It writes the per-pod file, then runs nginx in the
-foreground as its child and stays PID 1 to turn the container's stop signal into nginx's
-graceful quit: the kubelet stops a container with SIGTERM (or the image's STOPSIGNAL, SIGQUIT
-in nginx's own images) sent to PID 1 alone, and SIGTERM is nginx's *fast* shutdown, which cuts
-the requests in flight. So the preStop hook only has to sleep through the endpoints' update
-and can end on its own: it must not outlive nginx. A hook that waited for nginx to exit, as
-this chart's did, ran inside the container's PID namespace, and when PID 1 exits the kernel
-kills every process left there — the hook with it — so the kubelet saw the hook fail
-(ExecSync exit 137 → "PreStopHook failed", a FailedPreStopHook event) on every termination.
-`wait` returns early when a trapped signal arrives: it is repeated until nginx has exited,
-whose status becomes the container's.
+The nginx container's shell script. It writes the per-pod file; with TLS, it starts the watch
+that reloads nginx when the mounted certificates change (nginx reads them only at start and
+reload: a renewal must not wait for the next restart); then it runs nginx in the foreground as
+its child and stays PID 1 to turn the container's stop signal into nginx's graceful quit: the
+kubelet stops a container with SIGTERM (or the image's STOPSIGNAL, SIGQUIT in nginx's own
+images) sent to PID 1 alone, and SIGTERM is nginx's *fast* shutdown, which cuts the requests in
+flight. So the preStop hook only has to sleep through the endpoints' update and can end on its
+own: it must not outlive nginx. A hook that waited for nginx to exit, as this chart's did, ran
+inside the container's PID namespace, and when PID 1 exits the kernel kills every process left
+there — the hook with it — so the kubelet saw the hook fail (ExecSync exit 137 → "PreStopHook
+failed", a FailedPreStopHook event) on every termination. `wait` returns early when a trapped
+signal arrives: it is repeated until nginx has exited, whose status becomes the container's.
 */}}
 {{- define "apigw-syncer.nginxStartCommand" -}}
 {{- $conf := include "apigw-syncer.nginxConfDir" . }}
@@ -412,6 +458,15 @@ whose status becomes the container's.
 {{- end }}
 {{- printf "%s -e stderr -c %s/nginx.conf -g 'daemon off;' &\n" .Values.nginx.binary $conf }}
 {{- printf "nginx_pid=$!\n" }}
+{{- if include "apigw-syncer.tlsEnabled" . }}
+{{- $files := list }}
+{{- range $m := (include "apigw-syncer.nginxExtraVolumes" . | fromJson).mounts }}
+{{- if hasPrefix "tls-" $m.name }}
+{{- range $file := list "tls.crt" "tls.key" "ca.crt" }}{{ $files = append $files (printf "%s/%s" $m.mountPath $file) }}{{ end }}
+{{- end }}
+{{- end }}
+{{- printf "NGINX_PID=$nginx_pid sh %s/apigw-syncer/reload-on-change.sh %d %s &\n" $conf (int .Values.tls.reloadIntervalSeconds) (join " " $files) }}
+{{- end }}
 {{- printf "trap 'kill -QUIT $nginx_pid' TERM QUIT INT\n" }}
 {{- printf "while :; do wait $nginx_pid; status=$?; kill -0 $nginx_pid 2>/dev/null || exit $status; done" }}
 {{- end }}
