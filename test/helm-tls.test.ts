@@ -141,8 +141,8 @@ t.test('the default render: mutual TLS on the probe path, with a CA and two cert
   );
   t.match(
     nginx.args?.[0] ?? '',
-    /; sh \/etc\/apigw\/apigw-syncer\/reload-on-change\.sh 10 \/etc\/apigw-tls\/server\/tls\.crt \/etc\/apigw-tls\/server\/tls\.key \/etc\/apigw-tls\/server\/ca\.crt & exec nginx /,
-    "nginx's container starts the watch that reloads it when the certificates change, then becomes nginx",
+    /^nginx_pid=\$!\nNGINX_PID=\$nginx_pid sh \/etc\/apigw\/apigw-syncer\/reload-on-change\.sh 10 \/etc\/apigw-tls\/server\/tls\.crt \/etc\/apigw-tls\/server\/tls\.key \/etc\/apigw-tls\/server\/ca\.crt &$/m,
+    "nginx's container starts the watch that reloads nginx (its child, named by NGINX_PID) when the certificates change",
   );
   t.same(ofKind(objects, 'NetworkPolicy'), [], 'no NetworkPolicy by default: with TLS on, the certificate decides who may probe');
 });
