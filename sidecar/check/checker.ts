@@ -2,12 +2,13 @@
 // memo, lets identical concurrent checks (same token AND origin) share one fan-out, and
 // otherwise fans out to every peer but the origin, with the peer channels of the current set.
 //
-// Two generations keep an answer about the peers of its own time. `peerSetEpoch` grows when a
-// peer joins: a request joins only a fan-out begun in its own epoch (one begun before asked
-// fewer peers than the request sees: the request starts its own instead of widening that one,
-// whose deadline is already running for the peers it has). `memoEpoch` grows with it and with
-// every sign that a peer may have restarted at the same address (probe/peer-channels.ts): the
-// memo is cleared, and a fan-out begun before is not remembered.
+// Answers stay about the peers of their own time. `peerSetEpoch` grows when a peer joins: a
+// request joins only a fan-out begun in its own epoch (one begun before asked fewer peers than
+// the request sees: the request starts its own rather than widening that one, whose deadline
+// already runs for the peers it has), and only a fan-out of the current epoch is remembered. A
+// sign that a peer may have restarted at the same address (a connection to it opened, failed, or
+// closed by it: probe/peer-channels.ts) clears the memo, and a fan-out whose first 200 came
+// before that sign is not remembered either.
 import type { Config } from '../config.js';
 import type { FanOutResult, PeerSet, PeerSetDiff } from '../model.js';
 import type { PeerChannel } from '../probe/peer-channel.js';
@@ -70,7 +71,6 @@ interface Flight {
   readonly key: string;
   readonly fanOut: RunningFanOut;
   readonly peerSetEpoch: number;
-  readonly memoEpoch: number;
   /** Requests waiting on it now, the first included. */
   waiting: number;
   landed: boolean;
@@ -106,8 +106,8 @@ export class Checker {
   private targetsByOrigin = new Map<string, readonly PeerChannel[]>();
   /** Bumped when the peer set gains a peer: fan-outs from before did not ask it. */
   private peerSetEpoch = 0;
-  /** Bumped with peerSetEpoch and when a peer may have restarted: verdicts from before are not remembered. */
-  private memoEpoch = 0;
+  /** When a peer last showed a sign of a restart: answers from before are not remembered. */
+  private peerChangedAt = -Infinity;
   private flightsRunning = 0;
   private waitingNow = 0;
 
@@ -118,7 +118,12 @@ export class Checker {
     private readonly observer: CheckerObserver,
   ) {
     this.memo = new SyncedMemo(settings.syncedTtlMs, settings.syncedMax, deps.now);
-    peerChannels.observe({ peerConnectionChanged: () => this.forgetRemembered() });
+    peerChannels.observe({
+      peerConnectionChanged: () => {
+        this.peerChangedAt = deps.now();
+        this.memo.clear();
+      },
+    });
   }
 
   /** Check requests waiting for a verdict now. */
@@ -133,7 +138,7 @@ export class Checker {
     if (diff.added.length > 0) {
       this.peerSetEpoch++;
       this.joinable.clear();
-      this.forgetRemembered();
+      this.memo.clear();
     }
   }
 
@@ -153,7 +158,6 @@ export class Checker {
       key,
       fanOut: fanOut(this.targets(origin), headers, this.settings, this.deps),
       peerSetEpoch: this.peerSetEpoch,
-      memoEpoch: this.memoEpoch,
       waiting: 1,
       landed: false,
     };
@@ -163,7 +167,7 @@ export class Checker {
     flight.fanOut.result.then(
       (result) => {
         this.land(flight);
-        if (result.verdict === 'Synced' && flight.memoEpoch === this.memoEpoch) this.memo.remember(key);
+        if (result.verdict === 'Synced' && this.stillTrue(flight, result)) this.memo.remember(key);
         this.observer.fanOutDone(result);
       },
       () => this.land(flight),
@@ -196,9 +200,9 @@ export class Checker {
     return targets;
   }
 
-  private forgetRemembered(): void {
-    this.memoEpoch++;
-    this.memo.clear();
+  /** Whether a Synced verdict still holds: no peer joined since its fan-out began, none restarted since its first 200. */
+  private stillTrue(flight: Flight, result: FanOutResult): boolean {
+    return flight.peerSetEpoch === this.peerSetEpoch && (result.firstSyncedAt === null || result.firstSyncedAt > this.peerChangedAt);
   }
 
   private unjoinable(flight: Flight): void {

@@ -106,6 +106,7 @@ class PeerRun implements ProbeListener {
       if ((result.kind === 'missing' || result.kind === 'error') && !timedOut) this.lastAnswer = result.kind;
       const step = this.check.nextStep(result.kind, timedOut, this.attempts);
       if (result.kind === 'unexpected') this.check.misconfigured(this.channel, result);
+      else if (result.kind === 'synced') this.check.synced();
       if (step.kind === 'resolve') this.resolve(step.outcome);
       else this.retryTimer = setTimeout(retryRun, step.delayMs, this);
     } catch (err) {
@@ -143,6 +144,7 @@ class FanOut implements RunningFanOut {
   readonly result: Promise<FanOutResult>;
   readonly tally: ProbeTally = { synced: 0, missing: 0, error: 0, unexpected: 0, departed: 0, aborted: 0 };
   private misconfiguredPeers: Misconfigured[] | undefined;
+  private firstSyncedAt: number | null = null;
   private readonly runs: PeerRun[];
   /** Probes the check stopped waiting for: counted aborted, cut once the answer is out. */
   private readonly stopped: Probe[] = [];
@@ -185,6 +187,10 @@ class FanOut implements RunningFanOut {
 
   misconfigured(channel: PeerChannel, result: ProbeResult): void {
     (this.misconfiguredPeers ??= []).push({ peer: channel.peer, status: result.status, errorCode: result.errorCode });
+  }
+
+  synced(): void {
+    this.firstSyncedAt ??= this.deps.now();
   }
 
   peerResolved(): void {
@@ -237,6 +243,7 @@ class FanOut implements RunningFanOut {
       peers,
       probes: this.tally,
       misconfigured: this.misconfiguredPeers ?? NONE,
+      firstSyncedAt: this.firstSyncedAt,
     };
     // Settled only once the result exists: if building it threw, fail() still answers the check.
     this.settled = true;
