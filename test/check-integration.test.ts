@@ -167,6 +167,52 @@ t.test('the deadline cuts a probe still in flight: the peer sees its request aba
   t.match(await cutter.app.telemetry.metrics(), /syncer_probes_total\{result="aborted"\} 1\b/, 'counted as aborted');
 });
 
+/**
+ * The process stalls (a starved or busy event loop) right after `pod` writes its answer, until
+ * `untilMs`, in the check phase: the next turn then finds that answer in its socket and the timer
+ * that ends the wait due together, as a loaded machine makes them.
+ */
+function stallAfterAnswer(open: () => void, untilMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    setImmediate(open);
+    setImmediate(() => {
+      while (performance.now() < untilMs); // the stall itself is the fault injected, not a wait
+      resolve();
+    });
+  });
+}
+
+t.test('an answer that reached the sidecar by the deadline counts, however late its event loop ran', async (t) => {
+  const s = await startSidecar({ SYNCER_PEERS: peersEnv(replicas), SYNCER_HARD_TIMEOUT_MS: '300', SYNCER_PROBE_TIMEOUT_MS: '60000', SYNCER_SYNCED_TTL_MS: '0' });
+  t.teardown(() => s.stop());
+  const token = newToken();
+  for (const r of replicas) r.give(token);
+  await waitFor(() => replicas[1]!.inFlight === 0, 'no earlier probe left at pod-1');
+  let open!: () => void;
+  replicas[1]!.behaviour = { kind: 'gate', open: new Promise<void>((resolve) => (open = resolve)) };
+  const pending = sendCheck(s.apiUrl, { 'X-Auth-Token': token });
+  await waitFor(() => replicas[1]!.requestsFor(token) === 1, 'the probe to reach pod-1');
+  // The check began before its probe reached pod-1: its 300 ms deadline is due 400 ms from now.
+  await stallAfterAnswer(open, performance.now() + 400);
+  const r = await pending;
+  t.same([r.tokenStatus, outcomes(r.body)], ['Synced', { 'pod-1': 'synced', 'pod-2': 'synced', 'pod-3': 'synced' }], 'the 200 in the socket is read before the deadline ends the check');
+});
+
+t.test('a probe answer that arrived in time is not a probe timeout, however late the event loop ran', async (t) => {
+  const s = await startSidecar({ SYNCER_PEERS: peersEnv(replicas), SYNCER_HARD_TIMEOUT_MS: '5000', SYNCER_PROBE_TIMEOUT_MS: '200', SYNCER_SYNCED_TTL_MS: '0' });
+  t.teardown(() => s.stop());
+  const token = newToken();
+  for (const r of replicas) r.give(token);
+  await waitFor(() => replicas[1]!.inFlight === 0, 'no earlier probe left at pod-1');
+  let open!: () => void;
+  replicas[1]!.behaviour = { kind: 'gate', open: new Promise<void>((resolve) => (open = resolve)) };
+  const pending = sendCheck(s.apiUrl, { 'X-Auth-Token': token });
+  await waitFor(() => replicas[1]!.requestsFor(token) === 1, 'the probe to reach pod-1');
+  await stallAfterAnswer(open, performance.now() + 300);
+  const r = await pending;
+  t.same(r.body.peers?.find((p) => p.name === 'pod-1'), { name: 'pod-1', outcome: 'synced', attempts: 1, lastStatus: 200, lastError: null }, 'answered on its first probe, not cut by the probe timeout');
+});
+
 t.test('a check whose peers answer at once is answered at once, not at the deadline', async (t) => {
   // A deadline far above any answer: a check that waited for it would stand out by orders of magnitude.
   const prompt = await startSidecar({ SYNCER_PEERS: peersEnv(replicas), SYNCER_HARD_TIMEOUT_MS: '10000', SYNCER_SYNCED_TTL_MS: '0' });

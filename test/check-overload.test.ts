@@ -13,7 +13,7 @@ import { startReplicas } from './support/replica-server.js';
 import { sampleConnections } from './support/tcp-sockets.js';
 import { peersEnv } from './support/sidecar-app.js';
 import { startSidecarProcess, type SidecarProcess } from './support/sidecar-process.js';
-import { boundOf } from './support/timing-floor.js';
+import { boundOf, sidecarLoopDelayMs } from './support/timing-floor.js';
 import { waitFor } from './support/wait.js';
 import { requirePart } from './support/required.js';
 
@@ -22,14 +22,6 @@ const ALLOWANCE_MS = 100; // what issue 9 allows past it
 const CAP = 8; // the default SYNCER_PROBE_CONNECTIONS
 /** A check sent as the burst ends is answered within this long of reaching the sidecar, besides its loop delay. */
 const RECOVERY_MS = 1_000;
-
-/** The sidecar's worst event-loop delay since the last render of /metrics (prom-client resets it at each), in ms. */
-async function sidecarLoopLagMs(s: SidecarProcess): Promise<number> {
-  const text = await (await fetch(`${s.opsUrl}/metrics`)).text();
-  const seconds = Number(/^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text)?.[1]);
-  if (!Number.isFinite(seconds)) throw new Error('no nodejs_eventloop_lag_max_seconds in /metrics');
-  return seconds * 1000;
-}
 
 interface Burst {
   readonly statuses: Map<number, number>;
@@ -83,11 +75,11 @@ t.test('a burst of 1,000 concurrent checks at 31 nginx peers, default settings',
 
   // The sidecar's own sockets to the peers, sampled through the burst; its loop delay from now on.
   const sampler = sampleConnections(s.process.pid, port, 25);
-  await sidecarLoopLagMs(s);
+  await sidecarLoopDelayMs(s.opsUrl);
   const b = await burst(s, tokens);
   const normal = await s.check(held);
   const back = performance.now() - b.endedAt;
-  const lateMs = await sidecarLoopLagMs(s);
+  const lateMs = await sidecarLoopDelayMs(s.opsUrl);
   const conns = sampler.stop();
   const ok = b.statuses.get(200) ?? 0;
   const refused = b.statuses.get(503) ?? 0;

@@ -42,6 +42,14 @@ function retryRun(run: PeerRun): void {
 }
 
 /**
+ * The deadline timer fired: end the check in this turn's check phase, after its poll phase. When
+ * the loop ran late, answers that reached the sockets by the deadline are read first and count.
+ */
+function deadlinePassed(check: FanOut): void {
+  setImmediate(check.end);
+}
+
+/**
  * Cuts probes a finished check no longer waits for, after the answer is out: aborting a probe on
  * a socket destroys that socket, which costs more than answering. When many checks reach their
  * deadline together on a busy event loop, answering first keeps every answer within its deadline.
@@ -173,7 +181,7 @@ class FanOut implements RunningFanOut {
   start(): void {
     try {
       if (this.pending === 0) return this.finish();
-      this.deadline = setTimeout(this.end, this.settings.hardTimeoutMs);
+      this.deadline = setTimeout(deadlinePassed, this.settings.hardTimeoutMs, this);
       for (const run of this.runs) run.send();
     } catch (err) {
       this.fail(err);
