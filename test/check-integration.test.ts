@@ -182,8 +182,13 @@ function stallAfterAnswer(open: () => void, untilMs: number): Promise<void> {
   });
 }
 
-t.test('an answer that reached the sidecar by the deadline counts, however late its event loop ran', async (t) => {
-  const s = await startSidecar({ SYNCER_PEERS: peersEnv(replicas), SYNCER_HARD_TIMEOUT_MS: '300', SYNCER_PROBE_TIMEOUT_MS: '60000', SYNCER_SYNCED_TTL_MS: '0' });
+/**
+ * A sidecar with these settings, and a check of a token every peer holds whose answer from pod-1
+ * reaches the sidecar's socket just before the process stalls until `stallMs` after that probe
+ * arrived: the check's reply.
+ */
+async function checkThroughStall(t: { teardown(fn: () => Promise<void>): void }, env: Record<string, string>, stallMs: number) {
+  const s = await startSidecar({ SYNCER_PEERS: peersEnv(replicas), SYNCER_SYNCED_TTL_MS: '0', ...env });
   t.teardown(() => s.stop());
   const token = newToken();
   for (const r of replicas) r.give(token);
@@ -192,24 +197,18 @@ t.test('an answer that reached the sidecar by the deadline counts, however late 
   replicas[1]!.behaviour = { kind: 'gate', open: new Promise<void>((resolve) => (open = resolve)) };
   const pending = sendCheck(s.apiUrl, { 'X-Auth-Token': token });
   await waitFor(() => replicas[1]!.requestsFor(token) === 1, 'the probe to reach pod-1');
-  // The check began before its probe reached pod-1: its 300 ms deadline is due 400 ms from now.
-  await stallAfterAnswer(open, performance.now() + 400);
-  const r = await pending;
+  await stallAfterAnswer(open, performance.now() + stallMs);
+  return pending;
+}
+
+t.test('an answer that reached the sidecar by the deadline counts, however late its event loop ran', async (t) => {
+  // The check began before its probe reached pod-1: its 300 ms deadline is due before the stall ends.
+  const r = await checkThroughStall(t, { SYNCER_HARD_TIMEOUT_MS: '300', SYNCER_PROBE_TIMEOUT_MS: '60000' }, 400);
   t.same([r.tokenStatus, outcomes(r.body)], ['Synced', { 'pod-1': 'synced', 'pod-2': 'synced', 'pod-3': 'synced' }], 'the 200 in the socket is read before the deadline ends the check');
 });
 
 t.test('a probe answer that arrived in time is not a probe timeout, however late the event loop ran', async (t) => {
-  const s = await startSidecar({ SYNCER_PEERS: peersEnv(replicas), SYNCER_HARD_TIMEOUT_MS: '5000', SYNCER_PROBE_TIMEOUT_MS: '200', SYNCER_SYNCED_TTL_MS: '0' });
-  t.teardown(() => s.stop());
-  const token = newToken();
-  for (const r of replicas) r.give(token);
-  await waitFor(() => replicas[1]!.inFlight === 0, 'no earlier probe left at pod-1');
-  let open!: () => void;
-  replicas[1]!.behaviour = { kind: 'gate', open: new Promise<void>((resolve) => (open = resolve)) };
-  const pending = sendCheck(s.apiUrl, { 'X-Auth-Token': token });
-  await waitFor(() => replicas[1]!.requestsFor(token) === 1, 'the probe to reach pod-1');
-  await stallAfterAnswer(open, performance.now() + 300);
-  const r = await pending;
+  const r = await checkThroughStall(t, { SYNCER_HARD_TIMEOUT_MS: '5000', SYNCER_PROBE_TIMEOUT_MS: '200' }, 300);
   t.same(r.body.peers?.find((p) => p.name === 'pod-1'), { name: 'pod-1', outcome: 'synced', attempts: 1, lastStatus: 200, lastError: null }, 'answered on its first probe, not cut by the probe timeout');
 });
 
