@@ -109,6 +109,22 @@ t.test('a peer that answered, then had its next probe cut: its last answer stand
   t.equal(answeredOnly.verdict, 'NotSynced', 'and without it the answers decide');
 });
 
+t.test('retries that run out on probe timeouts: the last answer stands, timeout if there was none', async (t) => {
+  const silent = channel('silent', (probe) => setImmediate(() => probe.timedOut()));
+  const wentSilent = channel('went-silent', (probe, n) => (n === 1 ? answer(probe, 401) : setImmediate(() => probe.timedOut())));
+  const capped: FanOutSettings = { ...settings(60_000), retry: { delayMs: 1, backoff: 1, maxDelayMs: 1, jitter: 0, maxRetries: 2 } };
+  const result = await fanOut([silent, wentSilent], HEADERS, capped, deps).result;
+  t.same(
+    result.peers.map((p) => [p.name, p.outcome, p.attempts, p.lastError]),
+    [
+      ['silent', 'timeout', 3, 'PROBE_TIMEOUT'],
+      ['went-silent', 'missing', 3, 'PROBE_TIMEOUT'],
+    ],
+    'long before the deadline: the retry cap ended them',
+  );
+  t.equal(result.verdict, 'Timeout');
+});
+
 t.test('a peer whose probe timed out departs while its retry waits past the deadline: departed, not timeout', async (t) => {
   // A probe cut by the probe timeout is retried until the deadline, whatever the retry window
   // says; here its next retry would come 10 s later, long after the 40 ms deadline.

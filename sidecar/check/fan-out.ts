@@ -115,7 +115,8 @@ class PeerRun implements ProbeListener {
       const step = this.check.nextStep(result.kind, timedOut, this.attempts);
       if (result.kind === 'unexpected') this.check.misconfigured(this.channel, result);
       else if (result.kind === 'synced') this.check.synced();
-      if (step.kind === 'resolve') this.resolve(step.outcome);
+      // Retries that run out on a probe timeout end on no answer: the rule of the check's end holds.
+      if (step.kind === 'resolve') this.resolve(timedOut ? unresolvedOutcome(false, this.lastAnswer) : step.outcome);
       else this.retryTimer = setTimeout(retryRun, step.delayMs, this);
     } catch (err) {
       this.check.fail(err);

@@ -5,11 +5,11 @@ import type { PeerOutcome, Verdict } from '../model.js';
 export type Answer = 'missing' | 'error';
 
 /**
- * The outcome of a peer still unresolved when its check ends (the deadline, or nobody waits any
- * more): departed if it left the set; else what its last answer said; `timeout` only if it never
- * answered at all (every probe cut by the probe timeout or the deadline). A peer that answered and
- * then had a later probe cut has told us where it stands: a busy event loop that delays that probe
- * changes when the check ends, not what it says.
+ * The outcome of a peer whose probing ends on a probe that got no answer — the check ended first
+ * (the deadline, or nobody waits any more), or its retries ran out on a probe timeout: departed
+ * if it left the set; else what its last answer said; `timeout` only if it never answered at all.
+ * A peer that answered and then had a later probe cut has told us where it stands: a busy event
+ * loop that delays that probe changes when the check ends, not what it says.
  */
 export function unresolvedOutcome(departed: boolean, lastAnswer: Answer | undefined): PeerOutcome {
   if (departed) return 'departed';
