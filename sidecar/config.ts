@@ -116,7 +116,7 @@ export const VARIABLES = {
   SYNCER_RETRY_MAX_DELAY_MS: { default: '200', doc: 'Cap of one retry delay.' },
   SYNCER_RETRY_JITTER: { default: '0.2', doc: 'Each delay varies by ± this fraction, so replicas do not retry in lockstep.' },
   SYNCER_MAX_RETRIES: { default: '30', doc: 'Retries per peer after its first probe, at most; retries also stop when an answer could not arrive 100 ms before the deadline.' },
-  SYNCER_HARD_TIMEOUT_MS: { default: '1500', doc: 'Deadline of a whole check; unresolved peers are then "timeout".' },
+  SYNCER_HARD_TIMEOUT_MS: { default: '1500', doc: 'Deadline of a whole check; a peer unresolved then keeps its last answer, or is "timeout" if it never answered.' },
   SYNCER_MAX_IN_FLIGHT: { default: '128', doc: 'Check requests that may wait for a verdict at once; past it, 503 + Retry-After (overloaded). 128 × 31 peers is what one core probes within the deadline.' },
   SYNCER_SYNCED_TTL_MS: { default: '30000', doc: 'How long a Synced verdict is remembered and answered again without probing (0: never).' },
   SYNCER_SYNCED_MAX: { default: '100000', doc: 'Most Synced verdicts remembered; the oldest are forgotten first.' },

@@ -69,10 +69,12 @@ export interface Misconfigured {
 export interface FanOutResult extends CheckResult {
   readonly probes: ProbeTally;
   readonly misconfigured: readonly Misconfigured[];
+  /** When its first 200 came (the fan-out's clock), null if none: what it knows is from then on. */
+  readonly firstSyncedAt: number | null;
 }
 
-/** Why a check request was answered without a verdict (400, 503, or 500 for a bug). */
-export type RejectReason = 'bad_token' | 'bad_origin' | 'bad_query' | 'not_ready' | 'shutting_down' | 'overloaded' | 'internal_error';
+/** Why a check request got no verdict: answered 400, 503, or 500 for a bug; or abandoned by its client before the verdict. */
+export type RejectReason = 'bad_token' | 'bad_origin' | 'bad_query' | 'not_ready' | 'shutting_down' | 'overloaded' | 'internal_error' | 'abandoned';
 
 /** A check request answered with a verdict (what logs and metrics observe; never the token). */
 export interface CheckAnswered {

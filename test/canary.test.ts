@@ -24,6 +24,7 @@ t.test('canaryReport: departed peers left out; synced only when every other peer
     peers: outcomes.map(([name, outcome, syncedAtMs]) => ({ name, outcome, attempts: 1, lastStatus: null, lastError: null, syncedAtMs })),
     probes: { synced: 0, missing: 0, error: 0, unexpected: 0, departed: 0, aborted: 0 },
     misconfigured: [],
+    firstSyncedAt: null,
   });
   t.same(canaryReport(result(['a', 'synced', 3.5], ['b', 'departed', null]), 10, 20), {
     result: 'synced', startedAt: 10, endedAt: 20, cause: null, peers: [{ name: 'a', result: 'arrived', delayMs: 3.5 }],

@@ -1,9 +1,11 @@
 // A peer that leaves the peer set while a check is probing it (a rollout, a scale-down) is no
 // longer judged: real nginx peers, a check in flight, the set changed under it. The check still
-// answers about the replicas that remain, and the departed peer's pool is gone.
+// answers about the replicas that remain, and the departed peer's pool is gone. The same for a
+// peer that leaves while its check waits to retry it past the deadline.
 import t from 'tap';
 import { nginxMissing, startNginxPeers, writeToken, type NginxPeers } from './support/nginx.js';
-import { sendCheck, startSidecar, type RunningSidecar } from './support/sidecar-app.js';
+import { startReplicas } from './support/replica-server.js';
+import { peersEnv, sendCheck, startSidecar, type RunningSidecar } from './support/sidecar-app.js';
 import { connectionsOf } from './support/tcp-sockets.js';
 import { boundOf, withLoopDelay } from './support/timing-floor.js';
 import { waitFor } from './support/wait.js';
@@ -81,4 +83,32 @@ t.test('a peer killed and removed mid-check: Synced, not Partialy', async (t) =>
   t.equal(r.body.peers?.find((p) => p.name === victim!.name)?.outcome, 'departed');
   const after = await sendCheck(sidecar.apiUrl, { 'X-Auth-Token': token });
   t.same((after.body.peers ?? []).map((p) => p.name), ['pod-1', 'pod-2'], 'the next check probes only the peers that remain');
+});
+
+t.test('a peer that stopped answering leaves while its retry waits past the deadline: departed, not Timeout', async (t) => {
+  const replicas = await startReplicas(3, { net: '127.0.20.', first: 30, port: 18133 });
+  t.teardown(() => Promise.all(replicas.map((r) => r.close())));
+  const [, holder, silent] = replicas;
+  const s = await startSidecar({
+    SYNCER_PEERS: peersEnv(replicas),
+    SYNCER_SYNCED_TTL_MS: '0',
+    SYNCER_HARD_TIMEOUT_MS: '3000',
+    SYNCER_PROBE_TIMEOUT_MS: '100',
+    // A probe cut by the probe timeout is retried until the deadline, whatever the retry window
+    // says: this one's retry would come 5 s after it, past the 3 s deadline.
+    SYNCER_RETRY_DELAY_MS: '5000',
+    SYNCER_RETRY_MAX_DELAY_MS: '5000',
+  });
+  t.teardown(() => s.stop());
+  const token = `departed-${process.pid}-3`;
+  holder!.give(token);
+  silent!.behaviour = { kind: 'hang' };
+  const set = s.app.store.current()!;
+  const pending = sendCheck(s.apiUrl, { 'X-Auth-Token': token });
+  // Its one probe reached it and was cut by the probe timeout: the run now waits for its retry.
+  await waitFor(() => silent!.requests === 1 && silent!.inFlight === 0, 'the silent peer\'s probe to time out');
+  s.app.store.publish(set.peers.filter((p) => p.name !== 'pod-2'));
+  const r = await pending;
+  t.same(r.body.peers?.find((p) => p.name === 'pod-2'), { name: 'pod-2', outcome: 'departed', attempts: 1, lastStatus: null, lastError: 'PROBE_TIMEOUT' }, 'the pod that is gone is departed');
+  t.same([r.status, r.tokenStatus], [200, 'Synced'], 'and the verdict is about the peers that remain');
 });

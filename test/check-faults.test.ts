@@ -1,5 +1,10 @@
 // Faults injected at the peers and inside a check: every check is answered by its deadline with
 // the right outcomes, a fault in one check reaches no other, and nothing is left running after.
+// The sidecar, its peers and its client share this process: on a loaded machine all of them are
+// slowed together. The probe timeout is set far above the stalls such a machine gives (a peer
+// that answers is never taken for one that does not), the faulty peers are slower than it by
+// far, and the deadline is held against the sidecar's own clock (durationMs) plus the event
+// loop's delay measured in the same run (timing-floor.ts).
 import t from 'tap';
 import { handleCounts, handleGrowth, settledHandles } from './support/handles.js';
 import { startReplicas, type ReplicaServer } from './support/replica-server.js';
@@ -7,8 +12,8 @@ import { peersEnv, sendCheck, startSidecar, type RunningSidecar } from './suppor
 import { boundOf, withLoopDelay } from './support/timing-floor.js';
 import { waitFor } from './support/wait.js';
 
-const HARD_TIMEOUT_MS = 600;
-const PROBE_TIMEOUT_MS = 120;
+const HARD_TIMEOUT_MS = 3000;
+const PROBE_TIMEOUT_MS = 1000;
 /** The deadline is the bound; this much more is the scheduling allowance the issue states (on top of the floors, timing-floor.ts). */
 const ALLOWANCE_MS = 100;
 let seq = 0;
@@ -16,8 +21,6 @@ const newToken = (): string => `fault-${process.pid}-${++seq}`;
 
 let replicas: ReplicaServer[];
 let sidecar: RunningSidecar;
-/** A check with every peer answering at once, on this sidecar: the hop floor of this run. */
-let hopMs = 0;
 let randomCalls = 0;
 let throwOnRandomCall = -1;
 
@@ -40,9 +43,6 @@ t.before(async () => {
       },
     },
   );
-  const token = newToken();
-  for (const r of replicas) r.give(token);
-  hopMs = (await check(token)).elapsedMs;
 });
 t.teardown(async () => {
   await sidecar.stop();
@@ -53,10 +53,13 @@ t.beforeEach(() => {
 });
 
 const check = (token: string) => sendCheck(sidecar.apiUrl, { 'X-Auth-Token': token });
-/** A check, timed with the event loop's delay meanwhile, and the bound its answer must meet. */
+/**
+ * A check, timed with the event loop's delay meanwhile, and the bound the sidecar's own time to
+ * its verdict must meet (the client's round trip in this busy process is not the sidecar's).
+ */
 const deadlineCheck = async (token: string) => {
   const { result, lateMs } = await withLoopDelay(() => check(token));
-  return { r: result, bound: boundOf(HARD_TIMEOUT_MS, ALLOWANCE_MS, { lateMs, hopMs }) };
+  return { r: result, ms: result.body.durationMs ?? NaN, bound: boundOf(HARD_TIMEOUT_MS, ALLOWANCE_MS, { lateMs, hopMs: 0 }) };
 };
 const outcome = (r: Awaited<ReturnType<typeof check>>, name: string) => r.body.peers?.find((p) => p.name === name);
 
@@ -73,18 +76,18 @@ t.test('200 with an endless body: the status decides, the connection is dropped,
   const grown = (process.memoryUsage().arrayBuffers - before.arrayBuffers) / 1048576;
   // 20 checks × an endless body: a reader of whole bodies would hold hundreds of MB by now.
   t.ok(grown < 32, `buffers grew by ${grown.toFixed(1)} MB only`);
-  const slowest = Math.max(...results.map((r) => r.elapsedMs));
+  const slowest = Math.max(...results.map((r) => r.body.durationMs ?? NaN));
   t.ok(slowest < HARD_TIMEOUT_MS + lateMs, `answered before the deadline (slowest ${slowest.toFixed(0)} ms; the event loop fell behind by up to ${lateMs.toFixed(0)} ms)`);
 });
 
 t.test('an answer dripped byte by byte: slower than the probe timeout is a timeout; faster is an answer', async (t) => {
   const token = newToken();
   for (const r of replicas) r.give(token);
-  replicas[2]!.behaviour = { kind: 'drip', everyMs: 20 }; // ~80 bytes → ~1.6 s, far over 120 ms
-  const { r: slow, bound } = await deadlineCheck(token);
+  replicas[2]!.behaviour = { kind: 'drip', everyMs: 50 }; // ~80 bytes → ~4 s, far over 1 s
+  const { r: slow, ms, bound } = await deadlineCheck(token);
   t.equal(slow.tokenStatus, 'Timeout');
   t.match(outcome(slow, 'pod-2'), { outcome: 'timeout', lastError: 'PROBE_TIMEOUT' });
-  t.ok(slow.elapsedMs <= bound.ms, `answered by the deadline (${slow.elapsedMs.toFixed(0)} ms; bound ${bound.why})`);
+  t.ok(ms <= bound.ms, `answered by the deadline (${ms.toFixed(0)} ms; bound ${bound.why})`);
   replicas[2]!.behaviour = { kind: 'drip', everyMs: 0 };
   const fast = await check(token);
   t.equal(fast.tokenStatus, 'Synced');
@@ -94,13 +97,13 @@ t.test('garbage instead of HTTP is a transient error, retried until the window e
   const token = newToken();
   for (const r of replicas) r.give(token);
   replicas[3]!.behaviour = { kind: 'garbage' };
-  const { r, bound } = await deadlineCheck(token);
+  const { r, ms, bound } = await deadlineCheck(token);
   t.equal(r.tokenStatus, 'Partialy');
   const p = outcome(r, 'pod-3');
   t.equal(p?.outcome, 'error');
   t.match(p?.lastError ?? '', /^(HPE_|HTTPParserError|UND_ERR)/, `undici's parser error (${p?.lastError})`);
   t.ok((p?.attempts ?? 0) > 1, 'retried');
-  t.ok(r.elapsedMs <= bound.ms, `answered by the deadline (${r.elapsedMs.toFixed(0)} ms; bound ${bound.why})`);
+  t.ok(ms <= bound.ms, `answered by the deadline (${ms.toFixed(0)} ms; bound ${bound.why})`);
 });
 
 t.test('a peer killed mid-check: its probes fail, the check still answers by the deadline', async (t) => {
@@ -114,21 +117,19 @@ t.test('a peer killed mid-check: its probes fail, the check still answers by the
   await waitFor(() => victim.requestsFor(token) > 0, 'the probe to reach the victim');
   await victim.close();
   open();
-  const { r, bound } = await pending;
+  const { r, ms, bound } = await pending;
   t.equal(outcome(r, 'pod-1')?.outcome, 'error');
   t.match(outcome(r, 'pod-1')?.lastError ?? '', /ECONNREFUSED|UND_ERR_SOCKET|ECONNRESET/);
   t.equal(r.tokenStatus, 'Partialy');
-  t.ok(r.elapsedMs <= bound.ms, `answered by the deadline (${r.elapsedMs.toFixed(0)} ms; bound ${bound.why})`);
+  t.ok(ms <= bound.ms, `answered by the deadline (${ms.toFixed(0)} ms; bound ${bound.why})`);
   replicas[1] = (await startReplicas(1, { net: '127.0.15.', first: 11, port: 18120 }))[0]!;
 });
 
 t.test('an exception inside one check answers it 500 and touches no other check', async (t) => {
   const victim = newToken();
   const bystander = newToken();
-  for (const r of replicas) {
-    r.give(bystander);
-    r.give(victim, 40); // the victim's peers answer 401 first: its retry decision calls random()
-  }
+  // The victim's peers answer 401 (they never get it): its first retry decision calls random().
+  for (const r of replicas) r.give(bystander);
   // The next call to random() is the victim's first retry decision (the bystander never retries).
   throwOnRandomCall = randomCalls + 1;
   const [v, b1, b2] = await Promise.all([check(victim), check(bystander), check(bystander)]);

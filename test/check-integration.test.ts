@@ -9,7 +9,9 @@ import { peersEnv, sendCheck, startSidecar, type RunningSidecar } from './suppor
 import { boundOf, withLoopDelay } from './support/timing-floor.js';
 import { waitFor } from './support/wait.js';
 
-const HARD_TIMEOUT_MS = 600;
+// Far above the retry schedule below (5 retries within ~155 ms): the retry cap, not the window,
+// ends a peer's retries, however late a loaded machine runs them.
+const HARD_TIMEOUT_MS = 3000;
 const MAX_RETRIES = 5;
 /** Past the deadline, on top of the floors measured in the same run (timing-floor.ts). */
 const DEADLINE_MARGIN_MS = 150;
@@ -27,7 +29,7 @@ t.before(async () => {
     SYNCER_PROBE_TIMEOUT_MS: '150',
     SYNCER_RETRY_DELAY_MS: '5',
     SYNCER_RETRY_MAX_DELAY_MS: '40',
-    // Doubling delays: probes at 0, 5, 10, 20, 40 and 80 ms cover the 60 ms lag below.
+    // Doubling delays: probes at 0, 5, 10, 20, 40 and 80 ms (a token that lands after the first is seen).
     SYNCER_RETRY_BACKOFF: '2',
     SYNCER_MAX_RETRIES: String(MAX_RETRIES),
     // These tests are about probing: every check probes (the Synced memo has check-memo.test.ts).
@@ -61,10 +63,12 @@ t.test('token on every peer → Synced after one probe each, origin excluded', a
 
 t.test('replication lag shorter than the deadline → Synced after retries', async (t) => {
   const token = newToken();
-  for (const r of others()) r.give(token, 60);
-  const res = await check(token);
+  const pending = check(token);
+  // The token lands once every peer has answered 401 to its first probe.
+  await waitFor(() => others().every((r) => r.requestsFor(token) > 0), 'the first probes', { intervalMs: 1 });
+  for (const r of others()) r.give(token);
+  const res = await pending;
   t.equal(res.tokenStatus, 'Synced');
-  t.ok(res.elapsedMs >= 55, `answer waited for the lag (${res.elapsedMs.toFixed(0)} ms)`);
   for (const p of res.body.peers ?? []) t.ok(p.attempts > 1, `${p.name} retried (${p.attempts} attempts)`);
 });
 
@@ -129,25 +133,29 @@ t.test('403 is a misconfiguration: no retry, outcome error, warned', async (t) =
 });
 
 t.test('a hanging peer → Timeout, answered at the deadline, in-flight probe cancelled', async (t) => {
+  // The default retry cap (30): only the deadline ends the retries of a peer that never answers.
+  const hard = 600;
+  const s = await startSidecar({ SYNCER_PEERS: peersEnv(replicas), SYNCER_HARD_TIMEOUT_MS: String(hard), SYNCER_PROBE_TIMEOUT_MS: '150', SYNCER_SYNCED_TTL_MS: '0' });
+  t.teardown(() => s.stop());
   const token = newToken();
   for (const r of replicas) r.give(token);
-  const healthy = await check(token); // the hop floor: the same check with every peer answering at once
+  const healthy = await sendCheck(s.apiUrl, { 'X-Auth-Token': token }); // the hop floor: the same check with every peer answering at once
   t.equal(healthy.tokenStatus, 'Synced');
   replicas[1]!.behaviour = { kind: 'hang' };
-  const { result: res, lateMs } = await withLoopDelay(() => check(token));
+  const { result: res, lateMs } = await withLoopDelay(() => sendCheck(s.apiUrl, { 'X-Auth-Token': token }));
   t.equal(res.tokenStatus, 'Timeout');
   const hung = res.body.peers?.find((p) => p.name === 'pod-1');
   t.equal(hung?.outcome, 'timeout');
-  // The per-probe timeout (150 ms) makes each hang a transient error; retries run until the deadline.
-  t.ok((hung?.attempts ?? 0) >= 3, `each probe was cut at the probe timeout (${hung?.attempts} attempts in ${HARD_TIMEOUT_MS} ms)`);
-  t.ok(res.elapsedMs >= HARD_TIMEOUT_MS - 5, `not before the deadline (${res.elapsedMs.toFixed(0)} ms)`);
-  const bound = boundOf(HARD_TIMEOUT_MS, DEADLINE_MARGIN_MS, { lateMs, hopMs: healthy.elapsedMs });
+  // The per-probe timeout (150 ms) cuts each hanging probe; retries run until the deadline.
+  t.ok((hung?.attempts ?? 0) >= 3, `each probe was cut at the probe timeout (${hung?.attempts} attempts in ${hard} ms)`);
+  t.ok(res.elapsedMs >= hard - 5, `not before the deadline (${res.elapsedMs.toFixed(0)} ms)`);
+  const bound = boundOf(hard, DEADLINE_MARGIN_MS, { lateMs, hopMs: healthy.elapsedMs });
   t.ok(res.elapsedMs <= bound.ms, `not noticeably after it (${res.elapsedMs.toFixed(0)} ms; bound ${bound.why})`);
 });
 
 t.test('the deadline cuts a probe still in flight: the peer sees its request abandoned', async (t) => {
   // A probe timeout far beyond the deadline: only the deadline can end the probe to pod-1.
-  const cutter = await startSidecar({ SYNCER_PEERS: peersEnv(replicas), SYNCER_HARD_TIMEOUT_MS: String(HARD_TIMEOUT_MS), SYNCER_PROBE_TIMEOUT_MS: '60000', SYNCER_SYNCED_TTL_MS: '0' });
+  const cutter = await startSidecar({ SYNCER_PEERS: peersEnv(replicas), SYNCER_HARD_TIMEOUT_MS: '600', SYNCER_PROBE_TIMEOUT_MS: '60000', SYNCER_SYNCED_TTL_MS: '0' });
   let open!: () => void;
   const gate = new Promise<void>((resolve) => (open = resolve));
   t.teardown(async () => {
@@ -165,6 +173,51 @@ t.test('the deadline cuts a probe still in flight: the peer sees its request aba
   await waitFor(() => replicas[1]!.inFlight === 0, 'pod-1 to see its request abandoned (socket closed)', { timeoutMs: 10_000 });
   t.pass('pod-1 saw the probe abandoned while it was still holding its answer');
   t.match(await cutter.app.telemetry.metrics(), /syncer_probes_total\{result="aborted"\} 1\b/, 'counted as aborted');
+});
+
+/**
+ * The process stalls (a starved or busy event loop) right after `pod` writes its answer, until
+ * `untilMs`, in the check phase: the next turn then finds that answer in its socket and the timer
+ * that ends the wait due together, as a loaded machine makes them.
+ */
+function stallAfterAnswer(open: () => void, untilMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    setImmediate(open);
+    setImmediate(() => {
+      while (performance.now() < untilMs); // the stall itself is the fault injected, not a wait
+      resolve();
+    });
+  });
+}
+
+/**
+ * A sidecar with these settings, and a check of a token every peer holds whose answer from pod-1
+ * reaches the sidecar's socket just before the process stalls until `stallMs` after that probe
+ * arrived: the check's reply.
+ */
+async function checkThroughStall(t: { teardown(fn: () => Promise<void>): void }, env: Record<string, string>, stallMs: number) {
+  const s = await startSidecar({ SYNCER_PEERS: peersEnv(replicas), SYNCER_SYNCED_TTL_MS: '0', ...env });
+  t.teardown(() => s.stop());
+  const token = newToken();
+  for (const r of replicas) r.give(token);
+  await waitFor(() => replicas[1]!.inFlight === 0, 'no earlier probe left at pod-1');
+  let open!: () => void;
+  replicas[1]!.behaviour = { kind: 'gate', open: new Promise<void>((resolve) => (open = resolve)) };
+  const pending = sendCheck(s.apiUrl, { 'X-Auth-Token': token });
+  await waitFor(() => replicas[1]!.requestsFor(token) === 1, 'the probe to reach pod-1');
+  await stallAfterAnswer(open, performance.now() + stallMs);
+  return pending;
+}
+
+t.test('an answer that reached the sidecar by the deadline counts, however late its event loop ran', async (t) => {
+  // The check began before its probe reached pod-1: its 300 ms deadline is due before the stall ends.
+  const r = await checkThroughStall(t, { SYNCER_HARD_TIMEOUT_MS: '300', SYNCER_PROBE_TIMEOUT_MS: '60000' }, 400);
+  t.same([r.tokenStatus, outcomes(r.body)], ['Synced', { 'pod-1': 'synced', 'pod-2': 'synced', 'pod-3': 'synced' }], 'the 200 in the socket is read before the deadline ends the check');
+});
+
+t.test('a probe answer that arrived in time is not a probe timeout, however late the event loop ran', async (t) => {
+  const r = await checkThroughStall(t, { SYNCER_HARD_TIMEOUT_MS: '5000', SYNCER_PROBE_TIMEOUT_MS: '200' }, 300);
+  t.same(r.body.peers?.find((p) => p.name === 'pod-1'), { name: 'pod-1', outcome: 'synced', attempts: 1, lastStatus: 200, lastError: null }, 'answered on its first probe, not cut by the probe timeout');
 });
 
 t.test('a check whose peers answer at once is answered at once, not at the deadline', async (t) => {
@@ -336,7 +389,7 @@ t.test('peers that leave have their connection pools closed', async (t) => {
 t.test('metrics count verdicts and never carry the token; logs never carry it either', async (t) => {
   const metrics = await (await fetch(`${sidecar.opsUrl}/metrics`)).text();
   t.match(metrics, /syncer_checks_total\{verdict="Synced"\} \d+/);
-  t.match(metrics, /syncer_checks_total\{verdict="Timeout"\} \d+/);
+  t.match(metrics, /syncer_checks_total\{verdict="Partialy"\} \d+/);
   t.match(metrics, /syncer_probes_total\{result="missing"\} \d+/);
   t.match(metrics, /syncer_checks_shared_total \d+/);
   t.match(metrics, /syncer_peers 3/);

@@ -4,7 +4,9 @@
 // every few seconds (a pod goes unready, comes back, or is deleted and replaced by a new pod at a
 // new address) and tokens replicate with lag (written to the origin first, to the others after
 // their own lag, to one peer never for some). Every check is answered, none past the deadline +
-// 100 ms, each with the truth of its time; afterwards memory is flat and nothing piled up.
+// 100 ms + the sidecar's own event-loop delay over the run (timing-floor.ts: on a machine whose
+// CPU is taken, the deadline moves with it), each with the truth of its time; afterwards memory
+// is flat and nothing piled up.
 import { performance } from 'node:perf_hooks';
 import t from 'tap';
 import { Agent } from 'undici';
@@ -19,6 +21,7 @@ import { requirePart } from './support/required.js';
 import { sendCheck, type CheckReply } from './support/sidecar-app.js';
 import { MAIN_JS, startSidecarProcess } from './support/sidecar-process.js';
 import { connectionsOf } from './support/tcp-sockets.js';
+import { boundOf, sidecarLoopDelayMs } from './support/timing-floor.js';
 import { waitFor } from './support/wait.js';
 
 const SOAK_SECONDS = Number(process.env['SOAK_SECONDS'] ?? '120');
@@ -106,6 +109,10 @@ t.test(`soak: ${RATE} checks/s for ${SOAK_SECONDS} s with churn every ${CHURN_MS
     SYNCER_PROBE_PORT: String(probePort),
     // Every check probes: a remembered Synced would hide what the peers answer now.
     SYNCER_SYNCED_TTL_MS: '0',
+    // Every check is admitted: on a loaded machine this process falls behind its schedule and
+    // then sends the backlog at once, past the default bound of 128 waiting checks; the bound
+    // has check-overload.test.ts, this file the churn, lag and memory.
+    SYNCER_MAX_IN_FLIGHT: '2000',
     LOG_LEVEL: 'info',
   }, {
     // V8's heap bounded as the chart bounds it by default (half its 320Mi memory limit).
@@ -221,6 +228,7 @@ t.test(`soak: ${RATE} checks/s for ${SOAK_SECONDS} s with churn every ${CHURN_MS
     }, 20);
   });
   const answers = await Promise.all(sent.map((s) => s.answer));
+  const lateMs = await sidecarLoopDelayMs(sidecar.opsUrl);
   rss.push({ at: performance.now() - began, bytes: rssBytes(pid) });
   t.same(churnErrors, [], `the churn ran: ${turns} turns, ${newPods.length - REPLICAS} pods replaced`);
 
@@ -230,10 +238,12 @@ t.test(`soak: ${RATE} checks/s for ${SOAK_SECONDS} s with churn every ${CHURN_MS
   t.equal(replies.length, sent.length, `every check answered: ${sent.length} sent, ${replies.length} answered, ${errors.length} not (${[...new Set(errors)].slice(0, 3).join('; ')})`);
   const statuses = new Map<number, number>();
   for (const { reply } of replies) statuses.set(reply.status, (statuses.get(reply.status) ?? 0) + 1);
-  t.same([...statuses], [[200, replies.length]], 'every answer a verdict (no refusal at this rate)');
+  const refusals = [...new Set(replies.flatMap(({ reply }) => (reply.status === 200 ? [] : [`${reply.status} ${reply.body.error}`])))];
+  t.same([...statuses], [[200, replies.length]], `every answer a verdict (${refusals.join('; ') || 'no refusal'})`);
   const durations = replies.map(({ reply }) => reply.body.durationMs ?? NaN);
   const maxDuration = Math.max(...durations);
-  t.same(durations.filter((d) => !(d <= DEADLINE_MS + ALLOWANCE_MS)), [], `no verdict after the deadline + ${ALLOWANCE_MS} ms (max ${maxDuration} ms)`);
+  const deadline = boundOf(DEADLINE_MS, ALLOWANCE_MS, { lateMs, hopMs: 0 });
+  t.same(durations.filter((d) => !(d <= deadline.ms)), [], `no verdict after the deadline + ${ALLOWANCE_MS} ms + the sidecar's loop delay (max ${maxDuration} ms; bound ${deadline.why})`);
 
   // Every verdict the truth of its time.
   const wrong: string[] = [];

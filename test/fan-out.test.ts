@@ -68,7 +68,7 @@ t.test('a peer that leaves while its retry waits is departed, without another pr
   const leaver = channel('leaver', (probe, _n, c) => answer(probe, 401, () => (c.leaving = true)));
   const stayer = channel('stayer', (probe) => answer(probe, 200));
   // A clock that stands still: the stayer's 200 comes 0 ms into the check.
-  const result = await fanOut([leaver, stayer], HEADERS, settings(60_000), { ...deps, now: () => 7 });
+  const result = await fanOut([leaver, stayer], HEADERS, settings(60_000), { ...deps, now: () => 7 }).result;
   t.equal(result.verdict, 'Synced', 'a departed peer does not count');
   t.same(result.peers, [
     { name: 'leaver', outcome: 'departed', attempts: 1, lastStatus: 401, lastError: null, syncedAtMs: null },
@@ -86,25 +86,106 @@ t.test("syncedAtMs: from the fan-out's start to the peer's first 200, null for e
     answer(probe, 200, () => (clock = 1_500));
   });
   const silent = channel('silent', never);
-  const result = await fanOut([late, silent], HEADERS, settings(200, 5), { ...deps, now: () => clock });
+  const result = await fanOut([late, silent], HEADERS, settings(200, 5), { ...deps, now: () => clock }).result;
   t.match(result.peers, [
     { name: 'late', outcome: 'synced', attempts: 3, syncedAtMs: 42 },
     { name: 'silent', outcome: 'timeout', syncedAtMs: null },
   ]);
 });
 
-t.test('the deadline during a retry wait: timeout, and no probe counted as cut', async (t) => {
+t.test('the deadline during a retry wait: the last answer stands (missing), and no probe counted as cut', async (t) => {
   const waiting = channel('waiting', (probe) => answer(probe, 401));
-  const result = await fanOut([waiting], HEADERS, settings(40, 10_000), deps);
-  t.equal(result.verdict, 'Timeout');
-  t.same(result.peers, [{ name: 'waiting', outcome: 'timeout', attempts: 1, lastStatus: 401, lastError: null, syncedAtMs: null }]);
+  const result = await fanOut([waiting], HEADERS, settings(40, 10_000), deps).result;
+  t.equal(result.verdict, 'NotSynced');
+  t.same(result.peers, [{ name: 'waiting', outcome: 'missing', attempts: 1, lastStatus: 401, lastError: null, syncedAtMs: null }]);
   t.same(result.probes, { synced: 0, missing: 1, error: 0, unexpected: 0, departed: 0, aborted: 0 });
   t.equal(waiting.sent.length, 1);
 });
 
+t.test('a peer that answered, then had its next probe cut: its last answer stands, whatever cut it', async (t) => {
+  // 401 twice, then no answer: the third probe is still in flight at the deadline (a loaded
+  // machine delays it so), or times out first. Either way the peer said "missing" and said
+  // nothing since: missing, not timeout.
+  const inFlight = channel('in-flight', (probe, n) => n < 3 && answer(probe, 401));
+  const timedOut = channel('timed-out', (probe, n) => (n < 3 ? answer(probe, 503) : setImmediate(() => probe.timedOut())));
+  const never = channel('never', (probe) => setImmediate(() => probe.timedOut()));
+  const result = await fanOut([inFlight, timedOut, never], HEADERS, settings(80), deps).result;
+  t.same(
+    result.peers.map((p) => [p.name, p.outcome, p.lastStatus, p.lastError]),
+    [
+      ['in-flight', 'missing', 401, null],
+      ['timed-out', 'error', 503, 'PROBE_TIMEOUT'],
+      ['never', 'timeout', null, 'PROBE_TIMEOUT'],
+    ],
+    'the last answer, beside why a later attempt got none; timeout only for the peer that never answered',
+  );
+  t.ok(result.peers.every((p) => p.attempts >= 3), 'each was probed again after its answers');
+  t.equal(result.verdict, 'Timeout', 'a peer that never answered still makes it Timeout');
+  const answeredOnly = await fanOut([channel('a', (probe, n) => n < 3 && answer(probe, 401)), channel('b', (probe) => answer(probe, 200))], HEADERS, settings(80), deps).result;
+  t.equal(answeredOnly.verdict, 'NotSynced', 'and without it the answers decide');
+});
+
+t.test('retries that run out on probe timeouts: the last answer stands, timeout if there was none', async (t) => {
+  const silent = channel('silent', (probe) => setImmediate(() => probe.timedOut()));
+  const wentSilent = channel('went-silent', (probe, n) => (n === 1 ? answer(probe, 401) : setImmediate(() => probe.timedOut())));
+  const capped: FanOutSettings = { ...settings(60_000), retry: { delayMs: 1, backoff: 1, maxDelayMs: 1, jitter: 0, maxRetries: 2 } };
+  const result = await fanOut([silent, wentSilent], HEADERS, capped, deps).result;
+  t.same(
+    result.peers.map((p) => [p.name, p.outcome, p.attempts, p.lastError]),
+    [
+      ['silent', 'timeout', 3, 'PROBE_TIMEOUT'],
+      ['went-silent', 'missing', 3, 'PROBE_TIMEOUT'],
+    ],
+    'long before the deadline: the retry cap ended them',
+  );
+  t.equal(result.verdict, 'Timeout');
+});
+
+t.test('a peer whose probe timed out departs while its retry waits past the deadline: departed, not timeout', async (t) => {
+  // A probe cut by the probe timeout is retried until the deadline, whatever the retry window
+  // says; here its next retry would come 10 s later, long after the 40 ms deadline.
+  const leaver = channel('leaver', (probe, _n, c) =>
+    setImmediate(() => {
+      probe.timedOut();
+      c.leaving = true;
+    }),
+  );
+  const stayer = channel('stayer', (probe) => answer(probe, 200));
+  const result = await fanOut([leaver, stayer], HEADERS, settings(40, 10_000, 0), deps).result;
+  t.same(result.peers[0], { name: 'leaver', outcome: 'departed', attempts: 1, lastStatus: null, lastError: 'PROBE_TIMEOUT' });
+  t.equal(result.verdict, 'Synced', 'the peer that is gone does not count');
+  t.equal(leaver.sent.length, 1, 'and was not probed again');
+});
+
+t.test('end(): settles at once by the same rule, and its probes are cut after', async (t) => {
+  const answered = channel('answered', (probe, n) => n === 1 && answer(probe, 401));
+  const silent = channel('silent', never);
+  const running = fanOut([answered, silent], HEADERS, settings(60_000), deps);
+  await new Promise<void>((resolve) => {
+    const poll = (): void => (answered.sent.length === 2 ? resolve() : void setImmediate(poll));
+    poll();
+  });
+  const endedAt = performance.now();
+  running.end();
+  const result = await running.result;
+  t.ok(performance.now() - endedAt < 1_000, 'long before its 60 s deadline');
+  t.same(
+    result.peers.map((p) => [p.name, p.outcome]),
+    [
+      ['answered', 'missing'],
+      ['silent', 'timeout'],
+    ],
+  );
+  t.equal(result.probes.aborted, 2, 'both probes in flight counted aborted');
+  await nextTurn();
+  t.ok([...answered.sent, ...silent.sent].every((p) => p.isSettled), 'and cut');
+  running.end();
+  t.equal(await running.result, result, 'ending it again changes nothing');
+});
+
 t.test('the deadline with a probe in flight: counted aborted once, and cut after the answer', async (t) => {
   const hanging = channel('hanging', never);
-  const result = await fanOut([hanging], HEADERS, settings(20), deps);
+  const result = await fanOut([hanging], HEADERS, settings(20), deps).result;
   t.same(result.peers, [{ name: 'hanging', outcome: 'timeout', attempts: 1, lastStatus: null, lastError: null, syncedAtMs: null }]);
   t.equal(result.probes.aborted, 1);
   const probe = hanging.sent[0]!;
@@ -119,8 +200,8 @@ t.test('a probe settled inside probe() is not in flight: the deadline does not c
   const refused = channel('refused', (probe, n) => {
     if (n === 1) probe.onError(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }));
   });
-  const result = await fanOut([refused], HEADERS, settings(40, 10_000), deps);
-  t.same(result.peers, [{ name: 'refused', outcome: 'timeout', attempts: 1, lastStatus: null, lastError: 'ECONNREFUSED', syncedAtMs: null }]);
+  const result = await fanOut([refused], HEADERS, settings(40, 10_000), deps).result;
+  t.same(result.peers, [{ name: 'refused', outcome: 'error', attempts: 1, lastStatus: null, lastError: 'ECONNREFUSED', syncedAtMs: null }], 'a refusal is an answer: error, not timeout');
   t.same(result.probes, { synced: 0, missing: 0, error: 1, unexpected: 0, departed: 0, aborted: 0 });
 });
 
@@ -130,7 +211,7 @@ t.test('an exception in a check\'s own step rejects that check and stops its oth
     throw planted;
   });
   const bystander = channel('b', never);
-  await t.rejects(fanOut([bystander, throwsAtOnce], HEADERS, settings(60_000), deps), planted, 'thrown by the first probe');
+  await t.rejects(fanOut([bystander, throwsAtOnce], HEADERS, settings(60_000), deps).result, planted, 'thrown by the first probe');
   await nextTurn();
   t.equal(bystander.sent[0]?.isSettled, true, 'the other peer\'s probe is cut');
 
@@ -138,7 +219,7 @@ t.test('an exception in a check\'s own step rejects that check and stops its oth
     if (n === 1) answer(probe, 401);
     else throw planted;
   });
-  await t.rejects(fanOut([throwsOnRetry], HEADERS, settings(60_000), deps), planted, 'thrown by a retry');
+  await t.rejects(fanOut([throwsOnRetry], HEADERS, settings(60_000), deps).result, planted, 'thrown by a retry');
   t.equal(throwsOnRetry.sent.length, 2);
 
   // The deadline's own step fails: reading the peer's name for the report throws.
@@ -152,7 +233,7 @@ t.test('an exception in a check\'s own step rejects that check and stops its oth
     },
     never,
   );
-  await t.rejects(fanOut([unnamed], HEADERS, settings(20), deps), planted, 'thrown while building the result at the deadline');
+  await t.rejects(fanOut([unnamed], HEADERS, settings(20), deps).result, planted, 'thrown while building the result at the deadline');
   await nextTurn();
   t.equal(unnamed.sent[0]?.isSettled, true, 'its probe is cut');
 });
@@ -162,7 +243,7 @@ t.test('only an unexpected answer reports its peer as misconfigured; a peer that
   const held = channel('held', (probe, _n, c) => answer(probe, 200, () => (c.leaving = true)));
   const late = channel('late', (probe, n) => answer(probe, n < 3 ? 401 : 200));
   const wrong = channel('wrong', (probe) => answer(probe, 404));
-  const result = await fanOut([held, late, wrong], HEADERS, settings(60_000), deps);
+  const result = await fanOut([held, late, wrong], HEADERS, settings(60_000), deps).result;
   t.same(
     result.peers.map((p) => [p.name, p.outcome, p.attempts]),
     [

@@ -18,7 +18,7 @@ const report = (name: string, outcome: PeerOutcome, syncedAtMs: number | null = 
   name, outcome, attempts: 1, lastStatus: null, lastError: null, syncedAtMs,
 });
 const fanOut = (...peers: PeerReport[]): FanOutResult => ({
-  verdict: 'Synced', durationMs: 1, peers, probes: { synced: 0, missing: 0, error: 0, unexpected: 0, departed: 0, aborted: 0 }, misconfigured: [],
+  verdict: 'Synced', durationMs: 1, peers, probes: { synced: 0, missing: 0, error: 0, unexpected: 0, departed: 0, aborted: 0 }, misconfigured: [], firstSyncedAt: null,
 });
 const canaryRun = (peers: CanaryReport['peers']): CanaryReport => ({ result: 'incomplete', startedAt: 1_000, endedAt: 2_000, cause: null, peers });
 

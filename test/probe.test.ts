@@ -1,6 +1,6 @@
 // One probe's result, in-process against a simulated replica: the status classified (200, 401,
-// 5xx — 500 included — and the rest), and a probe cut from our side settled once, with the
-// result its reason calls for.
+// 5xx — 500 included — and the rest), the body read up to exactly 4 KiB, and a probe cut from
+// our side settled once, with the result its reason calls for.
 import t from 'tap';
 import { CUT } from '../sidecar/probe/probe.js';
 import { startProbing } from './support/probing.js';
@@ -21,6 +21,23 @@ t.test('the status decides: 200 synced, 401 missing, 500 and every 5xx error, an
     seen[status] = result.kind;
   }
   t.same(seen, expected);
+});
+
+t.test('the body cap is exactly 4 KiB: 4,096 bytes are read and the connection kept; one byte more drops it', async (t) => {
+  const p = await startProbing(t, { host: `${NET}12`, connectionsPerPeer: 1, timeoutMs: 10_000 });
+  const ports = (): number[] => connectionsOf(process.pid, p.channel.peer.port).map((c) => c.localPort);
+  const probeWithBody = async (name: string, bytes: number): Promise<void> => {
+    p.replica.behaviour = { kind: 'sized-body', bytes };
+    p.probe(name);
+    t.same(await p.resultOf(name), { kind: 'synced', status: 200, errorCode: null }, `${bytes} bytes: the status decides`);
+  };
+  await probeWithBody('at-cap', 4096);
+  const [carrying] = ports();
+  await probeWithBody('at-cap-again', 4096);
+  t.same([p.replica.connectionsAccepted, ports()], [1, [carrying]], 'a 4,096-byte body is read to its end: its connection is reused');
+  await probeWithBody('over-cap', 4097);
+  await waitFor(() => !ports().includes(carrying!), 'the connection of the 4,097-byte answer to be dropped');
+  t.pass('one byte over the cap: the body is not read, its connection is dropped');
 });
 
 t.test('a probe cut from our side says why, at once, and is told only once', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { verdictOf } from '../sidecar/check/verdict.js';
+import { unresolvedOutcome, verdictOf } from '../sidecar/check/verdict.js';
 import type { PeerOutcome } from '../sidecar/model.js';
 
 const s: PeerOutcome = 'synced', m: PeerOutcome = 'missing', e: PeerOutcome = 'error', to: PeerOutcome = 'timeout';
@@ -21,4 +21,17 @@ const table: Array<[PeerOutcome[], string]> = [
 ];
 for (const [outcomes, expected] of table) {
   t.equal(verdictOf(outcomes), expected, `[${outcomes.join(',')}] → ${expected}`);
+}
+
+// A peer still unresolved when its check ends: what it last said decides, not what the clock cut.
+const unresolved: Array<[boolean, 'missing' | 'error' | undefined, PeerOutcome]> = [
+  [false, undefined, 'timeout'], // never answered: the slow one
+  [false, 'missing', 'missing'], // answered 401, then a probe was cut: still missing
+  [false, 'error', 'error'], // answered 5xx or refused, then a probe was cut: still error
+  [true, undefined, 'departed'], // left the set: not judged, whatever it said
+  [true, 'missing', 'departed'],
+  [true, 'error', 'departed'],
+];
+for (const [departed, lastAnswer, expected] of unresolved) {
+  t.equal(unresolvedOutcome(departed, lastAnswer), expected, `departed ${departed}, last answer ${lastAnswer ?? 'none'} → ${expected}`);
 }

@@ -122,10 +122,11 @@ export class Canary {
     let report: CanaryReport;
     if (written.ok) {
       const headers = [this.settings.probeHeader, this.settings.probeHeaderPrefix + key];
-      const result = await fanOut(this.deps.targets() ?? [], headers, this.settings.fanOut, this.deps);
+      const { result } = fanOut(this.deps.targets() ?? [], headers, this.settings.fanOut, this.deps);
+      const ended = await result;
       // Cut short by shutdown (the channels closed under it): no verdict on replication.
       if (this.stopped) return;
-      report = canaryReport(result, startedAt, this.deps.wallClock());
+      report = canaryReport(ended, startedAt, this.deps.wallClock());
     } else {
       report = { result: 'write_failed', startedAt, endedAt: this.deps.wallClock(), cause: written.cause, peers: [] };
     }

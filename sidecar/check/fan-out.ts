@@ -1,11 +1,12 @@
 // One check's fan-out: probe every target peer at once, retry per the policy, and settle no later
-// than the hard deadline, which also cuts whatever probes are still waiting or in flight. It
-// takes what it needs and returns a result; it reports nothing to anyone on the way.
+// than the hard deadline (or earlier, when ended because nobody waits for it any more), which also
+// cuts whatever probes are still waiting or in flight. It takes what it needs and returns a
+// result; it reports nothing to anyone on the way.
 import type { FanOutResult, Misconfigured, PeerOutcome, PeerReport, ProbeResultKind, ProbeTally } from '../model.js';
 import type { PeerChannel } from '../probe/peer-channel.js';
 import { CUT, PROBE_TIMEOUT, type Probe, type ProbeListener, type ProbeResult } from '../probe/probe.js';
 import { nextStep, type PeerStep, type RetrySettings } from './retry-policy.js';
-import { verdictOf } from './verdict.js';
+import { unresolvedOutcome, verdictOf, type Answer } from './verdict.js';
 
 export interface FanOutSettings {
   readonly hardTimeoutMs: number;
@@ -19,18 +20,33 @@ export interface FanOutDeps {
   readonly random: () => number;
 }
 
-/**
- * Probes `targets` with `headers` ([name, value] carrying the token). Rejects only on a bug (an
- * exception in this check's own decisions), never because of anything a peer does.
- */
-export function fanOut(targets: readonly PeerChannel[], headers: string[], settings: FanOutSettings, deps: FanOutDeps): Promise<FanOutResult> {
-  return new Promise((resolve, reject) => new FanOut(targets, headers, settings, deps, resolve, reject).start());
+/** A fan-out under way. */
+export interface RunningFanOut {
+  /** Rejects only on a bug (an exception in this check's own decisions), never because of anything a peer does. */
+  readonly result: Promise<FanOutResult>;
+  /** Ends it now, as its deadline would: nobody waits for its verdict any more. */
+  end(): void;
+}
+
+/** Probes `targets` with `headers` ([name, value] carrying the token). */
+export function fanOut(targets: readonly PeerChannel[], headers: string[], settings: FanOutSettings, deps: FanOutDeps): RunningFanOut {
+  const check = new FanOut(targets, headers, settings, deps);
+  check.start();
+  return check;
 }
 
 const NONE: readonly Misconfigured[] = Object.freeze([]);
 
 function retryRun(run: PeerRun): void {
   run.retry();
+}
+
+/**
+ * The deadline timer fired: end the check in this turn's check phase, after its poll phase. When
+ * the loop ran late, answers that reached the sockets by the deadline are read first and count.
+ */
+function deadlinePassed(check: FanOut): void {
+  setImmediate(check.end);
 }
 
 /**
@@ -48,12 +64,14 @@ function cutAll(probes: readonly Probe[]): void {
 
 /** One peer within a check: its attempts, its probe in flight or its wait before the next one. */
 class PeerRun implements ProbeListener {
-  outcome: PeerOutcome = 'timeout'; // what it is if the deadline comes first
+  outcome: PeerOutcome = 'timeout'; // set when it resolves, or when the check ends first
   attempts = 0;
   lastStatus: number | null = null;
   lastError: string | null = null;
   syncedAtMs: number | null = null;
   done = false;
+  /** What the peer's last answer said (a probe cut by the probe timeout is no answer). */
+  private lastAnswer: Answer | undefined;
   private probe: Probe | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
 
@@ -90,11 +108,15 @@ class PeerRun implements ProbeListener {
     if (result.kind === 'aborted') return;
     // Called from undici's callbacks: an exception here must fail this check, not undici's request.
     try {
-      this.lastStatus = result.status;
+      // The last status the peer sent stays, beside why a later attempt got none.
+      if (result.status !== null) this.lastStatus = result.status;
       this.lastError = result.errorCode;
-      const step = this.check.nextStep(result.kind, result.errorCode === PROBE_TIMEOUT, this.attempts);
+      const timedOut = result.errorCode === PROBE_TIMEOUT;
+      if ((result.kind === 'missing' || result.kind === 'error') && !timedOut) this.lastAnswer = result.kind;
+      const step = this.check.nextStep(result.kind, timedOut, this.attempts);
       if (result.kind === 'unexpected') this.check.misconfigured(this.channel, result);
-      if (step.kind === 'resolve') this.resolve(step.outcome);
+      // Retries that run out on a probe timeout end on no answer: the rule of the check's end holds.
+      if (step.kind === 'resolve') this.resolve(timedOut ? unresolvedOutcome(false, this.lastAnswer) : step.outcome);
       else this.retryTimer = setTimeout(retryRun, step.delayMs, this);
     } catch (err) {
       this.check.fail(err);
@@ -102,13 +124,14 @@ class PeerRun implements ProbeListener {
   }
 
   /**
-   * The deadline passed: end the wait, and hand back the probe still in flight (the caller counts
-   * it aborted and cuts it once the answer is out). The outcome stays 'timeout' unless the peer left.
+   * The check ended first: end the wait, and hand back the probe still in flight (the caller
+   * counts it aborted and cuts it once the answer is out). The outcome is the rule's
+   * (verdict.ts unresolvedOutcome): departed, else the last answer, else timeout.
    */
   stop(): Probe | undefined {
     if (this.done) return undefined;
     this.done = true;
-    if (this.channel.departed) this.outcome = 'departed';
+    this.outcome = unresolvedOutcome(this.channel.departed, this.lastAnswer);
     clearTimeout(this.retryTimer);
     const probe = this.probe;
     this.probe = undefined;
@@ -135,7 +158,8 @@ class PeerRun implements ProbeListener {
   }
 }
 
-class FanOut {
+class FanOut implements RunningFanOut {
+  readonly result: Promise<FanOutResult>;
   readonly tally: ProbeTally = { synced: 0, missing: 0, error: 0, unexpected: 0, departed: 0, aborted: 0 };
   private misconfiguredPeers: Misconfigured[] | undefined;
   private readonly runs: PeerRun[];
@@ -145,15 +169,19 @@ class FanOut {
   private pending: number;
   private settled = false;
   private deadline: NodeJS.Timeout | undefined;
+  private resolve!: (result: FanOutResult) => void;
+  private reject!: (err: unknown) => void;
 
   constructor(
     targets: readonly PeerChannel[],
     readonly headers: string[],
     private readonly settings: FanOutSettings,
     private readonly deps: FanOutDeps,
-    private readonly resolve: (result: FanOutResult) => void,
-    private readonly reject: (err: unknown) => void,
   ) {
+    this.result = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
     this.started = deps.now();
     this.runs = targets.map((channel) => new PeerRun(channel, this));
     this.pending = this.runs.length;
@@ -162,7 +190,7 @@ class FanOut {
   start(): void {
     try {
       if (this.pending === 0) return this.finish();
-      this.deadline = setTimeout(this.onDeadline, this.settings.hardTimeoutMs);
+      this.deadline = setTimeout(deadlinePassed, this.settings.hardTimeoutMs, this);
       for (const run of this.runs) run.send();
     } catch (err) {
       this.fail(err);
@@ -207,7 +235,8 @@ class FanOut {
     }
   }
 
-  private readonly onDeadline = (): void => {
+  /** The deadline (its timer), or nobody waits any more: settle now with what is known. */
+  readonly end = (): void => {
     try {
       this.finish();
     } catch (err) {
@@ -220,10 +249,12 @@ class FanOut {
     this.stopRuns();
     const peers: PeerReport[] = [];
     const outcomes: PeerOutcome[] = [];
+    let firstSyncedMs: number | null = null;
     for (const run of this.runs) {
       const report = run.report();
       peers.push(report);
       outcomes.push(report.outcome);
+      if (report.syncedAtMs !== null && (firstSyncedMs === null || report.syncedAtMs < firstSyncedMs)) firstSyncedMs = report.syncedAtMs;
     }
     const result: FanOutResult = {
       verdict: verdictOf(outcomes),
@@ -231,6 +262,7 @@ class FanOut {
       peers,
       probes: this.tally,
       misconfigured: this.misconfiguredPeers ?? NONE,
+      firstSyncedAt: firstSyncedMs === null ? null : this.started + firstSyncedMs,
     };
     // Settled only once the result exists: if building it threw, fail() still answers the check.
     this.settled = true;

@@ -6,9 +6,10 @@
 // retry: a replica that needs a second costs ~20 probes rather than ~60, and the detection lag
 // stays a fixed fraction of the replication lag. Retries stop when the next answer could not
 // arrive before the deadline (minus a margin for a busy event loop), so a replica that never
-// gets the token is reported `missing`, never mistaken for a slow one (`timeout`). A peer that
-// did not answer at all (its probe timed out) is retried until the deadline: it is the slow
-// one, and `timeout` is the truth about it.
+// gets the token is reported `missing`, never mistaken for a slow one (`timeout`). A probe that
+// got no answer at all (it timed out) is retried until the deadline: a peer that never answers
+// is the slow one, and `timeout` is the truth about it; one that answered before keeps that
+// answer if the deadline comes first (verdict.ts unresolvedOutcome).
 import type { Config } from '../config.js';
 import type { PeerOutcome, ProbeResultKind } from '../model.js';
 

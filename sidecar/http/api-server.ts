@@ -75,8 +75,19 @@ function handleCheck(req: IncomingMessage, res: ServerResponse, checkId: string,
       return answer(res, { checkId, origin: parsed.origin, fingerprint, status: 200, durationMs: round(deps.now() - started), shared: false, cached: true, result: CACHED_RESULT }, deps);
     case 'running': {
       const { shared } = admission;
+      let waiting = true;
+      // nginx gave up (its auth_request timeout closes the connection) or the client went away:
+      // the request stops counting against SYNCER_MAX_IN_FLIGHT now, not at the deadline.
+      res.once('close', () => {
+        if (!waiting) return;
+        waiting = false;
+        admission.leave();
+        observer.rejected('abandoned');
+      });
       admission.result.then(
         (result: FanOutResult) => {
+          if (!waiting) return;
+          waiting = false;
           // Strict checks deny with 403 unless Synced: auth_request passes 403 on, so nginx can
           // reject without further logic; the verdict header and body are the same either way.
           const status = parsed.strict && result.verdict !== 'Synced' ? 403 : 200;
@@ -86,7 +97,11 @@ function handleCheck(req: IncomingMessage, res: ServerResponse, checkId: string,
             internalError(res, checkId, err, deps);
           }
         },
-        (err: unknown) => internalError(res, checkId, err, deps),
+        (err: unknown) => {
+          if (!waiting) return;
+          waiting = false;
+          internalError(res, checkId, err, deps);
+        },
       );
     }
   }

@@ -1,6 +1,8 @@
 // The one owner of every peer's channel (and so of its connection pool): opened when a peer
 // joins the set, departed and closed when it leaves — which also ends that peer's probes in
-// running checks as 'departed', so no check ever probes through a closed pool.
+// running checks as 'departed', so no check ever probes through a closed pool. It also tells
+// whoever listens when a connection to a peer opens, fails, or is closed by the peer: the only
+// sign of a peer restarted at the same address (static and DNS discovery see no event).
 import type { ConnectionOptions } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
 import type { Config } from '../config.js';
@@ -12,11 +14,25 @@ export type ProbeSettings = Config['probe'];
 /** CA, client certificate and server name for https probes (probe/tls-material.ts). */
 export type TlsOptions = Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'servername'>;
 
+export interface ConnectionObserver {
+  /**
+   * A connection to a peer opened, could not be opened, or was closed or broken by the peer: what
+   * was learnt from that peer before may be about an earlier incarnation of it.
+   */
+  peerConnectionChanged(): void;
+}
+
+/**
+ * Connections undici closes itself (idle timeout, an aborted probe, `Connection: close`: all
+ * UND_ERR_INFO) or that we close (a departed peer, a replaced pool) say nothing about the peer;
+ * the next connection to it is reported anyway.
+ */
+const OUR_CLOSE = new Set(['UND_ERR_INFO', 'UND_ERR_DESTROYED', 'UND_ERR_CLOSED']);
 
 export class PeerChannels {
   private readonly byKey = new Map<string, PeerChannel>();
   private readonly timeouts: ProbeTimeouts;
-
+  private readonly observers: ConnectionObserver[] = [];
   private tls: TlsOptions | undefined;
 
   constructor(
@@ -41,6 +57,10 @@ export class PeerChannels {
     return channels;
   }
 
+  observe(observer: ConnectionObserver): void {
+    this.observers.push(observer);
+  }
+
   /** Rotated TLS material: every peer's next connections use it; open ones finish their probes. */
   setTls(tls: TlsOptions): void {
     this.tls = tls;
@@ -58,7 +78,7 @@ export class PeerChannels {
   private createPool(peer: Peer): Dispatcher | Error {
     const s = this.settings;
     try {
-      return new Pool(peerOrigin(s.scheme, peer.host, peer.port), {
+      const pool = new Pool(peerOrigin(s.scheme, peer.host, peer.port), {
         connections: s.connectionsPerPeer,
         pipelining: 1,
         keepAliveTimeout: 30_000,
@@ -68,8 +88,18 @@ export class PeerChannels {
         headersTimeout: 0,
         bodyTimeout: 0,
       });
+      pool.on('connect', this.connectionChanged);
+      pool.on('connectionError', this.connectionChanged);
+      pool.on('disconnect', (_origin, _targets, err) => {
+        if (!OUR_CLOSE.has(err.code)) this.connectionChanged();
+      });
+      return pool;
     } catch (err) {
       return err instanceof Error ? err : new Error(String(err));
     }
   }
+
+  private readonly connectionChanged = (): void => {
+    for (const o of this.observers) o.peerConnectionChanged();
+  };
 }

@@ -2,6 +2,10 @@
 // timer (and an AbortController) per probe. Every probe gets the same bound, so expiry order is
 // start order: a list in start order, the timer armed for its head. A probe leaves the list the
 // moment it settles (O(1), doubly linked), so a finished check is never kept alive by it.
+//
+// The sweep looks after the event loop's poll phase, not before it: when the loop ran late (a
+// busy or starved process), answers that reached the sockets in time are read first, so a late
+// loop does not turn an answer into a timeout.
 
 /** What the sweep lists: a running probe, with its links in the list, told when its time is up. */
 export interface Timed {
@@ -17,6 +21,7 @@ export class ProbeTimeouts {
   private head: Timed | undefined;
   private tail: Timed | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(
     private readonly timeoutMs: number,
@@ -47,20 +52,32 @@ export class ProbeTimeouts {
 
   /** Stops the timer (shutdown); probes still listed are left to their checks' deadlines. */
   close(): void {
+    this.closed = true;
     clearTimeout(this.timer);
     this.timer = undefined;
   }
 
   private arm(at: number): void {
     // Unref'd: a pending sweep alone must not keep the process alive.
-    this.timer = setTimeout(() => this.sweep(), Math.max(1, Math.ceil(at - this.now()))).unref();
+    this.timer = setTimeout(afterIo, Math.max(1, Math.ceil(at - this.now())), this).unref();
   }
 
-  private sweep(): void {
+  /** The timer fired, and the I/O that was due with it has been read (afterIo). */
+  sweep(): void {
     this.timer = undefined;
+    if (this.closed) return;
     const now = this.now();
     // A timed-out probe settles, which removes it: the head moves on by itself.
     while (this.head !== undefined && this.head.expiresAt <= now) this.head.timedOut();
     if (this.head !== undefined) this.arm(this.head.expiresAt);
   }
+}
+
+/** From a timer: sweep in this turn's check phase, after its poll phase read the sockets. */
+function afterIo(sweep: ProbeTimeouts): void {
+  setImmediate(sweepNow, sweep);
+}
+
+function sweepNow(sweep: ProbeTimeouts): void {
+  sweep.sweep();
 }

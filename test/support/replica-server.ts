@@ -13,6 +13,7 @@ export type ReplicaBehaviour =
   | { readonly kind: 'gate'; readonly open: Promise<void> } // answers like 'store' once `open` resolves
   | { readonly kind: 'delay'; readonly ms: number } // answers like 'store', ms later
   | { readonly kind: 'endless-body' } // 200, then a body that never ends (until the client goes)
+  | { readonly kind: 'sized-body'; readonly bytes: number } // 200 with a body of exactly this many bytes (Content-Length)
   | { readonly kind: 'drip'; readonly everyMs: number } // the store's answer, one byte every everyMs
   | { readonly kind: 'garbage' }; // bytes that are not HTTP, then close
 
@@ -105,6 +106,9 @@ export class ReplicaServer {
           pump();
           return;
         }
+        case 'sized-body':
+          res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': b.bytes }).end(Buffer.alloc(b.bytes, 0x61));
+          return;
         case 'drip': {
           const from = token === undefined ? undefined : replica.tokens.get(token);
           const held = from !== undefined && Date.now() >= from;

@@ -20,8 +20,11 @@ function parseAddress(hex: string): [string, number] {
 // /proc/net/tcp states: 01 ESTABLISHED, 02 SYN_SENT. Closing states no longer carry probes.
 const OPEN_STATES = new Set(['01', '02']);
 
-/** The open IPv4 TCP connections of process `pid` to remote port `remotePort`. */
-export function connectionsOf(pid: number, remotePort: number): TcpConnection[] {
+/**
+ * The open IPv4 TCP connections of process `pid` to remote port `remotePort`; with `anyState`,
+ * also those the peer has closed and the process has not (CLOSE_WAIT…): every socket it still holds.
+ */
+export function connectionsOf(pid: number, remotePort: number, anyState = false): TcpConnection[] {
   const inodes = new Set<string>();
   for (const fd of readdirSync(`/proc/${pid}/fd`)) {
     try {
@@ -37,7 +40,7 @@ export function connectionsOf(pid: number, remotePort: number): TcpConnection[] 
   for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
     const inode = f[9];
-    if (f.length < 10 || inode === undefined || !OPEN_STATES.has(f[3]!) || !inodes.has(inode)) continue;
+    if (f.length < 10 || inode === undefined || !(anyState || OPEN_STATES.has(f[3]!)) || !inodes.has(inode)) continue;
     const [, localPort] = parseAddress(f[1]!);
     const [remote, port] = parseAddress(f[2]!);
     if (port === remotePort) out.set(inode, { remote, localPort, inode });

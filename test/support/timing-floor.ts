@@ -1,9 +1,10 @@
 // Timing bounds that a loaded machine does not break: a bound is the target (a deadline, a lag)
 // plus the stated allowance plus floors measured in the same run, so load that slows the run
-// raises the bound with it. Two floors: how far this process's event loop fell behind while the
-// measured request ran (node's own event-loop delay monitor; a deadline timer in this process is
-// late by as much, and the machine's load shows in it), and the round trip of a request that
-// needs no waiting (the hop), measured by the caller.
+// raises the bound with it. Two floors: how far the event loop of the process that keeps the
+// deadline fell behind while the measured requests ran (node's own event-loop delay monitor: a
+// deadline timer is late by as much, and the machine's load shows in it) — this process's, or a
+// sidecar process's as it exports it —, and the round trip of a request that needs no waiting
+// (the hop), measured by the caller.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 /** Sampling period of the delay monitor; each sample is this period plus the delay. */
@@ -20,6 +21,18 @@ export async function withLoopDelay<T>(action: () => Promise<T>): Promise<{ resu
   } finally {
     histogram.disable();
   }
+}
+
+/**
+ * A sidecar process's worst event-loop delay (ms) since /metrics was last rendered: prom-client
+ * resets nodejs_eventloop_lag_max_seconds at each render, so read once before the measured
+ * requests (that reset is the start) and once after (renders are at least 100 ms apart).
+ */
+export async function sidecarLoopDelayMs(opsUrl: string): Promise<number> {
+  const text = await (await fetch(`${opsUrl}/metrics`)).text();
+  const seconds = Number(/^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text)?.[1]);
+  if (!Number.isFinite(seconds)) throw new Error('no nodejs_eventloop_lag_max_seconds in the sidecar\'s /metrics');
+  return seconds * 1000;
 }
 
 /** target + allowance + floors, and how it was made (for the assertion's message). */
