@@ -152,7 +152,7 @@ t.test('a peer whose probe timed out departs while its retry waits past the dead
   );
   const stayer = channel('stayer', (probe) => answer(probe, 200));
   const result = await fanOut([leaver, stayer], HEADERS, settings(40, 10_000, 0), deps).result;
-  t.same(result.peers[0], { name: 'leaver', outcome: 'departed', attempts: 1, lastStatus: null, lastError: 'PROBE_TIMEOUT' });
+  t.same(result.peers[0], { name: 'leaver', outcome: 'departed', attempts: 1, lastStatus: null, lastError: 'PROBE_TIMEOUT', syncedAtMs: null });
   t.equal(result.verdict, 'Synced', 'the peer that is gone does not count');
   t.equal(leaver.sent.length, 1, 'and was not probed again');
 });
