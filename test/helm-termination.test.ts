@@ -16,6 +16,7 @@ import { helmLint } from './packaging/helm.js';
 import { podsMissing, startPods, type SimPod } from './packaging/nginx-pods.js';
 import { terminatePod, type RunningContainer, type Termination } from './packaging/pod-termination.js';
 import { postToken } from './support/nginx.js';
+import { requirePart } from './support/required.js';
 import { http } from './support/net.js';
 
 /** nginx's preStop sleep in these pods (chart default 5): shorter, so the test is quick. */
@@ -80,7 +81,8 @@ function summary(run: Run): string {
   return `answers: ${JSON.stringify(Object.fromEntries(byStatus))}; connection errors: ${JSON.stringify(Object.fromEntries(run.traffic.failures))}; ${events.join(', ')}`;
 }
 
-t.test('terminating a pod under wait-strict traffic: the sidecar outlives nginx serving', { skip: podsMissing() ?? false }, async (t) => {
+t.test('terminating a pod under wait-strict traffic: the sidecar outlives nginx serving', async (t) => {
+  requirePart(podsMissing());
   const ports = { nginxPort: 18000, probePort: 18001, apiPort: 18080, opsPort: 19090 };
   const b = 'pod-b=127.0.6.2:18001';
   const [current, unordered, native, peer] = await startPods([
