@@ -2,7 +2,9 @@
 // per-peer detail at debug, and one warning per misconfigured peer and status every 10 s. An
 // observer of the check API and the checker (app.ts wires it); it sees fingerprints, never tokens.
 import type { Logger } from 'pino';
-import type { CheckAnswered, FanOutResult } from '../model.js';
+import type { CheckerObserver } from '../check/checker.js';
+import type { ApiObserver } from '../http/api-server.js';
+import { peerKey, type CheckAnswered, type FanOutResult } from '../model.js';
 
 /** Repeated misconfiguration warnings for one peer and status are kept to one per this period. */
 const WARN_EVERY_MS = 10_000;
@@ -14,7 +16,7 @@ function levelOf(cached: boolean): 'info' | 'debug' {
   return cached ? 'debug' : 'info';
 }
 
-export class CheckLog {
+export class CheckLog implements CheckerObserver, Pick<ApiObserver, 'wantsFingerprint' | 'answered'> {
   private readonly lastWarned = new Map<string, number>();
 
   constructor(
@@ -43,7 +45,7 @@ export class CheckLog {
 
   fanOutDone(result: FanOutResult): void {
     for (const m of result.misconfigured) {
-      const key = `${m.peer.name}@${m.peer.host}:${m.peer.port} ${m.status ?? m.errorCode ?? ''}`;
+      const key = `${peerKey(m.peer)} ${m.status ?? m.errorCode ?? ''}`;
       const now = this.now();
       const last = this.lastWarned.get(key);
       if (last !== undefined && now - last < WARN_EVERY_MS) continue;

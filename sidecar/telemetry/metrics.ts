@@ -3,6 +3,9 @@
 // import it. Labels are closed sets (verdicts, outcomes, states, reasons): no token, origin or
 // peer address ever becomes a label. Label handles are bound once, not looked up per check.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CheckerObserver } from '../check/checker.js';
+import type { PeerStoreObserver } from '../discovery/peer-store.js';
+import type { ApiObserver } from '../http/api-server.js';
 import type { CheckAnswered, DiscoveryState, FanOutResult, PeerSet, PeerSetDiff, ProbeTally, RejectReason, Verdict } from '../model.js';
 
 const DISCOVERY_STATES: readonly DiscoveryState[] = ['pending', 'synced', 'stale'];
@@ -13,7 +16,7 @@ interface CheckHandles {
   readonly duration: { observe(value: number): void };
 }
 
-export class Telemetry {
+export class Telemetry implements PeerStoreObserver, CheckerObserver, Pick<ApiObserver, 'answered' | 'rejected'> {
   readonly registry = new Registry();
   private readonly byVerdict: Readonly<Record<Verdict, CheckHandles>>;
   private readonly checksShared: Counter;

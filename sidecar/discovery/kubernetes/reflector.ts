@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import type { ApiResource } from './api-errors.js';
 import type { ApiHealthReporter } from './api-health.js';
 import { API_BACKOFF, Backoff, pause } from './backoff.js';
-import type { Clock } from '../clock.js';
+import { withDeadline, type Clock } from '../clock.js';
 import { isGone, KubeApiError, type KubeHttp, type Query } from './kube-http.js';
 import type { ReflectorStore } from './object-cache.js';
 import { narrowMeta, type Meta, type Narrow } from './objects.js';
@@ -133,15 +133,13 @@ export class Reflector<T extends { readonly metadata: Meta }> {
 
   /** Lists every page, then hands the whole list to the store in one step. */
   private async list(signal: AbortSignal): Promise<void> {
-    const deadline = new AbortController();
-    const timer = this.o.clock.setTimeout(() => deadline.abort(new Error(`list ${this.o.resource} took over ${LIST_TIMEOUT_MS} ms`)), LIST_TIMEOUT_MS);
-    const both = AbortSignal.any([signal, deadline.signal]);
     const items: T[] = [];
     let rv = '';
-    let cont: string | undefined;
-    try {
+    const tooLong = (): Error => new Error(`list ${this.o.resource} took over ${LIST_TIMEOUT_MS} ms`);
+    await withDeadline(this.o.clock, LIST_TIMEOUT_MS, signal, tooLong, async (bounded) => {
+      let cont: string | undefined;
       do {
-        const page = readList(await this.o.http.getJson(this.o.path, { ...this.query, limit: String(LIST_PAGE), continue: cont }, both));
+        const page = readList(await this.o.http.getJson(this.o.path, { ...this.query, limit: String(LIST_PAGE), continue: cont }, bounded));
         for (const json of page.items) {
           const item = this.o.narrow(json);
           if (item === undefined) this.o.log.warn({ resource: this.o.resource }, 'skipping an object without name or uid');
@@ -150,9 +148,7 @@ export class Reflector<T extends { readonly metadata: Meta }> {
         rv = page.resourceVersion;
         cont = page.next;
       } while (cont !== undefined);
-    } finally {
-      timer.cancel();
-    }
+    });
     this.resourceVersion = rv;
     this.needList = false;
     this.backoff.reset();
@@ -169,11 +165,7 @@ export class Reflector<T extends { readonly metadata: Meta }> {
     const started = this.o.clock.now();
     let events = 0;
     const ms = watchdogMs(this.o.watchTimeoutS);
-    const watchdog = new AbortController();
-    const timer = this.o.clock.setTimeout(
-      () => watchdog.abort(new Error(`watch ${this.o.resource} still open ${ms} ms after timeoutSeconds=${this.o.watchTimeoutS}; treating it as dead`)),
-      ms,
-    );
+    const dead = (): Error => new Error(`watch ${this.o.resource} still open ${ms} ms after timeoutSeconds=${this.o.watchTimeoutS}; treating it as dead`);
     const query: Query = {
       ...this.query,
       resourceVersion: this.resourceVersion,
@@ -181,18 +173,19 @@ export class Reflector<T extends { readonly metadata: Meta }> {
       timeoutSeconds: String(this.o.watchTimeoutS),
     };
     try {
-      await this.o.http.watch(
-        this.o.path,
-        query,
-        AbortSignal.any([signal, watchdog.signal]),
-        () => this.o.health.succeeded(this.o.resource),
-        (event) => {
-          events++;
-          this.apply(event);
-        },
+      await withDeadline(this.o.clock, ms, signal, dead, (bounded) =>
+        this.o.http.watch(
+          this.o.path,
+          query,
+          bounded,
+          () => this.o.health.succeeded(this.o.resource),
+          (event) => {
+            events++;
+            this.apply(event);
+          },
+        ),
       );
     } finally {
-      timer.cancel();
       // Only a watch that delivered something or stayed up a while restarts the backoff schedule:
       // a server that accepts and drops every watch at once is retried ever more slowly.
       if (events > 0 || this.o.clock.now() - started >= MIN_HEALTHY_WATCH_MS) this.backoff.reset();
