@@ -55,7 +55,10 @@ async function runSidecar(config: Config): Promise<void> {
 
 const config = loadConfig();
 if (process.argv[2] === 'peers') {
-  process.exitCode = await runPeersCommand(config, process.stdout);
+  // Exit now rather than when the event loop empties: a kubeconfig credential plugin that hung
+  // is a child of this process and would keep it running past the command's deadline. (On
+  // Linux, writes to stdout are synchronous: nothing printed is lost.)
+  process.exit(await runPeersCommand(config, process.stdout));
 } else if (process.argv[2] === undefined) {
   await runSidecar(config);
 } else {

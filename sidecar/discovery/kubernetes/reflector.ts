@@ -16,7 +16,7 @@ import type { ApiResource } from './api-errors.js';
 import type { ApiHealthReporter } from './api-health.js';
 import { API_BACKOFF, Backoff, pause } from './backoff.js';
 import { withDeadline, type Clock } from '../clock.js';
-import { isGone, KubeApiError, type KubeHttp, type Query } from './kube-http.js';
+import { isGone, isTooLargeResourceVersion, KubeApiError, statusCauses, type KubeHttp, type Query } from './kube-http.js';
 import type { ReflectorStore } from './object-cache.js';
 import { narrowMeta, type Meta, type Narrow } from './objects.js';
 
@@ -105,10 +105,13 @@ export class Reflector<T extends { readonly metadata: Meta }> {
         if (!clean) await this.wait(this.backoff.next(), signal);
       } catch (err) {
         if (this.stopped || signal.reason instanceof Restart) continue;
-        if (isGone(err)) {
-          // The server no longer holds history from our resourceVersion: list again. Repeated
-          // Gone without progress in between is throttled like a failure.
-          this.o.log.info({ resource: this.o.resource, rv: this.resourceVersion }, 'resourceVersion expired (410); relisting');
+        if (isGone(err) || isTooLargeResourceVersion(err)) {
+          // The server no longer holds history from our resourceVersion (410), or has not reached
+          // it (504, too large: a failover to a server that is behind): only a new list helps;
+          // watching again from the same version would fail the same way. Repeated without
+          // progress in between, it is throttled like a failure.
+          const why = isGone(err) ? 'resourceVersion expired (410); relisting' : 'the API server is behind our resourceVersion (504, too large); relisting';
+          this.o.log.info({ resource: this.o.resource, rv: this.resourceVersion }, why);
           this.needList = true;
           this.o.store.invalidate();
           if (this.consecutiveGone++ > 0) await this.wait(this.backoff.next(), signal);
@@ -262,11 +265,11 @@ function readList(page: unknown): { items: unknown[]; resourceVersion: string; n
   return { items, resourceVersion: rv, next: typeof next === 'string' && next !== '' ? next : undefined };
 }
 
-/** A watch ERROR event's object is a Status; code 410 means "relist". */
+/** A watch ERROR event's object is a Status; code 410, or 504 "too large", means "relist". */
 function statusObjectError(object: unknown): KubeApiError {
   const s = (object ?? {}) as { code?: unknown; reason?: unknown; message?: unknown };
   const code = typeof s.code === 'number' ? s.code : undefined;
   const reason = typeof s.reason === 'string' ? s.reason : 'WatchError';
   const message = typeof s.message === 'string' ? s.message : JSON.stringify(object);
-  return new KubeApiError(code, reason, `watch error event: ${code ?? '?'} ${reason}: ${message}`);
+  return new KubeApiError(code, reason, `watch error event: ${code ?? '?'} ${reason}: ${message}`, statusCauses(object));
 }
