@@ -9,6 +9,7 @@ import { fanOut, type FanOutDeps, type FanOutSettings } from './fan-out.js';
 import { retryWindowMs } from './retry-policy.js';
 import { SyncedMemo } from './synced-memo.js';
 import { checkKey } from './token-keys.js';
+import { reportUnexpected } from '../unexpected.js';
 
 export interface CheckerSettings extends FanOutSettings {
   /** Check requests that may wait for a verdict at once; past it they are refused (overloaded). */
@@ -44,6 +45,8 @@ export type Admission =
 
 const CACHED: Admission = Object.freeze({ kind: 'cached' });
 const OVERLOADED: Admission = Object.freeze({ kind: 'overloaded' });
+/** What follows a fan-out runs after its requests are answered, where nobody awaits it. */
+const afterFanOutFailed = (err: unknown): void => reportUnexpected('promise', 'the end of a fan-out (memo, observers)', err);
 /** Origins seen with one peer set (pod names and IPs): each keeps its own target list. */
 const MAX_TARGET_LISTS = 64;
 
@@ -102,14 +105,16 @@ export class Checker {
     const flight: Flight = { result: fanOut(this.targets(origin), headers, this.settings, this.deps), requests: 1 };
     this.inflight.set(key, flight);
     const epoch = this.epoch;
-    flight.result.then(
-      (result) => {
-        this.land(key, flight);
-        if (result.verdict === 'Synced' && epoch === this.epoch) this.memo.remember(key);
-        this.observer.fanOutDone(result);
-      },
-      () => this.land(key, flight),
-    );
+    flight.result
+      .then(
+        (result) => {
+          this.land(key, flight);
+          if (result.verdict === 'Synced' && epoch === this.epoch) this.memo.remember(key);
+          this.observer.fanOutDone(result);
+        },
+        () => this.land(key, flight),
+      )
+      .catch(afterFanOutFailed);
     return { kind: 'running', result: flight.result, shared: false };
   }
 

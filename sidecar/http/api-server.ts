@@ -9,6 +9,7 @@ import type { CheckAnswered, CheckResult, FanOutResult, RejectReason, Verdict } 
 import { parseCheckRequest } from './check-request.js';
 import { checkBody } from './check-body.js';
 import { pathOf, queryOf, sendError, sendJsonText } from './respond.js';
+import { reportUnexpected } from '../unexpected.js';
 
 export interface ApiObserver {
   /** Whether answered() wants CheckAnswered.fingerprint for such an answer (hashing the token costs a little). */
@@ -75,19 +76,26 @@ function handleCheck(req: IncomingMessage, res: ServerResponse, checkId: string,
       return answer(res, { checkId, origin: parsed.origin, fingerprint, status: 200, durationMs: round(deps.now() - started), shared: false, cached: true, result: CACHED_RESULT }, deps);
     case 'running': {
       const { shared } = admission;
-      admission.result.then(
-        (result: FanOutResult) => {
-          // Strict checks deny with 403 unless Synced: auth_request passes 403 on, so nginx can
-          // reject without further logic; the verdict header and body are the same either way.
-          const status = parsed.strict && result.verdict !== 'Synced' ? 403 : 200;
-          try {
-            answer(res, { checkId, origin: parsed.origin, fingerprint, status, durationMs: round(deps.now() - started), shared, cached: false, result }, deps);
-          } catch (err) {
-            internalError(res, checkId, err, deps);
-          }
-        },
-        (err: unknown) => internalError(res, checkId, err, deps),
-      );
+      admission.result
+        .then(
+          (result: FanOutResult) => {
+            // Strict checks deny with 403 unless Synced: auth_request passes 403 on, so nginx can
+            // reject without further logic; the verdict header and body are the same either way.
+            const status = parsed.strict && result.verdict !== 'Synced' ? 403 : 200;
+            try {
+              answer(res, { checkId, origin: parsed.origin, fingerprint, status, durationMs: round(deps.now() - started), shared, cached: false, result }, deps);
+            } catch (err) {
+              internalError(res, checkId, err, deps);
+            }
+          },
+          (err: unknown) => internalError(res, checkId, err, deps),
+        )
+        // Nobody awaits the answer: what even its 500 path throws is reported, and the
+        // connection closed, so that nginx is not left waiting for an answer that cannot come.
+        .catch((err: unknown) => {
+          res.destroy();
+          reportUnexpected('promise', 'answering a check', err);
+        });
     }
   }
 }

@@ -2,6 +2,7 @@
 // timer (and an AbortController) per probe. Every probe gets the same bound, so expiry order is
 // start order: a list in start order, the timer armed for its head. A probe leaves the list the
 // moment it settles (O(1), doubly linked), so a finished check is never kept alive by it.
+import { reportUnexpected } from '../unexpected.js';
 
 /** What the sweep lists: a running probe, with its links in the list, told when its time is up. */
 export interface Timed {
@@ -60,7 +61,17 @@ export class ProbeTimeouts {
     this.timer = undefined;
     const now = this.now();
     // A timed-out probe settles, which removes it: the head moves on by itself.
-    while (this.head !== undefined && this.head.expiresAt <= now) this.head.timedOut();
+    while (this.head !== undefined && this.head.expiresAt <= now) {
+      const head = this.head;
+      try {
+        head.timedOut();
+      } catch (err) {
+        reportUnexpected('timer', 'probe timeout sweep', err);
+      }
+      // One that threw before settling leaves here, or the sweep would stop at it: the probes
+      // behind it still time out, and its check still ends at its deadline.
+      if (this.head === head) this.remove(head);
+    }
     if (this.head !== undefined) this.arm(this.head.expiresAt);
   }
 }

@@ -7,6 +7,7 @@ import type { CheckerObserver } from '../check/checker.js';
 import type { PeerStoreObserver } from '../discovery/peer-store.js';
 import type { ApiObserver } from '../http/api-server.js';
 import type { CheckAnswered, DiscoveryState, FanOutResult, PeerSet, PeerSetDiff, ProbeTally, RejectReason, Verdict } from '../model.js';
+import { UNEXPECTED_SOURCES, type UnexpectedSource } from '../unexpected.js';
 
 const DISCOVERY_STATES: readonly DiscoveryState[] = ['pending', 'synced', 'stale'];
 const PROBE_RESULTS: ReadonlyArray<keyof ProbeTally> = ['synced', 'missing', 'error', 'unexpected', 'departed', 'aborted'];
@@ -27,6 +28,7 @@ export class Telemetry implements PeerStoreObserver, CheckerObserver, Pick<ApiOb
   private readonly peerChanges: Counter<'change'>;
   private readonly discovery: Gauge<'state'>;
   private readonly discoveryErrors: Counter<'kind'>;
+  private readonly unexpectedErrors: Counter<'source'>;
 
   constructor(options: { defaultMetrics: boolean } = { defaultMetrics: true }) {
     const registers = [this.registry];
@@ -85,6 +87,14 @@ export class Telemetry implements PeerStoreObserver, CheckerObserver, Pick<ApiOb
       labelNames: ['kind'],
       registers,
     });
+    this.unexpectedErrors = new Counter({
+      name: 'syncer_unexpected_errors_total',
+      help: 'Exceptions caught at an entry point that is not a request (a bug, contained), by source: timer, event, promise.',
+      labelNames: ['source'],
+      registers,
+    });
+    // Every source from 0, so that a rate or an alert has a series before the first error.
+    for (const source of UNEXPECTED_SOURCES) this.unexpectedErrors.inc({ source }, 0);
     this.stateChanged('pending');
     // prom-client's defaults include the event-loop delay (nodejs_eventloop_lag_*, from
     // monitorEventLoopDelay): what eats the margin between retries and the deadline.
@@ -138,6 +148,12 @@ export class Telemetry implements PeerStoreObserver, CheckerObserver, Pick<ApiOb
 
   failed(kind: string): void {
     this.discoveryErrors.inc({ kind });
+  }
+
+  // ---- errors nobody expected (unexpected.ts) ---------------------------------------------------
+
+  unexpected(source: UnexpectedSource): void {
+    this.unexpectedErrors.inc({ source });
   }
 
   // ---------------------------------------------------------------------------------------------

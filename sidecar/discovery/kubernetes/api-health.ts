@@ -21,6 +21,7 @@ import type { PeerStore } from '../peer-store.js';
 import { withDeadline, type Clock } from '../clock.js';
 import { ApiErrorReporter, type ApiResource, type ApiVerb } from './api-errors.js';
 import { Backoff, pause, type BackoffPolicy } from './backoff.js';
+import { reportUnexpected } from '../../unexpected.js';
 import type { KubeApiError, KubeHttp } from './kube-http.js';
 
 /** What a list-watch loop tells, and asks, the API's health. */
@@ -125,11 +126,18 @@ export class ApiHealth implements ApiHealthReporter {
   }
 
   private async poll(): Promise<void> {
-    const backoff = new Backoff(READINESS_POLL, this.o.random);
-    while (this.notAnswering && !this.stopped.signal.aborted) {
-      await pause(this.o.clock, backoff.next(), this.stopped.signal);
-      if (!this.notAnswering || this.stopped.signal.aborted) break;
-      if (await this.ready()) this.answeringAgain();
+    try {
+      const backoff = new Backoff(READINESS_POLL, this.o.random);
+      while (this.notAnswering && !this.stopped.signal.aborted) {
+        await pause(this.o.clock, backoff.next(), this.stopped.signal);
+        if (!this.notAnswering || this.stopped.signal.aborted) break;
+        if (await this.ready()) this.answeringAgain();
+      }
+    } catch (err) {
+      // A bug in the poll: the loops waiting for it would wait forever. They go on instead; if
+      // the API server still does not answer, their next failure starts a new poll.
+      reportUnexpected('promise', 'the API server readiness poll', err);
+      this.answeringAgain();
     }
     // Synchronous with the loop's last check, so a failure reported from now on starts a new poll.
     this.polling = undefined;

@@ -19,6 +19,7 @@ import { withDeadline, type Clock } from '../clock.js';
 import { isGone, isTooLargeResourceVersion, KubeApiError, statusCauses, type KubeHttp, type Query } from './kube-http.js';
 import type { ReflectorStore } from './object-cache.js';
 import { narrowMeta, type Meta, type Narrow } from './objects.js';
+import { reportUnexpected } from '../../unexpected.js';
 
 export interface ReflectorOptions<T> {
   readonly resource: ApiResource;
@@ -95,36 +96,50 @@ export class Reflector<T extends { readonly metadata: Meta }> {
   private async loop(): Promise<void> {
     while (!this.stopped) {
       const controller = new AbortController();
-      const signal = controller.signal;
       this.inFlight = controller;
-      let verb: 'list' | 'watch' = 'list';
       try {
-        if (this.needList) await this.list(signal);
-        verb = 'watch';
-        const clean = await this.watch(signal);
-        if (!clean) await this.wait(this.backoff.next(), signal);
+        await this.round(controller.signal);
       } catch (err) {
-        if (this.stopped || signal.reason instanceof Restart) continue;
-        if (isGone(err) || isTooLargeResourceVersion(err)) {
-          // The server no longer holds history from our resourceVersion (410), or has not reached
-          // it (504, too large: a failover to a server that is behind): only a new list helps;
-          // watching again from the same version would fail the same way. Repeated without
-          // progress in between, it is throttled like a failure.
-          const why = isGone(err) ? 'resourceVersion expired (410); relisting' : 'the API server is behind our resourceVersion (504, too large); relisting';
-          this.o.log.info({ resource: this.o.resource, rv: this.resourceVersion }, why);
-          this.needList = true;
-          this.o.store.invalidate();
-          if (this.consecutiveGone++ > 0) await this.wait(this.backoff.next(), signal);
-          continue;
-        }
-        this.o.health.failed(this.o.resource, verb, err instanceof KubeApiError ? err : new KubeApiError(undefined, 'Error', String(err)));
-        await this.wait(this.backoff.next(), signal);
-        this.waiting = true;
-        await this.o.health.answering(signal);
-        this.waiting = false;
+        // A bug in this loop's own steps (API failures are handled in round()): reported, and the
+        // loop starts over from a new list after a pause, so that this resource is never left
+        // unwatched for good. The objects cached meanwhile keep serving.
+        reportUnexpected('promise', `the ${this.o.resource} list-watch loop`, err);
+        this.needList = true;
+        this.o.store.invalidate();
+        await this.wait(this.backoff.next(), controller.signal);
       } finally {
         this.inFlight = undefined;
       }
+    }
+  }
+
+  /** One list (if needed) and watch, and what a failure of either calls for. */
+  private async round(signal: AbortSignal): Promise<void> {
+    let verb: 'list' | 'watch' = 'list';
+    try {
+      if (this.needList) await this.list(signal);
+      verb = 'watch';
+      const clean = await this.watch(signal);
+      if (!clean) await this.wait(this.backoff.next(), signal);
+    } catch (err) {
+      if (this.stopped || signal.reason instanceof Restart) return;
+      if (isGone(err) || isTooLargeResourceVersion(err)) {
+        // The server no longer holds history from our resourceVersion (410), or has not reached
+        // it (504, too large: a failover to a server that is behind): only a new list helps;
+        // watching again from the same version would fail the same way. Repeated without
+        // progress in between, it is throttled like a failure.
+        const why = isGone(err) ? 'resourceVersion expired (410); relisting' : 'the API server is behind our resourceVersion (504, too large); relisting';
+        this.o.log.info({ resource: this.o.resource, rv: this.resourceVersion }, why);
+        this.needList = true;
+        this.o.store.invalidate();
+        if (this.consecutiveGone++ > 0) await this.wait(this.backoff.next(), signal);
+        return;
+      }
+      this.o.health.failed(this.o.resource, verb, err instanceof KubeApiError ? err : new KubeApiError(undefined, 'Error', String(err)));
+      await this.wait(this.backoff.next(), signal);
+      this.waiting = true;
+      await this.o.health.answering(signal);
+      this.waiting = false;
     }
   }
 
