@@ -2,7 +2,8 @@
 // goes on with its last good state: timers (the coalesced recomputation, the TLS re-read, the cut
 // of a finished check's probes; the probe timeout sweep's is in probe-timeouts.test.ts), event handlers (the object cache's
 // reader, the ops listener, the peer store's observers) and promises nobody awaits (the
-// list-watch loop, the readiness poll, the DNS loop, the end of a fan-out, a check's answer).
+// list-watch loop, the Deployment lookup, the readiness poll, the DNS loop, the end of a
+// fan-out, a check's answer).
 // A fault is planted in each, in-process; without its guard, each of these either reaches the
 // process (an uncaught exception or unhandled rejection, which fails the test) or leaves a
 // component stopped for good. The built sidecar's side is in sidecar-faults.test.ts.
@@ -12,6 +13,7 @@ import { ApiHealth } from '../sidecar/discovery/kubernetes/api-health.js';
 import { Coalescer } from '../sidecar/discovery/kubernetes/coalescer.js';
 import { ObjectCache } from '../sidecar/discovery/kubernetes/object-cache.js';
 import { narrowPod, type PodLite } from '../sidecar/discovery/kubernetes/objects.js';
+import { createKubernetesSource } from '../sidecar/discovery/kubernetes/kubernetes-source.js';
 import { Reflector } from '../sidecar/discovery/kubernetes/reflector.js';
 import { createDnsSource } from '../sidecar/discovery/dns-source.js';
 import { PeerStore } from '../sidecar/discovery/peer-store.js';
@@ -21,7 +23,7 @@ import { PeerChannels } from '../sidecar/probe/peer-channels.js';
 import { CUT, Probe, type CutReason } from '../sidecar/probe/probe.js';
 import { watchTlsMaterial, type LoadedTls } from '../sidecar/probe/tls-material.js';
 import { checkerFixture } from './support/checker-fixture.js';
-import { captureLogger, configFrom, ManualClock, names, podJson } from './support/discovery-harness.js';
+import { captureLogger, configFrom, ManualClock, names, podJson, replicaSetJson } from './support/discovery-harness.js';
 import { podList, refused, ScriptedApi } from './support/discovery-scripted-api.js';
 import { closeServer, listenOnLoopback } from './support/listen.js';
 import { http } from './support/net.js';
@@ -145,6 +147,30 @@ t.test('promise: the list-watch loop survives a bug in its own failure handling,
   t.equal(api.lists.length, 2, 'listed again after its backoff');
   t.same([...cache.items()].map((p) => p.metadata.name), ['a']);
   t.match(api.lastWatch().query, { resourceVersion: '5' }, 'and watching');
+});
+
+t.test("promise: a bug while finding this pod's Deployment is reported, and the lookup goes on", async (t) => {
+  const reports = captureUnexpected(t);
+  const api = new ScriptedApi();
+  const clock = new ManualClock();
+  const { log } = captureLogger();
+  const store = new PeerStore();
+  let failures = 0;
+  store.observe({
+    failed: () => {
+      if (++failures === 1) throw planted('a failure observer');
+    },
+  });
+  const config = configFrom({ SYNCER_DISCOVERY: 'kubernetes', POD_NAME: 'gw-1', POD_NAMESPACE: 'ns' });
+  const source = createKubernetesSource({ config, store, log }, { http: api, clock, random: () => 0 });
+  t.teardown(() => source.stop());
+  api.listAnswers.push(refused(), podJson('gw-1', { rsUid: 'rs1' }), replicaSetJson('rs-rs1', 'rs1', 'd1', '1'));
+  api.statusAnswers.push(200);
+  source.start();
+  await clock.advance(0);
+  t.match(reports, [{ source: 'promise', where: "finding this pod's Deployment", err: { message: 'planted in a failure observer' } }]);
+  await clock.advance(1_000);
+  t.equal(source.deployment(), 'd', 'found on the next attempt');
 });
 
 t.test('promise: a readiness poll that breaks releases the loops waiting for it', async (t) => {
