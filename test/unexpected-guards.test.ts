@@ -303,7 +303,7 @@ t.test('event: an ops answer that throws closes that connection, reaches nothing
   t.equal((await http(`${url}/readyz`)).status, 200);
 });
 
-t.test('the sidecar logs and counts every report: a peer-set observer that throws', async (t) => {
+t.test('the sidecar logs and counts every report: a peer-set observer, a check observer that throws', async (t) => {
   const sidecar = await startSidecar({ SYNCER_DISCOVERY: 'static', SYNCER_PEERS: 'a=127.0.0.2:81' });
   t.teardown(() => sidecar.app.stop());
   sidecar.app.store.observe({
@@ -318,4 +318,10 @@ t.test('the sidecar logs and counts every report: a peer-set observer that throw
   t.same(names(sidecar.app.store.current()?.peers ?? []), ['b'], 'the set changed all the same');
   const line = sidecar.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['where'] === 'an observer of the peer set');
   t.match(line, { level: 50, source: 'event', err: { message: 'planted in an observer' }, msg: 'unexpected error, contained: the sidecar goes on with its last good state' });
+  // An observer of a check's answer: the answer is out first, the error is counted.
+  sidecar.app.telemetry.rejected = () => {
+    throw planted('a rejection observer');
+  };
+  t.equal((await http(`${sidecar.apiUrl}/v1/synced`)).status, 400, 'a check without a token is answered 400');
+  t.match(await sidecar.app.telemetry.metrics(), /^syncer_unexpected_errors_total\{source="event"\} 2$/m);
 });
