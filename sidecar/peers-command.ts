@@ -56,7 +56,7 @@ export async function runPeersCommand(config: Config, out: NodeJS.WritableStream
   let kube: KubernetesSource | undefined;
   let set: PeerSet | undefined;
   try {
-    if (kubeConfig !== undefined) {
+    if (effective.discovery.mode === 'kubernetes' && kubeConfig !== undefined) {
       // Credentials first, within the deadline: a kubeconfig exec plugin that hangs or fails is
       // named as such, not mistaken for a slow API server.
       const problem = await credentialProblem(kubeConfig, timedOut, deadlineMs);
