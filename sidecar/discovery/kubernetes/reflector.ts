@@ -62,7 +62,8 @@ export class Reflector<T extends { readonly metadata: Meta }> {
   private waiting = false;
   private resyncTimer: { cancel(): void } | undefined;
   private readonly backoff: Backoff;
-  private consecutiveGone = 0;
+  /** Relists the server asked for (410, or 504 too large) with no event in between. */
+  private relistsWithoutProgress = 0;
   /** Set when the relist was asked for by the resync timer: only then is drift worth a warning. */
   private resyncing = false;
 
@@ -132,7 +133,7 @@ export class Reflector<T extends { readonly metadata: Meta }> {
         this.o.log.info({ resource: this.o.resource, rv: this.resourceVersion }, why);
         this.needList = true;
         this.o.store.invalidate();
-        if (this.consecutiveGone++ > 0) await this.wait(this.backoff.next(), signal);
+        if (this.relistsWithoutProgress++ > 0) await this.wait(this.backoff.next(), signal);
         return;
       }
       this.o.health.failed(this.o.resource, verb, err instanceof KubeApiError ? err : new KubeApiError(undefined, 'Error', String(err)));
@@ -248,7 +249,7 @@ export class Reflector<T extends { readonly metadata: Meta }> {
 
   private progress(rv: string): void {
     if (rv !== '') this.resourceVersion = rv;
-    this.consecutiveGone = 0;
+    this.relistsWithoutProgress = 0;
   }
 
   private scheduleResync(): void {
