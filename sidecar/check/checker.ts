@@ -45,8 +45,6 @@ export type Admission =
 
 const CACHED: Admission = Object.freeze({ kind: 'cached' });
 const OVERLOADED: Admission = Object.freeze({ kind: 'overloaded' });
-/** What follows a fan-out runs after its requests are answered, where nobody awaits it. */
-const afterFanOutFailed = (err: unknown): void => reportUnexpected('promise', 'the end of a fan-out (memo, observers)', err);
 /** Origins seen with one peer set (pod names and IPs): each keeps its own target list. */
 const MAX_TARGET_LISTS = 64;
 
@@ -105,16 +103,19 @@ export class Checker {
     const flight: Flight = { result: fanOut(this.targets(origin), headers, this.settings, this.deps), requests: 1 };
     this.inflight.set(key, flight);
     const epoch = this.epoch;
-    flight.result
-      .then(
-        (result) => {
+    flight.result.then(
+      (result) => {
+        // After the requests are answered, where nobody awaits it: what throws here is reported.
+        try {
           this.land(key, flight);
           if (result.verdict === 'Synced' && epoch === this.epoch) this.memo.remember(key);
           this.observer.fanOutDone(result);
-        },
-        () => this.land(key, flight),
-      )
-      .catch(afterFanOutFailed);
+        } catch (err) {
+          reportUnexpected('promise', 'the end of a fan-out (memo, observers)', err);
+        }
+      },
+      () => this.land(key, flight),
+    );
     return { kind: 'running', result: flight.result, shared: false };
   }
 

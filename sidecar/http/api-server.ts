@@ -76,26 +76,19 @@ function handleCheck(req: IncomingMessage, res: ServerResponse, checkId: string,
       return answer(res, { checkId, origin: parsed.origin, fingerprint, status: 200, durationMs: round(deps.now() - started), shared: false, cached: true, result: CACHED_RESULT }, deps);
     case 'running': {
       const { shared } = admission;
-      admission.result
-        .then(
-          (result: FanOutResult) => {
-            // Strict checks deny with 403 unless Synced: auth_request passes 403 on, so nginx can
-            // reject without further logic; the verdict header and body are the same either way.
-            const status = parsed.strict && result.verdict !== 'Synced' ? 403 : 200;
-            try {
-              answer(res, { checkId, origin: parsed.origin, fingerprint, status, durationMs: round(deps.now() - started), shared, cached: false, result }, deps);
-            } catch (err) {
-              internalError(res, checkId, err, deps);
-            }
-          },
-          (err: unknown) => internalError(res, checkId, err, deps),
-        )
-        // Nobody awaits the answer: what even its 500 path throws is reported, and the
-        // connection closed, so that nginx is not left waiting for an answer that cannot come.
-        .catch((err: unknown) => {
-          res.destroy();
-          reportUnexpected('promise', 'answering a check', err);
-        });
+      admission.result.then(
+        (result: FanOutResult) => {
+          // Strict checks deny with 403 unless Synced: auth_request passes 403 on, so nginx can
+          // reject without further logic; the verdict header and body are the same either way.
+          const status = parsed.strict && result.verdict !== 'Synced' ? 403 : 200;
+          try {
+            answer(res, { checkId, origin: parsed.origin, fingerprint, status, durationMs: round(deps.now() - started), shared, cached: false, result }, deps);
+          } catch (err) {
+            internalError(res, checkId, err, deps);
+          }
+        },
+        (err: unknown) => internalError(res, checkId, err, deps),
+      );
     }
   }
 }
@@ -114,17 +107,24 @@ function reject(res: ServerResponse, reason: RejectReason, status: number, error
 }
 
 function internalError(res: ServerResponse, checkId: string, err: unknown, deps: ApiDeps): void {
-  deps.log.error({ err, checkId, answered: res.headersSent }, 'internal error in a check (a bug): answered 500 unless already answered');
-  if (!res.headersSent) {
-    try {
-      sendError(res, 500, 'internal error');
-    } catch {
+  try {
+    deps.log.error({ err, checkId, answered: res.headersSent }, 'internal error in a check (a bug): answered 500 unless already answered');
+    if (!res.headersSent) {
+      try {
+        sendError(res, 500, 'internal error');
+      } catch {
+        res.destroy();
+      }
+    } else if (!res.writableEnded) {
       res.destroy();
     }
-  } else if (!res.writableEnded) {
+    deps.observer.rejected('internal_error');
+  } catch (failure) {
+    // Even the 500 path failed, where nobody awaits the answer: the connection is closed, so that
+    // nginx is not left waiting for an answer that cannot come, and the failure reported.
     res.destroy();
+    reportUnexpected('promise', 'answering a check', failure);
   }
-  deps.observer.rejected('internal_error');
 }
 
 function round(ms: number): number {
