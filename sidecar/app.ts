@@ -22,6 +22,7 @@ import { CheckLog } from './telemetry/check-log.js';
 import { DiscoveryLog } from './telemetry/discovery-log.js';
 import { readMemoryLimit } from './telemetry/memory-limit.js';
 import { Telemetry } from './telemetry/metrics.js';
+import { onUnexpected, reportUnexpected } from './unexpected.js';
 
 const TLS_RELOAD_MS = 10_000;
 /** Bound of one canary write to this pod's token API (loopback: it answers in a millisecond). */
@@ -63,13 +64,18 @@ export class App {
   /** Requests the check listener has received: shutdown waits until they stop coming. */
   private requestsSeen = 0;
   private stopping: Promise<void> | undefined;
+  private readonly stopReporting: () => void;
 
   constructor(private readonly options: AppOptions) {
     const { config, log } = options;
     const now = options.now ?? (() => performance.now());
     const telemetry = (this.telemetry = options.telemetry ?? new Telemetry());
     const checkLog = new CheckLog(log, config.probe.path, now);
-    const each = observers(log);
+    // What the guarded entry points caught (unexpected.ts): one error line and one count each.
+    this.stopReporting = onUnexpected(({ source, where, err }) => {
+      log.error({ err, source, where }, 'unexpected error, contained: the sidecar goes on with its last good state');
+      telemetry.unexpected(source);
+    });
 
     this.channels = new PeerChannels(config.probe, now);
     this.checker = new Checker(
@@ -82,7 +88,7 @@ export class App {
     telemetry.ownPod(config.pod);
     telemetry.memoryLimit((options.memoryLimit ?? readMemoryLimit)());
 
-    this.store = new PeerStore((err) => log.error({ err }, 'an observer of the peer set failed'));
+    this.store = new PeerStore((err) => reportUnexpected('event', 'an observer of the peer set', err));
     // The checker first: its channels must follow a new set before anyone reports on it.
     this.store.observe({ changed: (set, diff) => this.checker.peersChanged(set, diff) });
     this.store.observe(telemetry);
@@ -104,7 +110,6 @@ export class App {
         },
         {
           ran: each('canary', (r) => telemetry.canaryDone(r), (r) => canaryLog.ran(r)),
-          failed: (err) => log.error({ err }, 'a canary run failed'),
         },
       );
       this.canary = { runs, api, config: config.canary };
@@ -140,6 +145,10 @@ export class App {
     const { config, log } = this.options;
     await this.loadTls();
     const [api, ops] = await Promise.all([listen(this.api, config.listen), listen(this.ops, config.ops)]);
+    // From here a server's 'error' is a failed accept (ENOBUFS, ENOMEM…; EMFILE libuv absorbs):
+    // without a listener it would end the process. The listener stays open and goes on accepting.
+    this.api.on('error', (err) => reportUnexpected('event', 'the check listener', err));
+    this.ops.on('error', (err) => reportUnexpected('event', 'the ops listener', err));
     this.source.start();
     if (this.canary !== undefined) {
       this.canary.runs.start();
@@ -219,6 +228,7 @@ export class App {
     this.ops.closeAllConnections();
     await closeServer(this.ops);
     log.info('stopped');
+    this.stopReporting();
   }
 }
 
@@ -228,21 +238,20 @@ const QUIET_TURNS = 3;
 const QUIESCE_MAX_MS = 2_000;
 
 /**
- * Composes observers of one event. Each is called in turn; one that throws is logged and reaches
+ * Composes observers of one event. Each is called in turn; one that throws is reported and reaches
  * neither the others nor the check that reported the event. Events carry one argument, so the
  * call allocates nothing: this runs for every check.
  */
-function observers(log: Logger) {
-  return <E>(what: string, ...fns: Array<(event: E) => void>): ((event: E) => void) =>
-    (event: E): void => {
-      for (const fn of fns) {
-        try {
-          fn(event);
-        } catch (err) {
-          log.error({ err, event: what }, 'an observer of this event failed');
-        }
+function each<E>(what: string, ...fns: Array<(event: E) => void>): (event: E) => void {
+  return (event: E): void => {
+    for (const fn of fns) {
+      try {
+        fn(event);
+      } catch (err) {
+        reportUnexpected('event', `an observer of ${what}`, err);
       }
-    };
+    }
+  };
 }
 
 async function listen(server: Server, at: HostPort): Promise<AddressInfo> {

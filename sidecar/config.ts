@@ -127,6 +127,24 @@ export const VARIABLES = {
 
 export type VariableName = keyof typeof VARIABLES;
 
+/**
+ * What a value below a setting's minimum would do, said with the refusal: each is a value the
+ * program could start with and then be useless (SYNCER_MAX_IN_FLIGHT=0 would refuse every check).
+ */
+const BELOW_MINIMUM: Partial<Record<VariableName, string>> = {
+  SYNCER_RESYNC_MS: 'relisting more often than every second only loads the API server',
+  SYNCER_WATCH_TIMEOUT_S: 'watches would have no server-side bound, and the watchdog would cut every one after 5 s',
+  SYNCER_DNS_INTERVAL_MS: 'resolving more often than every 100 ms only loads the resolver',
+  SYNCER_PROBE_PORT: 'no peer can be probed on port 0',
+  SYNCER_PROBE_TIMEOUT_MS: 'every probe would time out before a peer could answer',
+  SYNCER_PROBE_CONNECTIONS: 'no probe could ever be sent',
+  SYNCER_RETRY_DELAY_MS: 'retries would hit a peer back to back',
+  SYNCER_RETRY_BACKOFF: 'the delays would shrink instead of grow',
+  SYNCER_HARD_TIMEOUT_MS: 'every check would be answered Timeout',
+  SYNCER_MAX_IN_FLIGHT: 'every check would be refused as overloaded',
+  SYNCER_SYNCED_MAX: 'nothing could be remembered (SYNCER_SYNCED_TTL_MS=0 turns the memo off)',
+};
+
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 // RFC 7230 token characters: what a header name may contain.
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -167,7 +185,8 @@ class Reader {
       return fallback;
     }
     if (value < min || value > max) {
-      this.fail(name, `must be between ${min} and ${max}, got ${value}`);
+      const below = value < min ? BELOW_MINIMUM[name] : undefined;
+      this.fail(name, `must be between ${min} and ${max}, got ${value}${below === undefined ? '' : `: ${below}`}`);
       return fallback;
     }
     return value;

@@ -43,28 +43,37 @@ export async function runPeersCommand(config: Config, out: NodeJS.WritableStream
   store.observe(new DiscoveryLog(log));
   const deps = { config: effective, store, log };
 
-  let source: PeerSource;
-  let kube: KubernetesSource | undefined;
-  switch (effective.discovery.mode) {
-    case 'static':
-      store.publish(effective.discovery.staticPeers);
-      printSimple(write, 'static (SYNCER_PEERS)', store.current());
-      return 0;
-    case 'dns':
-      source = createDnsSource(deps);
-      break;
-    case 'kubernetes':
-      kube = createKubernetesSource(deps, { kubeConfig });
-      source = kube;
-      break;
+  if (effective.discovery.mode === 'static') {
+    store.publish(effective.discovery.staticPeers);
+    printSimple(write, 'static (SYNCER_PEERS)', store.current());
+    return 0;
   }
 
   const deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), deadlineMs)));
-  source.start();
-  const set = await Promise.race([store.ready(), timedOut]);
-  clearTimeout(timer);
+  let source: PeerSource;
+  let kube: KubernetesSource | undefined;
+  let set: PeerSet | undefined;
+  try {
+    if (effective.discovery.mode === 'kubernetes' && kubeConfig !== undefined) {
+      // Credentials first, within the deadline: a kubeconfig exec plugin that hangs or fails is
+      // named as such, not mistaken for a slow API server.
+      const problem = await credentialProblem(kubeConfig, timedOut, deadlineMs);
+      if (problem !== undefined) {
+        write(`error: ${problem}`);
+        return 1;
+      }
+      kube = createKubernetesSource(deps, { kubeConfig });
+      source = kube;
+    } else {
+      source = createDnsSource(deps);
+    }
+    source.start();
+    set = await Promise.race([store.ready(), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
   await source.stop();
 
   if (set === undefined) {
@@ -76,6 +85,21 @@ export async function runPeersCommand(config: Config, out: NodeJS.WritableStream
   if (kube !== undefined) printKubernetes(write, effective, kube, set);
   else printSimple(write, `dns (${effective.discovery.dns.name ?? ''}, own IP ${effective.pod.ip ?? 'unset'} left out)`, set);
   return 0;
+}
+
+/** Why the kubeconfig gives no credentials before `deadline` settles, or undefined once it gives them. */
+async function credentialProblem(kc: KubeConfig, deadline: Promise<undefined>, deadlineMs: number): Promise<string | undefined> {
+  const user = kc.getCurrentUser();
+  const got = kc.applyToHTTPSOptions({}).then(
+    () => true as const,
+    (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+  );
+  const result = await Promise.race([got, deadline]);
+  if (result === true) return undefined;
+  const command: unknown = (user?.exec as { command?: unknown } | undefined)?.command;
+  const plugin = typeof command === 'string' ? `its exec plugin ${command}` : 'its credentials';
+  if (result === undefined) return `no credentials from the kubeconfig within ${deadlineMs / 1000} s (user ${user?.name ?? '?'}: ${plugin} did not finish)`;
+  return `the kubeconfig gave no credentials (user ${user?.name ?? '?'}: ${plugin} failed: ${result.message.trim()})`;
 }
 
 function printSimple(write: (line?: string) => void, what: string, set: PeerSet | undefined): void {

@@ -1,7 +1,7 @@
 // Configuration at its edges: the last value accepted and the first refused, and the exact
 // message each refusal gives (an operator reads it to fix the variable it names).
 import t from 'tap';
-import { parseHostPort } from '../sidecar/config.js';
+import { parseHostPort, type VariableName } from '../sidecar/config.js';
 import { errors, ok } from './support/parse-config.js';
 
 t.test('a variable holding only spaces counts as unset: its default applies', async (t) => {
@@ -14,10 +14,32 @@ t.test('a variable holding only spaces counts as unset: its default applies', as
 t.test('numbers: both ends of the range are accepted, one past either end is refused', async (t) => {
   t.equal(ok({ SYNCER_PROBE_PORT: '1' }).probe.port, 1);
   t.equal(ok({ SYNCER_PROBE_PORT: '65535' }).probe.port, 65535);
-  t.same(errors({ SYNCER_PROBE_PORT: '0' }), ['SYNCER_PROBE_PORT: must be between 1 and 65535, got 0']);
+  t.same(errors({ SYNCER_PROBE_PORT: '0' }), ['SYNCER_PROBE_PORT: must be between 1 and 65535, got 0: no peer can be probed on port 0']);
   t.same(errors({ SYNCER_PROBE_PORT: '65536' }), ['SYNCER_PROBE_PORT: must be between 1 and 65535, got 65536']);
   t.equal(ok({ SYNCER_SYNCED_TTL_MS: '0' }).checks.syncedTtlMs, 0, 'a TTL of 0 (the memo off) is allowed');
   t.same(errors({ SYNCER_RETRY_JITTER: '1.5' }), ['SYNCER_RETRY_JITTER: must be between 0 and 1, got 1.5']);
+});
+
+t.test('a value the program could start with and then be useless is refused, saying what it would do', async (t) => {
+  // Each setting's first refused value below its minimum; the minimum itself is accepted.
+  const useless: ReadonlyArray<[VariableName, string, string, string]> = [
+    ['SYNCER_MAX_IN_FLIGHT', '0', '1', 'between 1 and 100000, got 0: every check would be refused as overloaded'],
+    ['SYNCER_HARD_TIMEOUT_MS', '0', '1', 'between 1 and 120000, got 0: every check would be answered Timeout'],
+    ['SYNCER_PROBE_CONNECTIONS', '0', '1', 'between 1 and 1024, got 0: no probe could ever be sent'],
+    ['SYNCER_PROBE_TIMEOUT_MS', '0', '1', 'between 1 and 60000, got 0: every probe would time out before a peer could answer'],
+    ['SYNCER_RETRY_DELAY_MS', '0', '1', 'between 1 and 60000, got 0: retries would hit a peer back to back'],
+    ['SYNCER_RETRY_BACKOFF', '0.9', '1', 'between 1 and 10, got 0.9: the delays would shrink instead of grow'],
+    ['SYNCER_SYNCED_MAX', '0', '1', 'between 1 and 10000000, got 0: nothing could be remembered (SYNCER_SYNCED_TTL_MS=0 turns the memo off)'],
+    ['SYNCER_WATCH_TIMEOUT_S', '0', '1', 'between 1 and 3600, got 0: watches would have no server-side bound, and the watchdog would cut every one after 5 s'],
+    ['SYNCER_RESYNC_MS', '999', '1000', 'between 1000 and 86400000, got 999: relisting more often than every second only loads the API server'],
+    ['SYNCER_DNS_INTERVAL_MS', '99', '100', 'between 100 and 3600000, got 99: resolving more often than every 100 ms only loads the resolver'],
+  ];
+  for (const [name, refused, lowest, message] of useless) {
+    t.same(errors({ [name]: refused }), [`${name}: must be ${message}`], `${name}=${refused} refused`);
+    t.same(errors({ [name]: lowest }), [], `${name}=${lowest} accepted`);
+  }
+  t.same(errors({ SYNCER_MAX_RETRIES: '0', SYNCER_SYNCED_TTL_MS: '0', SYNCER_COALESCE_MS: '0', SYNCER_RETRY_JITTER: '0' }), [], 'a 0 that means something (no retries, no memo, no coalescing, no jitter) is accepted');
+  t.same(errors({ SYNCER_RETRY_DELAY_MS: '1', SYNCER_RETRY_MAX_DELAY_MS: '0' }), ['SYNCER_RETRY_MAX_DELAY_MS: must be at least SYNCER_RETRY_DELAY_MS (1)'], 'a 0 delay cap is refused by the cap rule');
 });
 
 t.test('host:port: ports up to 65535, IPv6 only inside brackets', async (t) => {

@@ -12,11 +12,12 @@ import { performance } from 'node:perf_hooks';
 import t from 'tap';
 import { ApiException, CoreV1Api, KubeConfig, RbacAuthorizationV1Api, Watch } from '@kubernetes/client-node';
 import { READINESS_POLL } from '../sidecar/discovery/kubernetes/api-health.js';
-import { createKubeHttp } from '../sidecar/discovery/kubernetes/kube-http.js';
+import { createKubeHttp, isTooLargeResourceVersion } from '../sidecar/discovery/kubernetes/kube-http.js';
 import { createKubernetesSource } from '../sidecar/discovery/kubernetes/kubernetes-source.js';
 import { startControlPlane } from './support/control-plane.js';
 import { waitFor } from './support/wait.js';
 import { BlackholeProxy, createDeployment, getAs, isReady, pods, rollout, scaleTo, setupCluster, viaServer, waitForReadyPods } from './support/discovery-cluster.js';
+import { tooLargeStatus } from './support/discovery-scripted-api.js';
 import { captureLogger, compactEtcd, configFrom, names, newStore, recordRequests, summary, waitForSet, waitForState } from './support/discovery-harness.js';
 
 const NS = 'apigw';
@@ -258,6 +259,29 @@ t.test('kubernetes discovery against a real control plane', async (t) => {
     const target = (await readyNames()).find((n) => n !== own) ?? '';
     await measure('pod unready after a 410 relist', () => c.kubelet.setReady(target, false), (p) => !p.includes(target));
     await measure('pod ready after a 410 relist', () => c.kubelet.setReady(target, true), (p) => p.includes(target));
+  });
+
+  await t.test('a resourceVersion the API server has not reached (a failover to a server behind): its real "too large" answers', async (t) => {
+    // The reflector relists on these (discovery-reflector.test.ts replays the Status checked
+    // here). A plain watch from such a version is accepted silently by 1.35 (it waits for the
+    // server to get there); reads at that version answer as follows.
+    const http = createKubeHttp(sidecarKc);
+    const path = `/apis/apps/v1/namespaces/${NS}/replicasets`;
+    const listed = (await http.getJson(path, {}, AbortSignal.timeout(10_000))) as { metadata: { resourceVersion: string } };
+    const ahead = String(Number(listed.metadata.resourceVersion) + 100_000);
+    // A list at that version: what a continue token from a server that was ahead gets.
+    const err = await http.getJson(path, { resourceVersion: ahead, limit: '1' }, AbortSignal.timeout(20_000)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    t.ok(isTooLargeResourceVersion(err), `a list at ${ahead} is recognised: ${String(err)}`);
+    t.match(err, { status: 504, causes: ['ResourceVersionTooLarge'] });
+    // A watch-list from that version: one ERROR event, then the stream ends.
+    const events: unknown[] = [];
+    const query = { resourceVersion: ahead, sendInitialEvents: 'true', resourceVersionMatch: 'NotOlderThan', allowWatchBookmarks: 'true' };
+    await http.watch(path, query, AbortSignal.timeout(20_000), () => undefined, (e) => void events.push(e));
+    const current = /current: (\d+)/.exec(JSON.stringify(events))?.[1] ?? '?';
+    t.same(events, [{ type: 'ERROR', object: tooLargeStatus(ahead, current) }], 'the Status the scripted API replays, field for field');
   });
 
   await t.test('a half-open connection (silent, nothing closed): the watchdog declares the watch dead', async (t) => {

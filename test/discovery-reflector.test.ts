@@ -10,7 +10,7 @@ import { ObjectCache } from '../sidecar/discovery/kubernetes/object-cache.js';
 import { narrowPod, type PodLite } from '../sidecar/discovery/kubernetes/objects.js';
 import { Reflector, watchdogMs } from '../sidecar/discovery/kubernetes/reflector.js';
 import { captureLogger, ManualClock, podJson } from './support/discovery-harness.js';
-import { podList, refused, ScriptedApi } from './support/discovery-scripted-api.js';
+import { objectList, podList, refused, ScriptedApi, tooLargeStatus } from './support/discovery-scripted-api.js';
 
 /** Records what the loop tells the API's health; answering() is held closed while `down`. */
 class RecordingHealth implements ApiHealthReporter {
@@ -129,6 +129,57 @@ t.test('410 Gone, as a watch ERROR event or as HTTP 410, relists without reporti
   t.same(s.failures, [], '410 is routine, not a failure');
   t.same(s.cache.calls, ['invalidate', 'replace', 'invalidate', 'replace', 'invalidate', 'replace'], 'each 410 marks the store unsynced until its relist');
   t.equal(s.cache.synced, true);
+  await s.r.stop();
+});
+
+t.test('a server behind our resourceVersion (504 too large, after a failover) is relisted, not watched again from the same version', async (t) => {
+  const s = setup();
+  s.api.listAnswers.push(podList('5000', 'a', 'b'), podList('300', 'a'), podList('301', 'c'));
+  s.r.start({});
+  await s.clock.advance(0);
+  s.api.lastWatch().open();
+  // The failover: the server that answers now is at 300. A watch-list answers so in an ERROR event.
+  s.api.lastWatch().send('ERROR', tooLargeStatus('5000', '300'));
+  await s.clock.advance(0);
+  t.equal(s.api.lists.length, 2, 'relisted at once');
+  t.same(s.names(), ['a'], 'the objects are the server’s now');
+  t.equal(s.api.lastWatch().query['resourceVersion'], '300', 'watching from the new list’s version, not 5000');
+  // The same answer as an HTTP 504 to the watch request.
+  const [asked, current] = ['300', '120'];
+  s.api.lastWatch().fail(new KubeApiError(504, 'Timeout', `504 Timeout: Timeout: Too large resource version: ${asked}, current: ${current}`, ['ResourceVersionTooLarge']));
+  await s.clock.advance(0);
+  t.equal(s.api.lists.length, 2, 'a second one with no progress in between waits (throttled like 410)');
+  await s.clock.advance(125);
+  t.equal(s.api.lists.length, 3);
+  t.equal(s.api.lastWatch().query['resourceVersion'], '301');
+  t.same(s.failures, [], 'not an API failure: the server answered');
+  t.ok(s.lines.some((l) => /behind our resourceVersion \(504, too large\); relisting/.test(l.msg)), 'logged as what it is');
+  await s.r.stop();
+});
+
+t.test('a list page answered "too large" (its continue token is from a server ahead) starts the list over', async (t) => {
+  const s = setup();
+  const firstPage = { metadata: { resourceVersion: '900', continue: 'next' }, items: [podJson('a', { rv: '900' })] };
+  s.api.listAnswers.push(firstPage, new KubeApiError(504, 'Timeout', '504 Timeout: Timeout: Too large resource version: 900, current: 40', ['ResourceVersionTooLarge']), podList('40', 'z'));
+  s.r.start({});
+  await s.clock.advance(0);
+  t.same(s.api.lists.map((q) => q['continue']), [undefined, 'next', undefined], 'the second page failed; the list started again from the first page');
+  t.same(s.names(), ['z']);
+  t.equal(s.api.lastWatch().query['resourceVersion'], '40');
+  t.same(s.failures, []);
+  await s.r.stop();
+});
+
+t.test('a 504 that is not about the resourceVersion stays a failure: watched again from the same version', async (t) => {
+  const s = setup();
+  s.api.listAnswers.push(objectList('7'));
+  s.r.start({});
+  await s.clock.advance(0);
+  s.api.lastWatch().fail(new KubeApiError(504, 'Gateway Timeout', '504 Gateway Timeout: upstream timed out'));
+  await s.clock.advance(125);
+  t.equal(s.api.lists.length, 1, 'no relist');
+  t.match(s.failures, [{ verb: 'watch', err: { status: 504 } }]);
+  t.equal(s.api.lastWatch().query['resourceVersion'], '7');
   await s.r.stop();
 });
 

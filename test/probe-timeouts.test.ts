@@ -2,6 +2,7 @@
 // since it started — at that instant, not before — in start order; one that settled first never.
 import t from 'tap';
 import { ProbeTimeouts, type Timed } from '../sidecar/probe/probe-timeouts.js';
+import { captureUnexpected } from './support/unexpected.js';
 import { waitFor } from './support/wait.js';
 
 const TIMEOUT_MS = 20;
@@ -50,4 +51,28 @@ t.test('a probe times out when timeoutMs has passed since it started, not a mome
   now += 1;
   await waitFor(() => log.length === 3, 'b and c to time out');
   t.same(log, ['a', 'b', 'c'], 'in start order; the settled one never');
+});
+
+t.test('a probe whose timeout throws is reported and dropped; those behind it, and later ones, still time out', async (t) => {
+  const reports = captureUnexpected(t);
+  let now = 0;
+  const sweep = new ProbeTimeouts(TIMEOUT_MS, () => now);
+  t.teardown(() => sweep.close());
+  const log: string[] = [];
+  const [a, b, c] = ['a', 'b', 'c'].map((name) => timed(name, log)) as [Timed, Timed, Timed];
+  // A bug: it throws before it settles, so it would stay at the head of the list.
+  a.timedOut = () => {
+    log.push('a');
+    throw new Error('planted in a');
+  };
+  sweep.add(a);
+  sweep.add(b);
+  now += TIMEOUT_MS;
+  await waitFor(() => log.length >= 2, 'both timed out');
+  t.same(log, ['a', 'b'], 'the one behind it timed out in the same sweep');
+  t.match(reports, [{ source: 'timer', where: 'probe timeout sweep', err: { message: 'planted in a' } }]);
+  sweep.add(c);
+  now += TIMEOUT_MS;
+  await waitFor(() => log.includes('c'), 'a later probe timed out: the sweep is armed again');
+  t.same(log, ['a', 'b', 'c'], 'the throwing probe was dropped, not swept again');
 });

@@ -8,15 +8,16 @@ import { runSidecarCommand, startSidecarProcess } from './support/sidecar-proces
 import { waitFor } from './support/wait.js';
 
 t.test('bad configuration: every problem at once on stderr, exit status 2', async (t) => {
-  const r = await runSidecarCommand([], { SYNCER_HARD_TIMEOUT_MS: '-1', SYNCER_PROBE_PORT: 'eighty', SYNCER_DISCOVERY: 'dns' }, { timeoutMs: 20_000 });
+  const r = await runSidecarCommand([], { SYNCER_HARD_TIMEOUT_MS: '-1', SYNCER_PROBE_PORT: 'eighty', SYNCER_DISCOVERY: 'dns', SYNCER_MAX_IN_FLIGHT: '0' }, { timeoutMs: 20_000 });
   t.equal(r.exit.code, 2);
   t.same(r.stderr.split('\n'), [
     'apigw-syncer: configuration error: SYNCER_DNS_NAME: is required when SYNCER_DISCOVERY=dns',
     'apigw-syncer: configuration error: SYNCER_PROBE_PORT: must be an integer, got "eighty"',
-    'apigw-syncer: configuration error: SYNCER_HARD_TIMEOUT_MS: must be between 1 and 120000, got -1',
-    "apigw-syncer: 3 configuration error(s); see the README's configuration table",
+    'apigw-syncer: configuration error: SYNCER_HARD_TIMEOUT_MS: must be between 1 and 120000, got -1: every check would be answered Timeout',
+    'apigw-syncer: configuration error: SYNCER_MAX_IN_FLIGHT: must be between 1 and 100000, got 0: every check would be refused as overloaded',
+    "apigw-syncer: 4 configuration error(s); see the README's configuration table",
     '',
-  ], 'exactly the three errors and their count');
+  ], 'exactly the four errors and their count');
   t.equal(r.stdout, '', 'nothing started, nothing logged');
 });
 

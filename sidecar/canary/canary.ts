@@ -17,6 +17,7 @@ import type { PeerChannel } from '../probe/peer-channel.js';
 import { fanOut, type FanOutSettings } from '../check/fan-out.js';
 import { retryWindowMs } from '../check/retry-policy.js';
 import type { WriteOutcome } from './token-api.js';
+import { reportUnexpected } from '../unexpected.js';
 
 /** The value written with every canary key: the apigw's client-facing auth refuses a token holding it. */
 export const CANARY_VALUE = 'apigw-syncer-canary';
@@ -65,8 +66,6 @@ export interface CanaryDeps {
 export interface CanaryObserver {
   /** A run ended with this report. */
   ran(report: CanaryReport): void;
-  /** A run failed on a bug of its own (never anything a peer or the token API did). */
-  failed(err: unknown): void;
 }
 
 /** A fresh key: 256 bits from the CSPRNG, base64url (43 characters). */
@@ -142,7 +141,9 @@ export class Canary {
 
   private readonly tick = (): void => {
     const started = this.deps.now();
-    this.running = this.run().catch((err: unknown) => this.observer.failed(err));
+    // A bug of the run's own (never anything a peer or the token API did) is contained: the next
+    // run still comes.
+    this.running = this.run().catch((err: unknown) => reportUnexpected('promise', 'a canary run', err));
     // Runs never overlap: the next starts one interval after this one started, or when it ends.
     void this.running.then(() => this.schedule(Math.max(0, this.settings.intervalMs - (this.deps.now() - started))));
   };

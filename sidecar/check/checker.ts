@@ -17,6 +17,7 @@ import { fanOut, type FanOutDeps, type FanOutSettings, type RunningFanOut } from
 import { retryWindowMs } from './retry-policy.js';
 import { SyncedMemo } from './synced-memo.js';
 import { checkKey } from './token-keys.js';
+import { reportUnexpected } from '../unexpected.js';
 
 export interface CheckerSettings extends FanOutSettings {
   /** Check requests that may wait for a verdict at once; past it they are refused (overloaded). */
@@ -166,9 +167,14 @@ export class Checker {
     this.waitingNow++;
     flight.fanOut.result.then(
       (result) => {
-        this.land(flight);
-        if (result.verdict === 'Synced' && this.stillTrue(flight, result)) this.memo.remember(key);
-        this.observer.fanOutDone(result);
+        // After the requests are answered, where nobody awaits it: what throws here is reported.
+        try {
+          this.land(flight);
+          if (result.verdict === 'Synced' && this.stillTrue(flight, result)) this.memo.remember(key);
+          this.observer.fanOutDone(result);
+        } catch (err) {
+          reportUnexpected('promise', 'the end of a fan-out (memo, observers)', err);
+        }
       },
       () => this.land(flight),
     );

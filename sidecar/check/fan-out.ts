@@ -7,6 +7,7 @@ import type { PeerChannel } from '../probe/peer-channel.js';
 import { CUT, PROBE_TIMEOUT, type Probe, type ProbeListener, type ProbeResult } from '../probe/probe.js';
 import { nextStep, type PeerStep, type RetrySettings } from './retry-policy.js';
 import { unresolvedOutcome, verdictOf, type Answer } from './verdict.js';
+import { reportUnexpected } from '../unexpected.js';
 
 export interface FanOutSettings {
   readonly hardTimeoutMs: number;
@@ -59,7 +60,14 @@ function cutLater(probes: readonly Probe[]): void {
 }
 
 function cutAll(probes: readonly Probe[]): void {
-  for (const probe of probes) probe.cut(CUT.deadline);
+  for (const probe of probes) {
+    // One that throws must not leave the others on their sockets.
+    try {
+      probe.cut(CUT.deadline);
+    } catch (err) {
+      reportUnexpected('timer', 'cutting the probes of a finished check', err);
+    }
+  }
 }
 
 /** One peer within a check: its attempts, its probe in flight or its wait before the next one. */

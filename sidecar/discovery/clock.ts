@@ -13,3 +13,18 @@ export const realClock: Clock = {
     return { cancel: () => clearTimeout(t) };
   },
 };
+
+/**
+ * Runs `work` with a signal that aborts when `signal` does, or with `reason()` once `ms` passed
+ * on `clock`: one bound for a request in every phase (connect, headers, body). The timer ends
+ * with the work.
+ */
+export async function withDeadline<T>(clock: Clock, ms: number, signal: AbortSignal, reason: () => Error, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const deadline = new AbortController();
+  const timer = clock.setTimeout(() => deadline.abort(reason()), ms);
+  try {
+    return await work(AbortSignal.any([signal, deadline.signal]));
+  } finally {
+    timer.cancel();
+  }
+}

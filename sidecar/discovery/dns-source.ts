@@ -4,6 +4,7 @@
 // never see even itself in DNS (the name would not resolve) and never become ready.
 import { lookup } from 'node:dns/promises';
 import type { Peer } from '../model.js';
+import { reportUnexpected } from '../unexpected.js';
 import type { PeerSource, SourceDeps } from './source.js';
 import { realClock, type Clock } from './clock.js';
 
@@ -41,12 +42,9 @@ export function createDnsSource(deps: SourceDeps, options: DnsSourceOptions = {}
   const stopping = new Promise<undefined>((resolve) => (signalStop = () => resolve(undefined)));
 
   async function resolveOnce(): Promise<void> {
+    let addresses: readonly string[] | undefined;
     try {
-      const addresses = await Promise.race([resolver(name), stopping]);
-      if (stopped || addresses === undefined) return;
-      if (failing) log.info({ name }, 'DNS name resolves again');
-      failing = false;
-      store.publish(peersFromAddresses(addresses, config.pod.ip, config.probe.port));
+      addresses = await Promise.race([resolver(name), stopping]);
     } catch (err) {
       if (stopped) return;
       const e = err as NodeJS.ErrnoException;
@@ -56,13 +54,24 @@ export function createDnsSource(deps: SourceDeps, options: DnsSourceOptions = {}
       if (!failing) log.warn({ name, code: e.code, hint }, reason);
       else log.debug({ name, code: e.code }, reason);
       failing = true;
+      return;
     }
+    if (stopped || addresses === undefined) return;
+    if (failing) log.info({ name }, 'DNS name resolves again');
+    failing = false;
+    store.publish(peersFromAddresses(addresses, config.pod.ip, config.probe.port));
   }
 
   async function loop(): Promise<void> {
     if (config.pod.ip === undefined) log.warn('POD_IP is unset: this pod cannot be left out of its own DNS peer set');
     while (!stopped) {
-      await resolveOnce();
+      try {
+        await resolveOnce();
+      } catch (err) {
+        // Not the resolver's failure (that is handled above): a bug on the way to the store. The
+        // last set keeps serving, and the next round tries again.
+        reportUnexpected('promise', 'the DNS discovery loop', err);
+      }
       if (stopped) break;
       // Sequential on purpose: a slow resolver never stacks lookups.
       await new Promise<void>((resolve) => {

@@ -9,6 +9,7 @@ import type { CheckAnswered, CheckResult, FanOutResult, RejectReason, Verdict } 
 import { parseCheckRequest } from './check-request.js';
 import { checkBody } from './check-body.js';
 import { pathOf, queryOf, sendError, sendJsonText } from './respond.js';
+import { reportUnexpected } from '../unexpected.js';
 
 export interface ApiObserver {
   /** Whether answered() wants CheckAnswered.fingerprint for such an answer (hashing the token costs a little). */
@@ -121,17 +122,24 @@ function reject(res: ServerResponse, reason: RejectReason, status: number, error
 }
 
 function internalError(res: ServerResponse, checkId: string, err: unknown, deps: ApiDeps): void {
-  deps.log.error({ err, checkId, answered: res.headersSent }, 'internal error in a check (a bug): answered 500 unless already answered');
-  if (!res.headersSent) {
-    try {
-      sendError(res, 500, 'internal error');
-    } catch {
+  try {
+    deps.log.error({ err, checkId, answered: res.headersSent }, 'internal error in a check (a bug): answered 500 unless already answered');
+    if (!res.headersSent) {
+      try {
+        sendError(res, 500, 'internal error');
+      } catch {
+        res.destroy();
+      }
+    } else if (!res.writableEnded) {
       res.destroy();
     }
-  } else if (!res.writableEnded) {
+    deps.observer.rejected('internal_error');
+  } catch (failure) {
+    // Even the 500 path failed, where nobody awaits the answer: the connection is closed, so that
+    // nginx is not left waiting for an answer that cannot come, and the failure reported.
     res.destroy();
+    reportUnexpected('promise', 'answering a check', failure);
   }
-  deps.observer.rejected('internal_error');
 }
 
 function round(ms: number): number {

@@ -1,9 +1,10 @@
 // Ops listener for the kubelet and Prometheus: liveness, readiness, metrics, and the OpenAPI
 // document of both listeners (openapi.json, the one source of the API's contract).
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { CanaryReport, DiscoveryState, PeerSet } from '../model.js';
 import openapi from './openapi.json' with { type: 'json' };
 import { pathOf, sendError, sendJson, sendJsonText } from './respond.js';
+import { reportUnexpected } from '../unexpected.js';
 
 /** Serialized once: the document never changes while the process runs. */
 const OPENAPI_TEXT = JSON.stringify(openapi);
@@ -68,8 +69,19 @@ export function createOpsServer(deps: OpsDeps): Server {
   };
 
   return createServer((req, res) => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'method not allowed', { Allow: 'GET, HEAD' });
-    switch (pathOf(req.url)) {
+    try {
+      answer(req.method, req.url, res);
+    } catch (err) {
+      // A bug in an ops answer reaches neither the process nor the check listener. The connection
+      // is closed without an answer (none is documented for it): the kubelet counts a failed probe.
+      reportUnexpected('event', 'an ops request', err);
+      res.destroy();
+    }
+  });
+
+  function answer(method: string | undefined, url: string | undefined, res: ServerResponse): void {
+    if (method !== 'GET' && method !== 'HEAD') return sendError(res, 405, 'method not allowed', { Allow: 'GET, HEAD' });
+    switch (pathOf(url)) {
       case '/healthz':
         return sendJson(res, 200, { status: 'ok' });
       case '/readyz': {
@@ -98,5 +110,5 @@ export function createOpsServer(deps: OpsDeps): Server {
       default:
         return sendError(res, 404, 'not found');
     }
-  });
+  }
 }

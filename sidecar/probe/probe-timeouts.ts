@@ -6,6 +6,7 @@
 // The sweep looks after the event loop's poll phase, not before it: when the loop ran late (a
 // busy or starved process), answers that reached the sockets in time are read first, so a late
 // loop does not turn an answer into a timeout.
+import { reportUnexpected } from '../unexpected.js';
 
 /** What the sweep lists: a running probe, with its links in the list, told when its time is up. */
 export interface Timed {
@@ -68,7 +69,17 @@ export class ProbeTimeouts {
     if (this.closed) return;
     const now = this.now();
     // A timed-out probe settles, which removes it: the head moves on by itself.
-    while (this.head !== undefined && this.head.expiresAt <= now) this.head.timedOut();
+    while (this.head !== undefined && this.head.expiresAt <= now) {
+      const head = this.head;
+      try {
+        head.timedOut();
+      } catch (err) {
+        reportUnexpected('timer', 'probe timeout sweep', err);
+      }
+      // One that threw before settling leaves here, or the sweep would stop at it: the probes
+      // behind it still time out, and its check still ends at its deadline.
+      if (this.head === head) this.remove(head);
+    }
     if (this.head !== undefined) this.arm(this.head.expiresAt);
   }
 }

@@ -6,6 +6,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 import type { Config } from '../config.js';
+import { reportUnexpected } from '../unexpected.js';
 import type { TlsOptions } from './peer-channels.js';
 
 export type TlsFiles = Config['probe']['tls'];
@@ -78,14 +79,18 @@ export function watchTlsMaterial(
   };
   const round = (): void => {
     load(files)
-      .then((tls) => {
-        if (stopped || tls.digest === last) return;
-        last = tls.digest;
-        changed(tls);
-      })
-      .catch((err: unknown) => {
-        if (!stopped) failed(err instanceof Error ? err : new Error(String(err)));
-      })
+      .then(
+        (tls) => {
+          if (stopped || tls.digest === last) return;
+          changed(tls);
+          // Only once in use: material that could not be put to use is tried again next round.
+          last = tls.digest;
+        },
+        (err: unknown) => {
+          if (!stopped) failed(err instanceof Error ? err : new Error(String(err)));
+        },
+      )
+      .catch((err: unknown) => reportUnexpected('timer', 'TLS files re-read', err))
       .finally(schedule);
   };
   schedule();

@@ -2,7 +2,9 @@
 // per-peer detail at debug, and one warning per misconfigured peer and status every 10 s. An
 // observer of the check API and the checker (app.ts wires it); it sees fingerprints, never tokens.
 import type { Logger } from 'pino';
-import type { CheckAnswered, FanOutResult } from '../model.js';
+import type { CheckerObserver } from '../check/checker.js';
+import type { ApiObserver } from '../http/api-server.js';
+import { peerKey, type CheckAnswered, type FanOutResult } from '../model.js';
 import { WarnLimiter } from './warn-limiter.js';
 
 /** Repeated misconfiguration warnings for one peer and status are kept to one per this period. */
@@ -15,7 +17,7 @@ function levelOf(cached: boolean): 'info' | 'debug' {
   return cached ? 'debug' : 'info';
 }
 
-export class CheckLog {
+export class CheckLog implements CheckerObserver, Pick<ApiObserver, 'wantsFingerprint' | 'answered'> {
   private readonly warnings: WarnLimiter;
 
   constructor(
@@ -46,7 +48,7 @@ export class CheckLog {
 
   fanOutDone(result: FanOutResult): void {
     for (const m of result.misconfigured) {
-      if (!this.warnings.due(`${m.peer.name}@${m.peer.host}:${m.peer.port} ${m.status ?? m.errorCode ?? ''}`)) continue;
+      if (!this.warnings.due(`${peerKey(m.peer)} ${m.status ?? m.errorCode ?? ''}`)) continue;
       this.log.warn(
         { peer: m.peer.name, host: m.peer.host, port: m.peer.port, status: m.status, code: m.errorCode, path: this.probePath },
         m.status !== null

@@ -1,9 +1,10 @@
 // What a person tailing one pod's logs sees of discovery: every peer-set change with the names
 // added and removed, and when discovery goes stale or recovers. An observer of the peer store.
 import type { Logger } from 'pino';
+import type { PeerStoreObserver } from '../discovery/peer-store.js';
 import type { DiscoveryState, PeerSet, PeerSetDiff } from '../model.js';
 
-export class DiscoveryLog {
+export class DiscoveryLog implements PeerStoreObserver {
   /** Peers in the current set, for the stale line. */
   private peers = 0;
 

@@ -4,7 +4,11 @@
 // the per-peer series (peer-metrics.ts, bounded per peer): no token, origin or peer address ever
 // becomes a label. Label handles are bound once, not looked up per check.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CheckerObserver } from '../check/checker.js';
+import type { PeerStoreObserver } from '../discovery/peer-store.js';
+import type { ApiObserver } from '../http/api-server.js';
 import type { CanaryReport, CanaryRunResult, CheckAnswered, DiscoveryState, FanOutResult, PeerSet, PeerSetDiff, ProbeTally, RejectReason, Verdict } from '../model.js';
+import { UNEXPECTED_SOURCES, type UnexpectedSource } from '../unexpected.js';
 import { PeerMetrics } from './peer-metrics.js';
 
 const DISCOVERY_STATES: readonly DiscoveryState[] = ['pending', 'synced', 'stale'];
@@ -16,7 +20,7 @@ interface CheckHandles {
   readonly duration: { observe(value: number): void };
 }
 
-export class Telemetry {
+export class Telemetry implements PeerStoreObserver, CheckerObserver, Pick<ApiObserver, 'answered' | 'rejected'> {
   readonly registry = new Registry();
   private readonly byVerdict: Readonly<Record<Verdict, CheckHandles>>;
   private readonly checksShared: Counter;
@@ -31,6 +35,7 @@ export class Telemetry {
   private canaryRuns: Counter<'result'> | undefined;
   private canaryLastRun: Gauge | undefined;
   private self: { readonly name: string; readonly ip: string | undefined } = { name: '', ip: undefined };
+  private readonly unexpectedErrors: Counter<'source'>;
 
   constructor(options: { defaultMetrics: boolean } = { defaultMetrics: true }) {
     const registers = [this.registry];
@@ -90,6 +95,14 @@ export class Telemetry {
       registers,
     });
     this.perPeer = new PeerMetrics(this.registry);
+    this.unexpectedErrors = new Counter({
+      name: 'syncer_unexpected_errors_total',
+      help: 'Exceptions caught at an entry point that is not a request (a bug, contained), by source: timer, event, promise.',
+      labelNames: ['source'],
+      registers,
+    });
+    // Every source from 0, so that a rate or an alert has a series before the first error.
+    for (const source of UNEXPECTED_SOURCES) this.unexpectedErrors.inc({ source }, 0);
     this.stateChanged('pending');
     // prom-client's defaults include the event-loop delay (nodejs_eventloop_lag_*, from
     // monitorEventLoopDelay): what eats the margin between retries and the deadline.
@@ -181,6 +194,12 @@ export class Telemetry {
 
   failed(kind: string): void {
     this.discoveryErrors.inc({ kind });
+  }
+
+  // ---- errors nobody expected (unexpected.ts) ---------------------------------------------------
+
+  unexpected(source: UnexpectedSource): void {
+    this.unexpectedErrors.inc({ source });
   }
 
   // ---------------------------------------------------------------------------------------------

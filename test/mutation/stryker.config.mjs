@@ -45,6 +45,7 @@ export default {
       'dist/test/checker.test.js',
       'dist/test/fan-out.test.js',
       'dist/test/discovery-kubernetes-sync.test.js',
+      'dist/test/unexpected-guards.test.js',
     ],
   },
   buildCommand: 'npx tsc -p tsconfig.json',

@@ -122,6 +122,24 @@ export function podList(rv: string, ...names: string[]): unknown {
   return objectList(rv, ...names.map((n) => podJson(n, { rv })));
 }
 
+/**
+ * The Status a kube-apiserver answers for a resourceVersion it has not reached (a list at that
+ * version, as a 504, or a watch-list, as an ERROR event), as 1.35 sends it:
+ * discovery-kubernetes.test.ts holds the real answer equal to this.
+ */
+export function tooLargeStatus(asked: string, current: string): unknown {
+  return {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message: `Timeout: Too large resource version: ${asked}, current: ${current}`,
+    reason: 'Timeout',
+    details: { causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }], retryAfterSeconds: 1 },
+    code: 504,
+  };
+}
+
 /** What a socket error looks like from kube-http: no status. */
 export const refused = (): KubeApiError => new KubeApiError(undefined, 'ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:6443');
 

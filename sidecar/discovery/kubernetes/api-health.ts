@@ -18,9 +18,10 @@
 // (kubernetes.io/docs/reference/using-api/health-checks/).
 import type { Logger } from 'pino';
 import type { PeerStore } from '../peer-store.js';
-import type { Clock } from '../clock.js';
+import { withDeadline, type Clock } from '../clock.js';
 import { ApiErrorReporter, type ApiResource, type ApiVerb } from './api-errors.js';
 import { Backoff, pause, type BackoffPolicy } from './backoff.js';
+import { reportUnexpected } from '../../unexpected.js';
 import type { KubeApiError, KubeHttp } from './kube-http.js';
 
 /** What a list-watch loop tells, and asks, the API's health. */
@@ -93,7 +94,7 @@ export class ApiHealth implements ApiHealthReporter {
   }
 
   succeeded(resource: ApiResource): void {
-    this.answered();
+    this.answeringAgain();
     if (!this.failures.delete(resource)) return;
     this.errors.recovered(resource);
     if (this.failures.size === 0) this.o.recovered();
@@ -125,17 +126,25 @@ export class ApiHealth implements ApiHealthReporter {
   }
 
   private async poll(): Promise<void> {
-    const backoff = new Backoff(READINESS_POLL, this.o.random);
-    while (this.notAnswering && !this.stopped.signal.aborted) {
-      await pause(this.o.clock, backoff.next(), this.stopped.signal);
-      if (!this.notAnswering || this.stopped.signal.aborted) break;
-      if (await this.ready()) this.answered();
+    try {
+      const backoff = new Backoff(READINESS_POLL, this.o.random);
+      while (this.notAnswering && !this.stopped.signal.aborted) {
+        await pause(this.o.clock, backoff.next(), this.stopped.signal);
+        if (!this.notAnswering || this.stopped.signal.aborted) break;
+        if (await this.ready()) this.answeringAgain();
+      }
+    } catch (err) {
+      // A bug in the poll: the loops waiting for it would wait forever. They go on instead; if
+      // the API server still does not answer, their next failure starts a new poll.
+      reportUnexpected('promise', 'the API server readiness poll', err);
+      this.answeringAgain();
     }
     // Synchronous with the loop's last check, so a failure reported from now on starts a new poll.
     this.polling = undefined;
   }
 
-  private answered(): void {
+  /** The API server answers again: the loops waiting in answering() go on. */
+  private answeringAgain(): void {
     if (!this.notAnswering) return;
     this.notAnswering = false;
     this.o.log.debug('the API server answers again; list/watch resume');
@@ -144,17 +153,14 @@ export class ApiHealth implements ApiHealthReporter {
 
   /** One GET /readyz: true when the API server says it is ready, or keeps answering but will not say. */
   private async ready(): Promise<boolean> {
-    const deadline = new AbortController();
-    const timer = this.o.clock.setTimeout(() => deadline.abort(new Error(`GET /readyz took over ${READINESS_TIMEOUT_MS} ms`)), READINESS_TIMEOUT_MS);
     let status: number;
     try {
-      status = await this.o.http.getStatus('/readyz', AbortSignal.any([this.stopped.signal, deadline.signal]));
+      const tooLong = (): Error => new Error(`GET /readyz took over ${READINESS_TIMEOUT_MS} ms`);
+      status = await withDeadline(this.o.clock, READINESS_TIMEOUT_MS, this.stopped.signal, tooLong, (signal) => this.o.http.getStatus('/readyz', signal));
     } catch (err) {
       this.unreadable = 0;
       this.o.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'API server not answering');
       return false;
-    } finally {
-      timer.cancel();
     }
     if (status === 200 || status >= 500 || status === 429) {
       this.unreadable = 0;

@@ -1,6 +1,7 @@
 // Joins a burst of watch events into one recomputation. The window opens at the first event
 // and is not extended by later ones, so the delay from any change to its peer set is bounded
 // by windowMs (a trailing debounce could be postponed forever by a busy stream).
+import { reportUnexpected } from '../../unexpected.js';
 import type { Clock } from '../clock.js';
 
 export class Coalescer {
@@ -16,7 +17,12 @@ export class Coalescer {
     if (this.timer !== undefined) return;
     this.timer = this.clock.setTimeout(() => {
       this.timer = undefined;
-      this.run();
+      try {
+        this.run();
+      } catch (err) {
+        // The last published set keeps serving; the next event recomputes.
+        reportUnexpected('timer', 'peer-set recomputation', err);
+      }
     }, this.windowMs);
   }
 

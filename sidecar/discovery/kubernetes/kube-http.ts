@@ -18,6 +18,8 @@ export class KubeApiError extends Error {
     /** Status.reason from the API server (Forbidden, Expired, …) or the socket error code. */
     readonly reason: string,
     message: string,
+    /** Status.details.causes[].reason (ResourceVersionTooLarge, …). */
+    readonly causes: readonly string[] = [],
   ) {
     super(message);
     this.name = 'KubeApiError';
@@ -27,6 +29,23 @@ export class KubeApiError extends Error {
 /** A list response or watch ERROR object asking for a relist: the resourceVersion is too old. */
 export function isGone(err: unknown): boolean {
   return err instanceof KubeApiError && err.status === 410;
+}
+
+/**
+ * The server has not reached the resourceVersion asked for (504, cause ResourceVersionTooLarge):
+ * it answers for an older state than ours, as after a failover to a server that is behind. As
+ * with 410, only a new list helps (client-go's reflector: isTooLargeResourceVersionError, which
+ * also matches the message of servers that sent no cause).
+ */
+export function isTooLargeResourceVersion(err: unknown): boolean {
+  return err instanceof KubeApiError && (err.causes.includes('ResourceVersionTooLarge') || (err.status === 504 && err.message.includes('Too large resource version')));
+}
+
+/** Status.details.causes[].reason of a Status object, in order. */
+export function statusCauses(status: unknown): string[] {
+  const causes = (status as { details?: { causes?: unknown } } | null)?.details?.causes;
+  if (!Array.isArray(causes)) return [];
+  return causes.map((c: { reason?: unknown } | null) => c?.reason).filter((r): r is string => typeof r === 'string');
 }
 
 export type Query = Readonly<Record<string, string | undefined>>;
@@ -71,7 +90,8 @@ export function createKubeHttp(kubeConfig: KubeConfig | (() => Promise<KubeConfi
     const url = new URL(cluster.server.replace(/\/+$/, '') + path);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
     const options: https.RequestOptions = { method: 'GET', headers: { Accept: 'application/json' } };
-    await kc.applyToHTTPSOptions(options);
+    // A credential plugin (kubeconfig exec) may hang: the request's own bound covers the wait.
+    await untilAborted(kc.applyToHTTPSOptions(options), signal, "waiting for the kubeconfig's credentials");
     signal.throwIfAborted();
     const transport = url.protocol === 'http:' ? http : https;
     return new Promise<IncomingMessage>((resolve, reject) => {
@@ -150,6 +170,16 @@ export function createKubeHttp(kubeConfig: KubeConfig | (() => Promise<KubeConfi
   };
 }
 
+/** `work`, or a rejection as soon as `signal` aborts (`work` itself is left to finish or not). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const abort = (): void => reject(new KubeApiError(undefined, 'Aborted', `${transportError(undefined, signal).message} (${what})`));
+    if (signal.aborted) return abort();
+    signal.addEventListener('abort', abort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+  });
+}
+
 function isSocketError(err: Error): boolean {
   return !(err instanceof KubeApiError) && (err.name === 'AbortError' || 'code' in err);
 }
@@ -180,12 +210,14 @@ async function statusError(res: IncomingMessage): Promise<KubeApiError> {
   res.destroy();
   let reason = http.STATUS_CODES[status] ?? 'Error';
   let message = text.slice(0, 500);
+  let causes: string[] = [];
   try {
     const body = JSON.parse(text) as { reason?: unknown; message?: unknown };
     if (typeof body.reason === 'string' && body.reason !== '') reason = body.reason;
     if (typeof body.message === 'string') message = body.message;
+    causes = statusCauses(body);
   } catch {
     // Not a Status object (a proxy in between, say): keep the raw text.
   }
-  return new KubeApiError(status, reason, `${status} ${reason}: ${message}`);
+  return new KubeApiError(status, reason, `${status} ${reason}: ${message}`, causes);
 }

@@ -22,6 +22,7 @@ import { computePeers, type PeerComputation } from './peers-from-objects.js';
 import { renderSelector } from './label-selector.js';
 import { Reflector } from './reflector.js';
 import type { PeerSource, SourceDeps } from '../source.js';
+import { reportUnexpected } from '../../unexpected.js';
 
 export interface KubernetesSourceOptions {
   /** Defaults to KubeConfig.loadFromDefault() (in-cluster, else KUBECONFIG / ~/.kube/config). */
@@ -140,18 +141,23 @@ export function createKubernetesSource(deps: SourceDeps, options: KubernetesSour
     const backoff = new Backoff(API_BACKOFF, random);
     const signal = stopController.signal;
     while (!signal.aborted) {
-      const r = await resolveDeployment(http, namespace, config.pod.name, signal);
-      if (r.ok) return r.deployment;
-      if (signal.aborted) return undefined;
-      if (!r.retry) {
-        if (r.message !== held) log.error(r.message);
-        held = r.message;
-      } else if (r.error.status === 404 && r.resource === 'pods') {
-        const reason = `pod ${config.pod.name} not found in namespace ${namespace} (check POD_NAME/POD_NAMESPACE, or set SYNCER_DEPLOYMENT)`;
-        if (reason !== held) log.warn(reason);
-        held = reason;
-      } else {
-        health.failed(r.resource, 'get', r.error);
+      try {
+        const r = await resolveDeployment(http, namespace, config.pod.name, signal);
+        if (r.ok) return r.deployment;
+        if (signal.aborted) return undefined;
+        if (!r.retry) {
+          if (r.message !== held) log.error(r.message);
+          held = r.message;
+        } else if (r.error.status === 404 && r.resource === 'pods') {
+          const reason = `pod ${config.pod.name} not found in namespace ${namespace} (check POD_NAME/POD_NAMESPACE, or set SYNCER_DEPLOYMENT)`;
+          if (reason !== held) log.warn(reason);
+          held = reason;
+        } else {
+          health.failed(r.resource, 'get', r.error);
+        }
+      } catch (err) {
+        // A bug on the way: retried like a failed lookup, or discovery would never start.
+        reportUnexpected('promise', "finding this pod's Deployment", err);
       }
       await pause(clock, backoff.next(), signal);
       await health.answering(signal);

@@ -1,6 +1,7 @@
 // One resource's objects as the last list and the watch events since then left them: the
 // store half of client-go's reflector/store split. The list-watch loop (reflector.ts) writes
 // through ReflectorStore; discovery reads items() and synced, and is told of every change.
+import { reportUnexpected } from '../../unexpected.js';
 import type { Meta } from './objects.js';
 
 /** What the list-watch loop writes into. */
@@ -41,20 +42,29 @@ export class ObjectCache<T extends { readonly metadata: Meta }> implements Refle
     this.objects.clear();
     for (const [name, item] of fresh) this.objects.set(name, item);
     this.listed = true;
-    this.changed();
+    this.tell();
     return differed;
   }
 
   upsert(item: T): void {
     this.objects.set(item.metadata.name, item);
-    this.changed();
+    this.tell();
   }
 
   remove(name: string): void {
-    if (this.objects.delete(name)) this.changed();
+    if (this.objects.delete(name)) this.tell();
   }
 
   invalidate(): void {
     this.listed = false;
+  }
+
+  /** The reader's failure to react is its own: the objects are stored, and the loop goes on. */
+  private tell(): void {
+    try {
+      this.changed();
+    } catch (err) {
+      reportUnexpected('event', 'a reader of the object cache', err);
+    }
   }
 }

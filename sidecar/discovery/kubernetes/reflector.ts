@@ -15,10 +15,11 @@ import type { Logger } from 'pino';
 import type { ApiResource } from './api-errors.js';
 import type { ApiHealthReporter } from './api-health.js';
 import { API_BACKOFF, Backoff, pause } from './backoff.js';
-import type { Clock } from '../clock.js';
-import { isGone, KubeApiError, type KubeHttp, type Query } from './kube-http.js';
+import { withDeadline, type Clock } from '../clock.js';
+import { isGone, isTooLargeResourceVersion, KubeApiError, statusCauses, type KubeHttp, type Query } from './kube-http.js';
 import type { ReflectorStore } from './object-cache.js';
 import { narrowMeta, type Meta, type Narrow } from './objects.js';
+import { reportUnexpected } from '../../unexpected.js';
 
 export interface ReflectorOptions<T> {
   readonly resource: ApiResource;
@@ -61,7 +62,8 @@ export class Reflector<T extends { readonly metadata: Meta }> {
   private waiting = false;
   private resyncTimer: { cancel(): void } | undefined;
   private readonly backoff: Backoff;
-  private consecutiveGone = 0;
+  /** Relists the server asked for (410, or 504 too large) with no event in between. */
+  private relistsWithoutProgress = 0;
   /** Set when the relist was asked for by the resync timer: only then is drift worth a warning. */
   private resyncing = false;
 
@@ -95,33 +97,50 @@ export class Reflector<T extends { readonly metadata: Meta }> {
   private async loop(): Promise<void> {
     while (!this.stopped) {
       const controller = new AbortController();
-      const signal = controller.signal;
       this.inFlight = controller;
-      let verb: 'list' | 'watch' = 'list';
       try {
-        if (this.needList) await this.list(signal);
-        verb = 'watch';
-        const clean = await this.watch(signal);
-        if (!clean) await this.wait(this.backoff.next(), signal);
+        await this.round(controller.signal);
       } catch (err) {
-        if (this.stopped || signal.reason instanceof Restart) continue;
-        if (isGone(err)) {
-          // The server no longer holds history from our resourceVersion: list again. Repeated
-          // Gone without progress in between is throttled like a failure.
-          this.o.log.info({ resource: this.o.resource, rv: this.resourceVersion }, 'resourceVersion expired (410); relisting');
-          this.needList = true;
-          this.o.store.invalidate();
-          if (this.consecutiveGone++ > 0) await this.wait(this.backoff.next(), signal);
-          continue;
-        }
-        this.o.health.failed(this.o.resource, verb, err instanceof KubeApiError ? err : new KubeApiError(undefined, 'Error', String(err)));
-        await this.wait(this.backoff.next(), signal);
-        this.waiting = true;
-        await this.o.health.answering(signal);
-        this.waiting = false;
+        // A bug in this loop's own steps (API failures are handled in round()): reported, and the
+        // loop starts over from a new list after a pause, so that this resource is never left
+        // unwatched for good. The objects cached meanwhile keep serving.
+        reportUnexpected('promise', `the ${this.o.resource} list-watch loop`, err);
+        this.needList = true;
+        this.o.store.invalidate();
+        await this.wait(this.backoff.next(), controller.signal);
       } finally {
         this.inFlight = undefined;
       }
+    }
+  }
+
+  /** One list (if needed) and watch, and what a failure of either calls for. */
+  private async round(signal: AbortSignal): Promise<void> {
+    let verb: 'list' | 'watch' = 'list';
+    try {
+      if (this.needList) await this.list(signal);
+      verb = 'watch';
+      const clean = await this.watch(signal);
+      if (!clean) await this.wait(this.backoff.next(), signal);
+    } catch (err) {
+      if (this.stopped || signal.reason instanceof Restart) return;
+      if (isGone(err) || isTooLargeResourceVersion(err)) {
+        // The server no longer holds history from our resourceVersion (410), or has not reached
+        // it (504, too large: a failover to a server that is behind): only a new list helps;
+        // watching again from the same version would fail the same way. Repeated without
+        // progress in between, it is throttled like a failure.
+        const why = isGone(err) ? 'resourceVersion expired (410); relisting' : 'the API server is behind our resourceVersion (504, too large); relisting';
+        this.o.log.info({ resource: this.o.resource, rv: this.resourceVersion }, why);
+        this.needList = true;
+        this.o.store.invalidate();
+        if (this.relistsWithoutProgress++ > 0) await this.wait(this.backoff.next(), signal);
+        return;
+      }
+      this.o.health.failed(this.o.resource, verb, err instanceof KubeApiError ? err : new KubeApiError(undefined, 'Error', String(err)));
+      await this.wait(this.backoff.next(), signal);
+      this.waiting = true;
+      await this.o.health.answering(signal);
+      this.waiting = false;
     }
   }
 
@@ -133,15 +152,13 @@ export class Reflector<T extends { readonly metadata: Meta }> {
 
   /** Lists every page, then hands the whole list to the store in one step. */
   private async list(signal: AbortSignal): Promise<void> {
-    const deadline = new AbortController();
-    const timer = this.o.clock.setTimeout(() => deadline.abort(new Error(`list ${this.o.resource} took over ${LIST_TIMEOUT_MS} ms`)), LIST_TIMEOUT_MS);
-    const both = AbortSignal.any([signal, deadline.signal]);
     const items: T[] = [];
     let rv = '';
-    let cont: string | undefined;
-    try {
+    const tooLong = (): Error => new Error(`list ${this.o.resource} took over ${LIST_TIMEOUT_MS} ms`);
+    await withDeadline(this.o.clock, LIST_TIMEOUT_MS, signal, tooLong, async (bounded) => {
+      let cont: string | undefined;
       do {
-        const page = readList(await this.o.http.getJson(this.o.path, { ...this.query, limit: String(LIST_PAGE), continue: cont }, both));
+        const page = readList(await this.o.http.getJson(this.o.path, { ...this.query, limit: String(LIST_PAGE), continue: cont }, bounded));
         for (const json of page.items) {
           const item = this.o.narrow(json);
           if (item === undefined) this.o.log.warn({ resource: this.o.resource }, 'skipping an object without name or uid');
@@ -150,9 +167,7 @@ export class Reflector<T extends { readonly metadata: Meta }> {
         rv = page.resourceVersion;
         cont = page.next;
       } while (cont !== undefined);
-    } finally {
-      timer.cancel();
-    }
+    });
     this.resourceVersion = rv;
     this.needList = false;
     this.backoff.reset();
@@ -169,11 +184,7 @@ export class Reflector<T extends { readonly metadata: Meta }> {
     const started = this.o.clock.now();
     let events = 0;
     const ms = watchdogMs(this.o.watchTimeoutS);
-    const watchdog = new AbortController();
-    const timer = this.o.clock.setTimeout(
-      () => watchdog.abort(new Error(`watch ${this.o.resource} still open ${ms} ms after timeoutSeconds=${this.o.watchTimeoutS}; treating it as dead`)),
-      ms,
-    );
+    const dead = (): Error => new Error(`watch ${this.o.resource} still open ${ms} ms after timeoutSeconds=${this.o.watchTimeoutS}; treating it as dead`);
     const query: Query = {
       ...this.query,
       resourceVersion: this.resourceVersion,
@@ -181,18 +192,19 @@ export class Reflector<T extends { readonly metadata: Meta }> {
       timeoutSeconds: String(this.o.watchTimeoutS),
     };
     try {
-      await this.o.http.watch(
-        this.o.path,
-        query,
-        AbortSignal.any([signal, watchdog.signal]),
-        () => this.o.health.succeeded(this.o.resource),
-        (event) => {
-          events++;
-          this.apply(event);
-        },
+      await withDeadline(this.o.clock, ms, signal, dead, (bounded) =>
+        this.o.http.watch(
+          this.o.path,
+          query,
+          bounded,
+          () => this.o.health.succeeded(this.o.resource),
+          (event) => {
+            events++;
+            this.apply(event);
+          },
+        ),
       );
     } finally {
-      timer.cancel();
       // Only a watch that delivered something or stayed up a while restarts the backoff schedule:
       // a server that accepts and drops every watch at once is retried ever more slowly.
       if (events > 0 || this.o.clock.now() - started >= MIN_HEALTHY_WATCH_MS) this.backoff.reset();
@@ -237,7 +249,7 @@ export class Reflector<T extends { readonly metadata: Meta }> {
 
   private progress(rv: string): void {
     if (rv !== '') this.resourceVersion = rv;
-    this.consecutiveGone = 0;
+    this.relistsWithoutProgress = 0;
   }
 
   private scheduleResync(): void {
@@ -269,11 +281,11 @@ function readList(page: unknown): { items: unknown[]; resourceVersion: string; n
   return { items, resourceVersion: rv, next: typeof next === 'string' && next !== '' ? next : undefined };
 }
 
-/** A watch ERROR event's object is a Status; code 410 means "relist". */
+/** A watch ERROR event's object is a Status; code 410, or 504 "too large", means "relist". */
 function statusObjectError(object: unknown): KubeApiError {
   const s = (object ?? {}) as { code?: unknown; reason?: unknown; message?: unknown };
   const code = typeof s.code === 'number' ? s.code : undefined;
   const reason = typeof s.reason === 'string' ? s.reason : 'WatchError';
   const message = typeof s.message === 'string' ? s.message : JSON.stringify(object);
-  return new KubeApiError(code, reason, `watch error event: ${code ?? '?'} ${reason}: ${message}`);
+  return new KubeApiError(code, reason, `watch error event: ${code ?? '?'} ${reason}: ${message}`, statusCauses(object));
 }
