@@ -25,7 +25,11 @@ import { inPod, statusOf, type PodAnswer, type PodRequest } from '../support/pod
 import { MAIN_JS, startSidecarProcess, type SidecarProcess } from '../support/sidecar-process.js';
 
 /** values.yaml's nginx.peerSources. */
-const DEFAULT_PEER_SOURCES = (parse(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')) as { nginx: { peerSources: string[] } }).nginx.peerSources;
+function defaultPeerSources(): string[] {
+  // Read when a pod is rendered, not at import: a test that only checks its parts are present
+  // must get that far on a tree without the chart.
+  return (parse(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')) as { nginx: { peerSources: string[] } }).nginx.peerSources;
+}
 
 /** The chart's default ports: each pod has its own network namespace, nothing needs moving. */
 export const PORTS = { nginx: 8000, probe: 8001, tokenApi: 8002, ops: 9090 } as const;
@@ -121,7 +125,7 @@ function podValues(o: PodOptions, release: ReleaseOptions, dir: string, network:
       runDir: join(dir, 'run'),
       // The chart's default allow list with these pods' network added, as a cluster's pod CIDR
       // is set: what the defaults admit (loopback or not) is what these pods admit.
-      peerSources: [...DEFAULT_PEER_SOURCES, network.cidr],
+      peerSources: [...defaultPeerSources(), network.cidr],
       policy: o.policy ?? 'wait-strict',
       ...(o.allowLoopbackPeers === undefined ? {} : { allowLoopbackPeers: o.allowLoopbackPeers }),
       ...(o.preStopSleepSeconds === undefined ? {} : { preStopSleepSeconds: o.preStopSleepSeconds }),

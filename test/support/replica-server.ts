@@ -3,6 +3,7 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 
 export type ReplicaBehaviour =
   | { readonly kind: 'store' } // the normal replica
@@ -30,7 +31,7 @@ export class ReplicaServer {
   /** Probe requests received, in total and per token. */
   requests = 0;
   private readonly perToken = new Map<string, number>();
-  /** token → the time (Date.now()) from which the replica holds it. */
+  /** token → the time (performance.now(), monotonic: wall-clock steps do not move it) from which the replica holds it. */
   private readonly tokens = new Map<string, number>();
   private readonly sockets = new Set<Socket>();
   /** Connections accepted in total (churn shows here). */
@@ -69,7 +70,7 @@ export class ReplicaServer {
       if (token !== undefined) replica.perToken.set(token, (replica.perToken.get(token) ?? 0) + 1);
       const answer = (): void => {
         const from = token === undefined ? undefined : replica.tokens.get(token);
-        const held = from !== undefined && Date.now() >= from;
+        const held = from !== undefined && performance.now() >= from;
         res.writeHead(held ? 200 : 401, { 'Content-Type': 'text/plain' }).end(held ? 'ok\n' : 'unauthorized\n');
       };
       const b = replica.behaviour;
@@ -111,7 +112,7 @@ export class ReplicaServer {
           return;
         case 'drip': {
           const from = token === undefined ? undefined : replica.tokens.get(token);
-          const held = from !== undefined && Date.now() >= from;
+          const held = from !== undefined && performance.now() >= from;
           // Raw bytes on the socket, so the connection closes after them (Node's own response is never sent).
           const text = `HTTP/1.1 ${held ? '200 OK' : '401 Unauthorized'}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
           const socket = req.socket;
@@ -140,7 +141,7 @@ export class ReplicaServer {
 
   /** The replica holds `token` from `lagMs` from now on (replication lag). */
   give(token: string, lagMs = 0): void {
-    this.tokens.set(token, Date.now() + lagMs);
+    this.tokens.set(token, performance.now() + lagMs);
   }
 
   /** Connections currently open to this replica (keep-alive pools hold them between checks). */
