@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Everything the tests need beyond node_modules, installed or built here so a clean
-# machine passes: nginx + lua from Debian, control plane and helm from Go modules, and the
-# production Node runtime from the npm registry (all cached).
+# machine passes: nginx + lua from Debian, control plane, helm and promtool from Go modules
+# (with the prometheus-operator CRDs), and the production Node runtime from the npm registry
+# (all cached).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bash "$here/install-nginx.sh"
 bash "$here/build-go-tools.sh"
+bash "$here/build-prometheus-tools.sh"
 bash "$here/install-node-runtime.sh"
