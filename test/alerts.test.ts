@@ -10,7 +10,7 @@ import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { allRules, readDashboard, allPanels, renderRuleGroups, writeRulesFile, type RuleGroup } from './packaging/monitoring.js';
+import { allPanels, allRules, readDashboard, renderRuleGroups, writeRulesFile, type RuleGroup } from './packaging/monitoring.js';
 import { checkRules, testRules } from './support/promtool.js';
 import { repoRoot } from './support/repo-root.js';
 
@@ -32,13 +32,13 @@ const scratch = mkdtempSync(join(tmpdir(), 'apigw-alerts-'));
 t.teardown(() => rmSync(scratch, { recursive: true, force: true }));
 let runs = 0;
 
-/** Runs the test files (default: all) on `groups`, written as rules.yaml beside copies of them. */
-async function promtoolTest(groups: readonly RuleGroup[], run?: string, files: readonly string[] = TEST_FILES): Promise<{ code: number; output: string }> {
+/** Runs every test file on `groups`, written as rules.yaml beside copies of them; `run`: only the groups it matches. */
+async function promtoolTest(groups: readonly RuleGroup[], run?: string): Promise<{ code: number; output: string }> {
   const dir = mkdtempSync(join(scratch, `run-${++runs}-`));
   writeRulesFile(dir, groups);
-  for (const f of files) copyFileSync(join(ALERTS_DIR, f), join(dir, f));
+  for (const f of TEST_FILES) copyFileSync(join(ALERTS_DIR, f), join(dir, f));
   return testRules(
-    files.map((f) => join(dir, f)),
+    TEST_FILES.map((f) => join(dir, f)),
     run,
   );
 }

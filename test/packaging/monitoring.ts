@@ -4,7 +4,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { CHART_DIR, render, type KubeObject, type TemplateOptions } from './helm.js';
+import { CHART_DIR, render, type KubeObject } from './helm.js';
 
 export interface Rule {
   readonly record?: string;
@@ -47,8 +47,8 @@ export function ruleGroupsOf(objects: readonly KubeObject[]): RuleGroup[] {
 }
 
 /** Renders the chart (monitoringValues) and returns its PrometheusRule's groups. */
-export async function renderRuleGroups(values: Readonly<Record<string, unknown>> = {}, opts: Omit<TemplateOptions, 'values'> = {}): Promise<RuleGroup[]> {
-  return ruleGroupsOf(await render({ ...RELEASE, ...opts, values: monitoringValues(values) }));
+export async function renderRuleGroups(values: Readonly<Record<string, unknown>> = {}): Promise<RuleGroup[]> {
+  return ruleGroupsOf(await render({ ...RELEASE, values: monitoringValues(values) }));
 }
 
 /** Writes groups as a Prometheus rules file (the PrometheusRule's spec is one) and returns its path. */
@@ -100,7 +100,7 @@ const VARIABLE_VALUES: Readonly<Record<string, string>> = {
 };
 
 /** `query` with $name and ${name} replaced; throws on a variable it does not know. */
-export function substituteVariables(query: string): string {
+function substituteVariables(query: string): string {
   return query.replace(/\$(?:\{(\w+)\}|(\w+))/g, (_all, braced: string | undefined, plain: string | undefined) => {
     const name = braced ?? plain ?? '';
     const value = VARIABLE_VALUES[name];

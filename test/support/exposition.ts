@@ -9,9 +9,9 @@ const PARTS: Readonly<Record<string, readonly string[]>> = {
 export function exposedNames(text: string): Set<string> {
   const names = new Set<string>();
   for (const m of text.matchAll(/^# TYPE ([A-Za-z_:][\w:]*) (\w+)$/gm)) {
-    const [, family, type] = m as unknown as [string, string, string];
+    const family = m[1]!;
     names.add(family);
-    for (const suffix of PARTS[type] ?? []) names.add(`${family}${suffix}`);
+    for (const suffix of PARTS[m[2]!] ?? []) names.add(`${family}${suffix}`);
   }
   return names;
 }

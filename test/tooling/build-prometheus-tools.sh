@@ -36,18 +36,14 @@ if promtool_ok && crds_ok; then
   exit 0
 fi
 
-# One builder at a time; look again once the lock is ours: another run may have built it.
+# One builder at a time, then look again.
 mkdir -p "$tools_dir"
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$tools_dir/.prometheus-tools.lock"
-  if ! flock -n 9; then
-    log "another build-prometheus-tools.sh is building; waiting for it"
-    flock 9
-  fi
-  if promtool_ok && crds_ok; then
-    log "built meanwhile by another run: nothing to do"
-    exit 0
-  fi
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+take_build_lock "$tools_dir/.prometheus-tools.lock" log
+if promtool_ok && crds_ok; then
+  log "built meanwhile by another run: nothing to do"
+  exit 0
 fi
 
 command -v go >/dev/null 2>&1 || [[ -x /usr/local/go/bin/go ]] || die "go not found (need Go >= 1.26 on PATH or at /usr/local/go/bin)"
@@ -55,24 +51,18 @@ command -v go >/dev/null 2>&1 || PATH=/usr/local/go/bin:$PATH
 export CGO_ENABLED=0 GOTOOLCHAIN=local
 log "using $(go version)"
 
-# module_dir <module@version>: downloads the module (zip, verified against the checksum
-# database) and prints its directory in the module cache.
-module_dir() {
-  local dir
-  dir=$(cd "$tools_dir" && GOFLAGS= GOWORK=off go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-  [[ -n $dir && -d $dir ]] || die "could not download $1"
-  printf '%s' "$dir"
-}
-
 if ! promtool_ok; then
   start=$SECONDS
-  dir=$(module_dir "github.com/prometheus/prometheus@$PROMETHEUS_VERSION")
+  dir=$(module_dir "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" "$tools_dir") || die "could not download github.com/prometheus/prometheus@$PROMETHEUS_VERSION"
   # Module tag v0.3yy.z is Prometheus v3.yy.z: promtool --version says so.
   [[ $PROMETHEUS_VERSION =~ ^v0\.3([0-9]{2})\.([0-9]+)$ ]] || die "PROMETHEUS_VERSION must look like v0.3yy.z, got $PROMETHEUS_VERSION"
   release=3.$((10#${BASH_REMATCH[1]})).${BASH_REMATCH[2]}
   log "building promtool $release from $dir (minutes on a cold cache)"
   mkdir -p "$(dirname "$promtool_bin")"
-  (cd "$dir" && GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" go build -trimpath \
+  # remove_all_sd leaves out the service-discovery plugins (cloud SDKs, client-go): rule checks
+  # and rule unit tests need none, and the build takes half the CPU (4.5 min cold on this 2-core
+  # machine, 54 MB instead of 88).
+  (cd "$dir" && GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" go build -trimpath -tags remove_all_sd \
     -ldflags="-s -w -X github.com/prometheus/common/version.Version=$release" \
     -o "$promtool_bin.tmp" ./cmd/promtool) || die "go build ./cmd/promtool failed in $dir"
   mv -f "$promtool_bin.tmp" "$promtool_bin"
@@ -81,7 +71,7 @@ if ! promtool_ok; then
 fi
 
 if ! crds_ok; then
-  dir=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
+  dir=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" "$tools_dir") || die "could not download github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION"
   src=$dir/example/prometheus-operator-crd
   [[ -d $src ]] || die "no example/prometheus-operator-crd in $dir"
   tmp=$crd_dir.tmp
