@@ -60,8 +60,8 @@ if ! promtool_ok; then
   log "building promtool $release from $dir (minutes on a cold cache)"
   mkdir -p "$(dirname "$promtool_bin")"
   # remove_all_sd leaves out the service-discovery plugins (cloud SDKs, client-go): rule checks
-  # and rule unit tests need none, and the build takes half the CPU (4.5 min cold on this 2-core
-  # machine, 54 MB instead of 88).
+  # and rule unit tests need none. Measured cold (empty build cache) on a 2-core machine: 4.5 min
+  # of CPU instead of 10.5, a 54 MB binary instead of 88.
   (cd "$dir" && GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" go build -trimpath -tags remove_all_sd \
     -ldflags="-s -w -X github.com/prometheus/common/version.Version=$release" \
     -o "$promtool_bin.tmp" ./cmd/promtool) || die "go build ./cmd/promtool failed in $dir"
