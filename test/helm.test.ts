@@ -10,14 +10,14 @@
 // The values a platform team sets (schema refusals, PDB, spreading, rollout, images, heap,
 // probe TLS) are in helm-values.test.ts; termination under traffic in helm-termination.test.ts.
 import t from 'tap';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { KubeConfig, type V1Container, type V1NetworkPolicy, type V1PodDisruptionBudget, type V1PolicyRule, type V1Pod, type V1Service } from '@kubernetes/client-node';
 import { VARIABLES, parseConfig } from '../sidecar/config.js';
 import { repoRoot } from './support/repo-root.js';
-import { CHART_DIR, INSTALL_SET, helmBin, helmLint, helmTemplate, kubeVersion, parseManifests, render, runHelm, type KubeObject } from './packaging/helm.js';
+import { CHART_DIR, INSTALL_SET, helmBin, helmLint, helmTemplate, kubeVersion, notesRenderer, parseManifests, render, runHelm, type KubeObject } from './packaging/helm.js';
 import { allContainers, envNames, envVar, ofKind, only, podSpec, resolveEnv } from './packaging/k8s-objects.js';
 import { podsMissing, probeAsPeer, startPods } from './packaging/nginx-pods.js';
 import { PodNetwork } from './support/pod-network.js';
@@ -372,21 +372,9 @@ t.test('roles/rbac.yaml is what roles/generate.sh renders from roles/rules.yaml'
 });
 
 t.test('NOTES.txt tells the operator how to check the sidecar', async (t) => {
-  // helm template does not print NOTES: render a copy of it as a ConfigMap in a copy of the chart.
-  const dir = mkdtempSync(join(tmpdir(), 'apigw-notes-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const chart = join(dir, 'apigw-syncer');
-  cpSync(CHART_DIR, chart, { recursive: true, dereference: true });
-  copyFileSync(join(chart, 'templates', 'NOTES.txt'), join(chart, 'files', 'notes.txt'));
-  writeFileSync(
-    join(chart, 'templates', 'zz-notes.yaml'),
-    'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ tpl (.Files.Get "files/notes.txt") . | quote }}\n',
-  );
-  const notes = async (values: Record<string, unknown>): Promise<string> => {
-    const objects = await render({ chart, values });
-    const cm = ofKind(objects, 'ConfigMap').find((c) => c.metadata?.name === 'notes');
-    return cm?.data?.['notes'] ?? '';
-  };
+  const renderer = notesRenderer();
+  t.teardown(() => renderer.remove());
+  const { notes } = renderer;
   const on = await notes({});
   t.match(on, /kubectl -n apigw logs "\$POD" -c syncer -f/);
   t.match(on, /kubectl -n apigw exec "\$POD" -c syncer -- node dist\/sidecar\/main\.js peers/);

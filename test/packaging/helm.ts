@@ -1,5 +1,5 @@
 // Runs the Go-built helm (path from test/support/tools.ts) on the chart and parses what it renders.
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, copyFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
@@ -135,4 +135,33 @@ export async function render(opts: TemplateOptions = {}): Promise<KubeObject[]> 
   const r = await helmTemplate(opts);
   if (r.code !== 0) throw new Error(`helm template failed (${r.code}): ${r.stderr}`);
   return parseManifests(r.stdout);
+}
+
+export interface NotesRenderer {
+  /** NOTES.txt as `helm install` with these values would print it. */
+  notes(values: Readonly<Record<string, unknown>>): Promise<string>;
+  /** Deletes the chart copy. */
+  remove(): void;
+}
+
+/**
+ * helm template does not print NOTES.txt: a copy of the chart renders it into a ConfigMap too
+ * (tpl of the same text, with the same values and named templates).
+ */
+export function notesRenderer(): NotesRenderer {
+  const dir = mkdtempSync(join(tmpdir(), 'apigw-notes-'));
+  const chart = join(dir, 'apigw-syncer');
+  cpSync(CHART_DIR, chart, { recursive: true, dereference: true });
+  copyFileSync(join(chart, 'templates', 'NOTES.txt'), join(chart, 'files', 'notes.txt'));
+  writeFileSync(
+    join(chart, 'templates', 'zz-notes.yaml'),
+    'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ tpl (.Files.Get "files/notes.txt") . | quote }}\n',
+  );
+  return {
+    notes: async (values) => {
+      const cm = (await render({ chart, values })).find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'notes');
+      return String((cm?.['data'] as Record<string, unknown> | undefined)?.['notes'] ?? '');
+    },
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }

@@ -1,5 +1,5 @@
-// Paths of the test tools: Go-built etcd, kube-apiserver, kube-controller-manager and helm,
-// cert-manager's CRDs, and the production Node runtime.
+// Paths of the test tools: Go-built etcd, kube-apiserver, kube-controller-manager, helm and
+// promtool, cert-manager's and the prometheus-operator's CRDs, and the production Node runtime.
 // The version pins live in ONE place, test/tooling/versions.env, which
 // test/tooling/build-go-tools.sh sources and this module parses; both compute the
 // same cache path: ${APIGW_SYNCER_CACHE:-$HOME/.cache/apigw-syncer}/tools/<name>-<version>/<name>.
@@ -52,26 +52,42 @@ export function toolsCacheDir(): string {
   return resolve(root, 'tools');
 }
 
-/** The production image's Node (NODE_RUNTIME_VERSION), installed by test/tooling/install-node-runtime.sh. */
-export function nodeRuntimePath(): string {
+/** One pin of versions.env. */
+function pinned(key: string): string {
   const file = join(repoRoot(), VERSIONS_REL);
-  const version = parseEnvFile(file).get('NODE_RUNTIME_VERSION');
-  if (!version) throw new Error(`${file}: NODE_RUNTIME_VERSION is not set`);
-  const path = join(toolsCacheDir(), `node-${version}`, 'bin', 'node');
+  const version = parseEnvFile(file).get(key);
+  if (!version) throw new Error(`${file}: ${key} is not set`);
+  return version;
+}
+
+/** `path` when it exists with `mode`; otherwise an error naming the script that makes it. */
+function installed(path: string, mode: number, script: string): string {
   try {
-    accessSync(path, constants.X_OK);
+    accessSync(path, mode);
   } catch {
-    throw new Error(`${path} is missing: run \`bash test/tooling/install-node-runtime.sh\` (npm test's pretest does)`);
+    throw new Error(`${path} is missing: run \`bash test/tooling/${script}\` (npm test's pretest does)`);
   }
   return path;
 }
 
+/** The production image's Node (NODE_RUNTIME_VERSION), installed by test/tooling/install-node-runtime.sh. */
+export function nodeRuntimePath(): string {
+  return installed(join(toolsCacheDir(), `node-${pinned('NODE_RUNTIME_VERSION')}`, 'bin', 'node'), constants.X_OK, 'install-node-runtime.sh');
+}
+
+/** promtool (PROMETHEUS_VERSION), built by test/tooling/build-prometheus-tools.sh. */
+export function promtoolPath(): string {
+  return installed(join(toolsCacheDir(), `promtool-${pinned('PROMETHEUS_VERSION')}`, 'promtool'), constants.X_OK, 'build-prometheus-tools.sh');
+}
+
+/** The prometheus-operator CRD files (PROMETHEUS_OPERATOR_VERSION), one per kind, from build-prometheus-tools.sh. */
+export function prometheusOperatorCrdDir(): string {
+  return installed(join(toolsCacheDir(), `prometheus-operator-crds-${pinned('PROMETHEUS_OPERATOR_VERSION')}`), constants.R_OK, 'build-prometheus-tools.sh');
+}
+
 /** cert-manager's CRDs (CERT_MANAGER_VERSION), cached by test/tooling/fetch-cert-manager-crds.sh: the YAML files. */
 export function certManagerCrdFiles(): string[] {
-  const file = join(repoRoot(), VERSIONS_REL);
-  const version = parseEnvFile(file).get('CERT_MANAGER_VERSION');
-  if (!version) throw new Error(`${file}: CERT_MANAGER_VERSION is not set`);
-  const dir = join(toolsCacheDir(), `cert-manager-crds-${version}`);
+  const dir = join(toolsCacheDir(), `cert-manager-crds-${pinned('CERT_MANAGER_VERSION')}`);
   const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.yaml')).map((f) => join(dir, f)) : [];
   if (files.length === 0) throw new Error(`${dir} holds no CRDs: run \`bash test/tooling/fetch-cert-manager-crds.sh\` (npm test's pretest does)`);
   return files;

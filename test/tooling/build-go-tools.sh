@@ -61,20 +61,15 @@ if all_ok; then
   exit 0
 fi
 
-# Something to build. One builder at a time (parallel CI jobs, a developer's second shell):
-# wait for the lock, then look again, another run may have built it meanwhile.
+# Something to build: one builder at a time, then look again.
 mkdir -p "$tools_dir"
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$tools_dir/.build.lock"
-  if ! flock -n 9; then
-    log "another build-go-tools.sh is building; waiting for it"
-    flock 9
-  fi
-  check_all
-  if all_ok; then
-    log "built meanwhile by another run: nothing to do"
-    exit 0
-  fi
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+take_build_lock "$tools_dir/.build.lock" log
+check_all
+if all_ok; then
+  log "built meanwhile by another run: nothing to do"
+  exit 0
 fi
 
 command -v go >/dev/null 2>&1 || [[ -x /usr/local/go/bin/go ]] || die "go not found (need Go >= 1.26 on PATH or at /usr/local/go/bin)"
