@@ -61,6 +61,11 @@ export class PeerChannels {
       return new Pool(peerOrigin(s.scheme, peer.host, peer.port), {
         connections: s.connectionsPerPeer,
         pipelining: 1,
+        // HTTP/1.1 only, though undici 8 would take HTTP/2 when an https peer offers it (ALPN):
+        // the probe servers are nginx HTTP/1.1 listeners, and connectionsPerPeer is a bound on
+        // probes in flight only when each connection carries one request at a time; cutting a
+        // probe then drops its own connection, never a stream shared with other checks' probes.
+        allowH2: false,
         keepAliveTimeout: 30_000,
         connect: { timeout: s.timeoutMs, ...this.tls },
         // Every probe is bounded by the shared sweep (probe-timeouts.ts): undici's per-request
