@@ -13,6 +13,7 @@ import t from 'tap';
 import { ApiException, CoreV1Api, KubeConfig, RbacAuthorizationV1Api, Watch } from '@kubernetes/client-node';
 import { READINESS_POLL } from '../sidecar/discovery/kubernetes/api-health.js';
 import { createKubeHttp } from '../sidecar/discovery/kubernetes/kube-http.js';
+import { kubeconfigCredentials } from '../sidecar/discovery/kubernetes/kubeconfig-credentials.js';
 import { createKubernetesSource } from '../sidecar/discovery/kubernetes/kubernetes-source.js';
 import { startControlPlane } from './support/control-plane.js';
 import { waitFor } from './support/wait.js';
@@ -54,7 +55,7 @@ t.test('kubernetes discovery against a real control plane', async (t) => {
     });
     const { log, lines } = captureLogger('debug');
     const { store, telemetry } = newStore(log);
-    const { http, requests } = recordRequests(createKubeHttp(kc));
+    const { http, requests } = recordRequests(createKubeHttp(kubeconfigCredentials(kc)));
     const source = createKubernetesSource({ config, store, log }, { http });
     const history: { at: number; names: string[] }[] = [];
     store.onChange((set) => history.push({ at: performance.now(), names: names(set.peers) }));

@@ -4,6 +4,7 @@
 import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { KubeConfig } from '@kubernetes/client-node';
+import { kubeconfigCredentials } from '../sidecar/discovery/kubernetes/kubeconfig-credentials.js';
 import { runPeersCommand } from '../sidecar/peers-command.js';
 import { configFrom } from './support/discovery-harness.js';
 import { boundOf, withLoopDelay } from './support/timing-floor.js';
@@ -48,7 +49,7 @@ t.test('kubernetes: an unreachable API server fails clearly within the deadline'
   await run({ SYNCER_DISCOVERY: 'static', SYNCER_PEERS: 'a=127.0.0.3:82' });
   const hopMs = performance.now() - began;
   began = performance.now();
-  const { result: r, lateMs } = await withLoopDelay(() => run({ SYNCER_DISCOVERY: 'kubernetes', SYNCER_DEPLOYMENT: 'gw', POD_NAME: 'gw-1' }, { kubeConfig: kc, deadlineMs: DEADLINE_MS, env: {} }));
+  const { result: r, lateMs } = await withLoopDelay(() => run({ SYNCER_DISCOVERY: 'kubernetes', SYNCER_DEPLOYMENT: 'gw', POD_NAME: 'gw-1' }, { credentials: kubeconfigCredentials(kc), deadlineMs: DEADLINE_MS, env: {} }));
   const took = performance.now() - began;
   t.equal(r.code, 1);
   const bound = boundOf(DEADLINE_MS, STOP_ALLOWANCE_MS, { lateMs, hopMs });

@@ -157,6 +157,6 @@ export function runtimeSpec(text: string): RuntimeSpec {
  * "node" resolves through the image's PATH, here to this test's node.
  */
 export function imageArgv(spec: RuntimeSpec, ...extra: string[]): string[] {
-  // The image's `node` is Node 24 LTS: run the same major here, not the machine's Node.
+  // The image's `node`: the same version here (NODE_RUNTIME_VERSION), not the machine's Node.
   return [...spec.entrypoint, ...spec.cmd, ...extra].map((a, i) => (i === 0 && a === 'node' ? nodeRuntimePath() : a));
 }

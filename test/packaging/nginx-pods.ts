@@ -20,7 +20,7 @@ import { MAIN_JS, startSidecarProcess, type SidecarProcess } from '../support/si
 
 /** Why these tests cannot run here, or undefined when they can. */
 export function podsMissing(): string | undefined {
-  return nginxMissing() ?? (existsSync(MAIN_JS) ? undefined : 'dist/sidecar/main.js is not built');
+  return nginxMissing() ?? (existsSync(MAIN_JS) ? undefined : `${MAIN_JS} is not built: run \`npm run build\``);
 }
 
 export interface PodSpecOptions {

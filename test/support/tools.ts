@@ -52,11 +52,17 @@ export function toolsCacheDir(): string {
   return resolve(root, 'tools');
 }
 
-/** The production image's Node (NODE_RUNTIME_VERSION), installed by test/tooling/install-node-runtime.sh. */
-export function nodeRuntimePath(): string {
+/** NODE_RUNTIME_VERSION: the production image's Node (and the one npm scripts run on), e.g. "26.10.0". */
+export function nodeRuntimeVersion(): string {
   const file = join(repoRoot(), VERSIONS_REL);
   const version = parseEnvFile(file).get('NODE_RUNTIME_VERSION');
   if (!version) throw new Error(`${file}: NODE_RUNTIME_VERSION is not set`);
+  return version;
+}
+
+/** The production image's Node (NODE_RUNTIME_VERSION), installed by test/tooling/install-node-runtime.sh. */
+export function nodeRuntimePath(): string {
+  const version = nodeRuntimeVersion();
   const path = join(toolsCacheDir(), `node-${version}`, 'bin', 'node');
   try {
     accessSync(path, constants.X_OK);
