@@ -20,7 +20,7 @@ export const MAIN_JS = join(repoRoot(), 'dist', 'bundle', 'apigw-syncer.mjs');
  * more, and every start is slower. coreutils' env sets the variable back and execs the program,
  * which keeps the pid the test watches.
  */
-function asLaunched(command: string, args: readonly string[], env: Readonly<Record<string, string>>): [string, string[]] {
+export function asLaunched(command: string, args: readonly string[], env: Readonly<Record<string, string>>): [string, string[]] {
   const intended = env['NODE_OPTIONS'];
   const set = intended === undefined ? ['-u', 'NODE_OPTIONS'] : [`NODE_OPTIONS=${intended}`];
   return ['/usr/bin/env', [...set, command, ...args]];
