@@ -8,7 +8,7 @@ import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { globalArgs, imageArgv, parseStages, resolvedBases, runtimeSpec } from './packaging/dockerfile.js';
+import { globalArgs, imageAppDir, imageArgv, parseStages, resolvedBases, runtimeSpec } from './packaging/dockerfile.js';
 import { freePort, waitForHttp } from './support/net.js';
 import { execTracked } from './support/processes.js';
 import { repoRoot } from './support/repo-root.js';
@@ -104,9 +104,10 @@ t.test('runtime stage reproduced: the bundle alone, started as ENTRYPOINT, /heal
   // Build stage: its last RUN, in this checkout (the bundle lands in dist/bundle, as npm run build puts it).
   const [lastRun = ''] = buildRuns().slice(-1);
   await timed(lastRun, () => execTracked('/bin/sh', ['-c', lastRun], { cwd: ROOT }));
-  // Runtime stage: COPY --from=build /src/dist/bundle ./
+  // Runtime stage: COPY --from=build /src/dist/bundle ./ (what the other tests run the ENTRYPOINT from).
+  t.equal(imageAppDir(DOCKERFILE, ROOT), join(ROOT, 'dist', 'bundle'), "the image's WORKDIR holds dist/bundle");
   const app = join(dir, 'app');
-  cpSync(join(ROOT, 'dist', 'bundle'), app, { recursive: true });
+  cpSync(imageAppDir(DOCKERFILE, ROOT), app, { recursive: true });
   const files = readdirSync(app).sort();
   t.ok(files.includes('apigw-syncer.mjs'), `the bundle's entry is there (${files.join(', ')})`);
   t.ok(files.every((f) => f.endsWith('.mjs')), 'only bundle files: no node_modules, no package.json, no source maps');

@@ -2,6 +2,7 @@
 // CMD, WORKDIR, ENV, USER of the final stage) instead of repeating those facts by hand.
 // Covers what our Dockerfile uses: comments, line continuations, FROM … AS name, exec-form
 // JSON arrays, and ENV key=value pairs. Anything else is kept as raw text.
+import { join } from 'node:path';
 import { nodeRuntimePath } from '../support/tools.js';
 
 export interface Instruction {
@@ -150,6 +151,20 @@ export function runtimeSpec(text: string): RuntimeSpec {
     }
   }
   return { entrypoint, cmd, workdir, env, user };
+}
+
+/**
+ * Where a checkout holds what the image's WORKDIR holds, to run the ENTRYPOINT from: the build
+ * stage's directory the runtime stage copies to "./" (COPY --from=build /src/dist/bundle ./ →
+ * dist/bundle), else the checkout itself.
+ */
+export function imageAppDir(text: string, root: string): string {
+  const last = parseStages(text).at(-1);
+  for (const copy of (last?.instructions ?? []).filter((i) => i.keyword === 'COPY')) {
+    const m = /^--from=\S+\s+\/src\/(\S+)\s+\.\/?$/.exec(copy.args);
+    if (m?.[1] !== undefined) return join(root, m[1]);
+  }
+  return root;
 }
 
 /**

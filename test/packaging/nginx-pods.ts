@@ -6,7 +6,7 @@
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { imageArgv, runtimeSpec } from './dockerfile.js';
+import { imageAppDir, imageArgv, runtimeSpec } from './dockerfile.js';
 import { render } from './helm.js';
 import { podSpec, resolveEnv } from './k8s-objects.js';
 import { container, makeEmptyDirs, materializeConfigMaps, runContainer, type Started } from './pod-sim.js';
@@ -111,8 +111,9 @@ export async function startPod(o: PodSpecOptions): Promise<SimPod> {
   const fields = { 'metadata.name': o.name, 'metadata.namespace': 'apigw', 'status.podIP': o.ip };
 
   // The syncer container has no command: the image's ENTRYPOINT runs, from its WORKDIR.
-  const root = repoRoot();
-  const argv = imageArgv(runtimeSpec(readFileSync(join(root, 'Dockerfile'), 'utf8')));
+  const dockerfile = readFileSync(join(repoRoot(), 'Dockerfile'), 'utf8');
+  const argv = imageArgv(runtimeSpec(dockerfile));
+  const workdir = imageAppDir(dockerfile, repoRoot());
   // Both containers start now: nginx answers within 30 s of it, the sidecar is ready within 30 s after.
   const nginxUp = deadline(30_000);
   const nginxSpec = container(objects, 'nginx');
@@ -121,7 +122,7 @@ export async function startPod(o: PodSpecOptions): Promise<SimPod> {
   const nginx = runContainer(nginxSpec, fields);
   let syncer: SidecarProcess;
   try {
-    syncer = await startSidecarProcess(syncerEnv, { argv, cwd: root, bareEnv: true, timeoutMs: 30_000 });
+    syncer = await startSidecarProcess(syncerEnv, { argv, cwd: workdir, bareEnv: true, timeoutMs: 30_000 });
   } catch (err) {
     await nginx.stop(10_000);
     rmSync(dir, { recursive: true, force: true });
