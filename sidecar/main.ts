@@ -6,7 +6,6 @@ import { App } from './app.js';
 import { parseConfig, type Config } from './config.js';
 import { runPeersCommand } from './peers-command.js';
 import { createLogger } from './telemetry/logger.js';
-import { holdYoungGeneration } from './young-generation.js';
 
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
@@ -54,7 +53,6 @@ async function runSidecar(config: Config): Promise<void> {
   }
 }
 
-holdYoungGeneration();
 const config = loadConfig();
 if (process.argv[2] === 'peers') {
   process.exitCode = await runPeersCommand(config, process.stdout);

@@ -68,7 +68,9 @@ t.test('Dockerfile: multi-stage, non-root numeric user, exec-form ENTRYPOINT, th
   );
   t.equal(runs.at(-1), 'npx tsc -p tsconfig.build.json && npm run bundle', 'build stage type-checks the sidecar, then bundles it');
   const spec = runtimeSpec(DOCKERFILE);
-  t.same(spec.entrypoint, ['node', 'apigw-syncer.mjs'], 'exec form: node is PID 1 and gets SIGTERM; no V8 flag the program does not set itself');
+  t.same(spec.entrypoint, ['node', '--max-semi-space-size=4', 'apigw-syncer.mjs'], 'exec form: node is PID 1 and gets SIGTERM; a small young generation keeps burst memory down');
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  t.equal(pkg.scripts['start'], [...spec.entrypoint, ...spec.cmd].map((a) => (a === 'apigw-syncer.mjs' ? 'dist/bundle/apigw-syncer.mjs' : a)).join(' '), 'npm start runs the program as the image does, V8 flags included');
   t.match(spec.user ?? '', /^[1-9][0-9]*:[0-9]+$/, 'numeric non-root UID:GID, so runAsNonRoot can be verified');
   t.equal(spec.workdir, '/app');
   const copies = (stages.at(-1)?.instructions ?? []).filter((i) => i.keyword === 'COPY').map((i) => i.args);
