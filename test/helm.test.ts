@@ -359,7 +359,7 @@ t.test('NOTES.txt tells the operator how to check the sidecar', async (t) => {
   };
   const on = await notes({});
   t.match(on, /kubectl -n apigw logs "\$POD" -c syncer -f/);
-  t.match(on, /kubectl -n apigw exec "\$POD" -c syncer -- node dist\/sidecar\/main\.js peers/);
+  t.match(on, /kubectl -n apigw exec "\$POD" -c syncer -- node apigw-syncer\.mjs peers/);
   t.match(on, /\/metrics/);
   t.match(on, /auth can-i --list --as=system:serviceaccount:apigw:apigw-apigw-syncer-syncer/);
   t.match(await notes({ syncer: { enabled: false } }), /sidecar is DISABLED/);
