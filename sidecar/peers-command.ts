@@ -1,11 +1,11 @@
 // `apigw-syncer peers`: run discovery once, print what it found and why, exit. Outside a cluster
-// the current kubeconfig is used (KubeConfig.loadFromDefault: in-cluster, else KUBECONFIG or
-// ~/.kube/config), so an operator can see exactly what a sidecar would see.
-import type { KubeConfig } from '@kubernetes/client-node';
+// the current kubeconfig is used (KUBECONFIG or ~/.kube/config, else the pod's service account:
+// api-credentials.ts), so an operator can see exactly what a sidecar would see.
 import { pino } from 'pino';
 import type { Config } from './config.js';
 import { createDnsSource } from './discovery/dns-source.js';
-import { createKubernetesSource, loadDefaultKubeConfig, type KubernetesSource } from './discovery/kubernetes/kubernetes-source.js';
+import { loadApiCredentials, type ApiCredentials } from './discovery/kubernetes/api-credentials.js';
+import { createKubernetesSource, type KubernetesSource } from './discovery/kubernetes/kubernetes-source.js';
 import { PeerStore } from './discovery/peer-store.js';
 import type { PeerSource } from './discovery/source.js';
 import type { PeerSet } from './model.js';
@@ -13,7 +13,7 @@ import { DiscoveryLog } from './telemetry/discovery-log.js';
 import { createLogger } from './telemetry/logger.js';
 
 export interface PeersCommandOptions {
-  readonly kubeConfig?: KubeConfig;
+  readonly credentials?: ApiCredentials;
   readonly deadlineMs?: number;
   /** Where logs go; stderr by default, so stdout holds only the table. */
   readonly logFd?: number;
@@ -25,13 +25,13 @@ const DEFAULT_DEADLINE_MS = 10_000;
 export async function runPeersCommand(config: Config, out: NodeJS.WritableStream, options: PeersCommandOptions = {}): Promise<number> {
   const write = (line = ''): void => void out.write(`${line}\n`);
   let effective = config;
-  let kubeConfig = options.kubeConfig;
+  let credentials = options.credentials;
   if (config.discovery.mode === 'kubernetes') {
-    kubeConfig ??= await loadDefaultKubeConfig();
+    const env = options.env ?? process.env;
+    credentials ??= await loadApiCredentials(env);
     // Outside a pod, POD_NAMESPACE is usually unset: the kubeconfig context's namespace is what
     // kubectl would use, so it is the least surprising default here.
-    const env = options.env ?? process.env;
-    const contextNs = kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace;
+    const contextNs = credentials.contextNamespace;
     if ((env['POD_NAMESPACE'] ?? '') === '' && contextNs !== undefined && contextNs !== '') {
       effective = { ...config, pod: { ...config.pod, namespace: contextNs } };
     }
@@ -56,15 +56,15 @@ export async function runPeersCommand(config: Config, out: NodeJS.WritableStream
   let kube: KubernetesSource | undefined;
   let set: PeerSet | undefined;
   try {
-    if (effective.discovery.mode === 'kubernetes' && kubeConfig !== undefined) {
+    if (effective.discovery.mode === 'kubernetes' && credentials !== undefined) {
       // Credentials first, within the deadline: a kubeconfig exec plugin that hangs or fails is
       // named as such, not mistaken for a slow API server.
-      const problem = await credentialProblem(kubeConfig, timedOut, deadlineMs);
+      const problem = await credentialProblem(credentials, timedOut, deadlineMs);
       if (problem !== undefined) {
         write(`error: ${problem}`);
         return 1;
       }
-      kube = createKubernetesSource(deps, { kubeConfig });
+      kube = createKubernetesSource(deps, { credentials });
       source = kube;
     } else {
       source = createDnsSource(deps);
@@ -87,19 +87,16 @@ export async function runPeersCommand(config: Config, out: NodeJS.WritableStream
   return 0;
 }
 
-/** Why the kubeconfig gives no credentials before `deadline` settles, or undefined once it gives them. */
-async function credentialProblem(kc: KubeConfig, deadline: Promise<undefined>, deadlineMs: number): Promise<string | undefined> {
-  const user = kc.getCurrentUser();
-  const got = kc.applyToHTTPSOptions({}).then(
+/** Why `credentials` give nothing before `deadline` settles, or undefined once they give them. */
+async function credentialProblem(credentials: ApiCredentials, deadline: Promise<undefined>, deadlineMs: number): Promise<string | undefined> {
+  const got = credentials.authorize({}).then(
     () => true as const,
     (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
   );
   const result = await Promise.race([got, deadline]);
   if (result === true) return undefined;
-  const command: unknown = (user?.exec as { command?: unknown } | undefined)?.command;
-  const plugin = typeof command === 'string' ? `its exec plugin ${command}` : 'its credentials';
-  if (result === undefined) return `no credentials from the kubeconfig within ${deadlineMs / 1000} s (user ${user?.name ?? '?'}: ${plugin} did not finish)`;
-  return `the kubeconfig gave no credentials (user ${user?.name ?? '?'}: ${plugin} failed: ${result.message.trim()})`;
+  if (result === undefined) return `no credentials within ${deadlineMs / 1000} s (${credentials.source} did not finish)`;
+  return `no credentials (${credentials.source} failed: ${result.message.trim()})`;
 }
 
 function printSimple(write: (line?: string) => void, what: string, set: PeerSet | undefined): void {

@@ -1,4 +1,4 @@
-// End to end: a real control plane, the BUILT sidecar (node dist/sidecar/main.js) in kubernetes
+// End to end: a real control plane, the BUILT sidecar (its bundle, as shipped) in kubernetes
 // mode with the roles/ ServiceAccount, and small HTTP servers standing in for nginx on the pod IPs
 // the fake kubelet assigned (127.0.5.x, one port). /v1/synced verdicts follow replicas as they
 // come and go, and keep being answered from the last set while the API server is down;

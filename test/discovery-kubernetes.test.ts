@@ -13,6 +13,7 @@ import t from 'tap';
 import { ApiException, CoreV1Api, KubeConfig, RbacAuthorizationV1Api, Watch } from '@kubernetes/client-node';
 import { READINESS_POLL } from '../sidecar/discovery/kubernetes/api-health.js';
 import { createKubeHttp, isTooLargeResourceVersion } from '../sidecar/discovery/kubernetes/kube-http.js';
+import { kubeconfigCredentials } from '../sidecar/discovery/kubernetes/kubeconfig-credentials.js';
 import { createKubernetesSource } from '../sidecar/discovery/kubernetes/kubernetes-source.js';
 import { startControlPlane } from './support/control-plane.js';
 import { waitFor } from './support/wait.js';
@@ -55,7 +56,7 @@ t.test('kubernetes discovery against a real control plane', async (t) => {
     });
     const { log, lines } = captureLogger('debug');
     const { store, telemetry } = newStore(log);
-    const { http, requests } = recordRequests(createKubeHttp(kc));
+    const { http, requests } = recordRequests(createKubeHttp(kubeconfigCredentials(kc)));
     const source = createKubernetesSource({ config, store, log }, { http });
     const history: { at: number; names: string[] }[] = [];
     store.onChange((set) => history.push({ at: performance.now(), names: names(set.peers) }));
@@ -265,7 +266,7 @@ t.test('kubernetes discovery against a real control plane', async (t) => {
     // The reflector relists on these (discovery-reflector.test.ts replays the Status checked
     // here). A plain watch from such a version is accepted silently by 1.35 (it waits for the
     // server to get there); reads at that version answer as follows.
-    const http = createKubeHttp(sidecarKc);
+    const http = createKubeHttp(kubeconfigCredentials(sidecarKc));
     const path = `/apis/apps/v1/namespaces/${NS}/replicasets`;
     const listed = (await http.getJson(path, {}, AbortSignal.timeout(10_000))) as { metadata: { resourceVersion: string } };
     const ahead = String(Number(listed.metadata.resourceVersion) + 100_000);

@@ -9,6 +9,7 @@ import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createKubeHttp, KubeApiError } from '../sidecar/discovery/kubernetes/kube-http.js';
+import { kubeconfigCredentials } from '../sidecar/discovery/kubernetes/kubeconfig-credentials.js';
 import { runPeersCommand } from '../sidecar/peers-command.js';
 import { configFrom } from './support/discovery-harness.js';
 import { runSidecarCommand } from './support/sidecar-process.js';
@@ -54,7 +55,7 @@ t.test('kubernetes: an unreachable API server fails clearly within the deadline'
   await run({ SYNCER_DISCOVERY: 'static', SYNCER_PEERS: 'a=127.0.0.3:82' });
   const hopMs = performance.now() - began;
   began = performance.now();
-  const { result: r, lateMs } = await withLoopDelay(() => run({ SYNCER_DISCOVERY: 'kubernetes', SYNCER_DEPLOYMENT: 'gw', POD_NAME: 'gw-1' }, { kubeConfig: kc, deadlineMs: DEADLINE_MS, env: {} }));
+  const { result: r, lateMs } = await withLoopDelay(() => run({ SYNCER_DISCOVERY: 'kubernetes', SYNCER_DEPLOYMENT: 'gw', POD_NAME: 'gw-1' }, { credentials: kubeconfigCredentials(kc), deadlineMs: DEADLINE_MS, env: {} }));
   const took = performance.now() - began;
   t.equal(r.code, 1);
   const bound = boundOf(DEADLINE_MS, STOP_ALLOWANCE_MS, { lateMs, hopMs });
@@ -122,7 +123,7 @@ t.test('kubernetes: a credential plugin that hangs is bounded by the deadline, a
   const hopMs = performance.now() - began;
   began = performance.now();
   const env = { SYNCER_DISCOVERY: 'kubernetes', SYNCER_DEPLOYMENT: 'gw', POD_NAME: 'gw-1' };
-  const { result: r, lateMs } = await withLoopDelay(() => within(60_000, run(env, { kubeConfig: kc, deadlineMs: DEADLINE_MS, env: {} })));
+  const { result: r, lateMs } = await withLoopDelay(() => within(60_000, run(env, { credentials: kubeconfigCredentials(kc), deadlineMs: DEADLINE_MS, env: {} })));
   const took = performance.now() - began;
   if (r === undefined) {
     t.fail('runPeersCommand had not returned a minute after its 1.5 s deadline');
@@ -131,21 +132,21 @@ t.test('kubernetes: a credential plugin that hangs is bounded by the deadline, a
   t.equal(r.code, 1);
   const bound = boundOf(DEADLINE_MS, STOP_ALLOWANCE_MS, { lateMs, hopMs });
   t.ok(took <= bound.ms, `bounded by the deadline (${took.toFixed(0)} ms; bound ${bound.why})`);
-  t.equal(r.out, `error: no credentials from the kubeconfig within 1.5 s (user u: its exec plugin ${plugin} did not finish)\n`);
+  t.equal(r.out, `error: no credentials within 1.5 s (the kubeconfig's user u: its exec plugin ${plugin} did not finish)\n`);
 });
 
 t.test('a discovery request waiting for a hanging credential plugin ends with its own bound (a list deadline, a stop)', async (t) => {
   const { kc } = execPluginKubeconfig(t, 'exec sleep 1000000');
-  const http = createKubeHttp(kc);
+  const http = createKubeHttp(kubeconfigCredentials(kc));
   const err = await within(60_000, http.getJson('/api/v1/namespaces/ns/pods', {}, AbortSignal.timeout(300)).then(() => 'answered', (e: unknown) => e));
   t.ok(err instanceof KubeApiError, `rejected (${String(err)})`);
-  t.match(err, { status: undefined, reason: 'Aborted', message: /\(waiting for the kubeconfig's credentials\)$/ });
+  t.match(err, { status: undefined, reason: 'Aborted', message: /\(waiting for the credentials\)$/ });
 });
 
 t.test('kubernetes: a credential plugin that fails is named with what it said', async (t) => {
   const { kc, plugin } = execPluginKubeconfig(t, 'echo "the login expired: run sso-login" >&2; exit 1');
-  const r = await within(60_000, run({ SYNCER_DISCOVERY: 'kubernetes', SYNCER_DEPLOYMENT: 'gw', POD_NAME: 'gw-1' }, { kubeConfig: kc, deadlineMs: DEADLINE_MS, env: {} }));
-  t.same(r, { code: 1, out: `error: the kubeconfig gave no credentials (user u: its exec plugin ${plugin} failed: the login expired: run sso-login)\n` });
+  const r = await within(60_000, run({ SYNCER_DISCOVERY: 'kubernetes', SYNCER_DEPLOYMENT: 'gw', POD_NAME: 'gw-1' }, { credentials: kubeconfigCredentials(kc), deadlineMs: DEADLINE_MS, env: {} }));
+  t.same(r, { code: 1, out: `error: no credentials (the kubeconfig's user u: its exec plugin ${plugin} failed: the login expired: run sso-login)\n` });
 });
 
 t.test('the built program: `peers` with a hanging credential plugin exits on time', async (t) => {
@@ -159,5 +160,5 @@ t.test('the built program: `peers` with a hanging credential plugin exits on tim
   t.ok(took >= DEFAULT_DEADLINE_MS, `not before the deadline (${took.toFixed(0)} ms)`);
   // Starting node and loading the program, and exiting, on a loaded machine: a generous allowance.
   t.ok(took <= DEFAULT_DEADLINE_MS + 10_000, `exits on time (${took.toFixed(0)} ms), not when the plugin does`);
-  t.equal(r.stdout, `error: no credentials from the kubeconfig within 10 s (user u: its exec plugin ${plugin} did not finish)\n`);
+  t.equal(r.stdout, `error: no credentials within 10 s (the kubeconfig's user u: its exec plugin ${plugin} did not finish)\n`);
 });

@@ -5,6 +5,7 @@
 // undici's handler callbacks (onHeaders, onComplete). check-integration.test.ts runs the same
 // code against real peers.
 import t from 'tap';
+import type { Dispatcher } from 'undici';
 import { fanOut, type FanOutSettings } from '../sidecar/check/fan-out.js';
 import type { Peer } from '../sidecar/model.js';
 import { PeerChannel } from '../sidecar/probe/peer-channel.js';
@@ -47,11 +48,14 @@ class ScriptedChannel extends PeerChannel {
 const peer = (name: string): Peer => ({ name, host: '127.0.0.1', port: 9 });
 const channel = (name: string, script: Script) => new ScriptedChannel(peer(name), script);
 
+/** What undici hands the handler; a scripted answer never aborts through it. */
+const controller: Dispatcher.DispatchController = { aborted: false, paused: false, reason: null, abort: () => undefined, pause: () => undefined, resume: () => undefined };
+
 /** The peer's answer, delivered later as undici delivers it. */
 function answer(probe: Probe, status: number, then?: () => void): void {
   setImmediate(() => {
-    probe.onHeaders(status);
-    probe.onComplete();
+    probe.onResponseStart(controller, status);
+    probe.onResponseEnd();
     then?.();
   });
 }
@@ -198,7 +202,7 @@ t.test('the deadline with a probe in flight: counted aborted once, and cut after
 t.test('a probe settled inside probe() is not in flight: the deadline does not count it', async (t) => {
   // A refused pool answers this way (peer-channel.ts dispatch): synchronously, a transient error.
   const refused = channel('refused', (probe, n) => {
-    if (n === 1) probe.onError(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }));
+    if (n === 1) probe.fail(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }));
   });
   const result = await fanOut([refused], HEADERS, settings(40, 10_000), deps).result;
   t.same(result.peers, [{ name: 'refused', outcome: 'error', attempts: 1, lastStatus: null, lastError: 'ECONNREFUSED', syncedAtMs: null }], 'a refusal is an answer: error, not timeout');

@@ -280,7 +280,7 @@ t.test('images: registry prefixed, a digest instead of the tag', async (t) => {
 
 t.test('the V8 heap cap follows the memory limit', async (t) => {
   const heap = async (name: SetName): Promise<string | undefined> => envVar(await syncerOf(name), 'NODE_OPTIONS')?.value;
-  t.equal(await heap('defaults'), '--max-old-space-size=160', 'half of the default 320Mi limit');
+  t.equal(await heap('defaults'), '--max-old-space-size=120', 'half of the default 240Mi limit');
   t.equal(await heap('syncer limit 1Gi'), '--max-old-space-size=512', 'half of 1Gi, in MiB');
   t.equal(await heap('syncer explicit heap cap'), '--max-old-space-size=100', 'syncer.maxOldSpaceMiB as given');
   t.equal(await heap('syncer limit in M (no cap derived)'), undefined, 'a limit in other units: no guess, V8 sizes its heap itself');

@@ -26,7 +26,7 @@ import { applyAll, restrictedNamespace, waitForPods } from './packaging/cluster-
 import { KubeClient, errorMessage } from './packaging/kube-apply.js';
 import { containerView } from './packaging/container-view.js';
 import { SHAPES, at, compareShapes, type JsonSchema } from './packaging/schema-shapes.js';
-import { imageArgv, runtimeSpec } from './packaging/dockerfile.js';
+import { imageAppDir, imageArgv, runtimeSpec } from './packaging/dockerfile.js';
 import { startControlPlane } from './support/control-plane.js';
 import { FakeKubelet } from './support/fake-kubelet.js';
 import { execTracked, runTracked } from './support/processes.js';
@@ -377,7 +377,7 @@ t.test('NOTES.txt tells the operator how to check the sidecar', async (t) => {
   const { notes } = renderer;
   const on = await notes({});
   t.match(on, /kubectl -n apigw logs "\$POD" -c syncer -f/);
-  t.match(on, /kubectl -n apigw exec "\$POD" -c syncer -- node dist\/sidecar\/main\.js peers/);
+  t.match(on, /kubectl -n apigw exec "\$POD" -c syncer -- node apigw-syncer\.mjs peers/);
   t.match(on, /\/metrics/);
   t.match(on, /auth can-i --list --as=system:serviceaccount:apigw:apigw-apigw-syncer-syncer/);
   t.match(await notes({ syncer: { enabled: false } }), /sidecar is DISABLED/);
@@ -725,8 +725,8 @@ t.test('installs on a real kube-apiserver: strict validation, restricted Pod Sec
   const inCluster = { ...podEnv, KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: new URL(cp.server).port, HOME: emptyHome };
   const seen = await execTracked(syncerView.argv[0] ?? '', [...syncerView.argv.slice(1), '/bin/sh', '-c', `test -s ${API_ACCESS_PATH}/token && cat ${API_ACCESS_PATH}/namespace`], { env: inCluster });
   t.equal(seen.stdout, 'apigw-on', 'token and namespace where the in-cluster client reads them');
-  const argv = imageArgv(runtimeSpec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8')));
-  const peersRun = await runSidecarCommand(['peers'], inCluster, { argv: [...syncerView.argv, ...argv], cwd: ROOT });
+  const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+  const peersRun = await runSidecarCommand(['peers'], inCluster, { argv: [...syncerView.argv, ...imageArgv(runtimeSpec(dockerfile))], cwd: imageAppDir(dockerfile, ROOT) });
   const peersOutput = peersRun.stdout + peersRun.stderr;
   t.same(peersRun.exit, { code: 0, signal: null }, `peers command exits 0 in-cluster, with the projected token:\n${peersOutput}`);
   t.match(peersOutput, other.metadata.name, 'lists the other pod');

@@ -1,6 +1,6 @@
 // End to end on real processes: 4 apigw "pods", each = open-source nginx with the shipped
 // snippets (clients on 127.0.2.(10+i):18080, the probe server on :18081, the token API on
-// loopback) + the real sidecar (node dist/sidecar/main.js) on its own 127.0.0.1 port, all
+// loopback) + the real sidecar (its bundle, as shipped) on its own 127.0.0.1 port, all
 // listing each other's probe servers in SYNCER_PEERS. A client talks to the origin pod's nginx
 // only; replication is played by ReplicationSim through each pod's token API. Asserts what the
 // client sees.

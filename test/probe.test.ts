@@ -73,3 +73,19 @@ t.test('a probe cut from our side says why, at once, and is told only once', asy
     [1, 1, 1, 1],
   );
 });
+
+t.test('a probe cut while its connection opens is never sent, and the connection serves the next probe', async (t) => {
+  const p = await startProbing(t, { host: `${NET}12`, connectionsPerPeer: 1, timeoutMs: 10_000 });
+  p.replica.give('next');
+  // Cut in the same turn it is dispatched: undici is still connecting when the check gives it up.
+  p.probe('early').cut(CUT.deadline);
+  t.same(p.results.get('early'), [{ kind: 'aborted', status: null, errorCode: null }]);
+  // With one connection allowed, the next probe waits until undici is done with the cut one.
+  p.probe('next');
+  t.same(await p.resultOf('next'), { kind: 'synced', status: 200, errorCode: null });
+  t.same(
+    { accepted: p.replica.connectionsAccepted, requests: p.replica.requests, early: p.results.get('early')?.length },
+    { accepted: 1, requests: 1, early: 1 },
+    'one connection, kept for the next probe; the cut probe was never written to it',
+  );
+});

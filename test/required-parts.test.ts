@@ -9,15 +9,15 @@ import t from 'tap';
 import { runTracked } from './support/processes.js';
 import { repoRoot } from './support/repo-root.js';
 
-/** Test files that need the built sidecar (dist/sidecar/main.js) before anything else. */
+/** Test files that need the built sidecar (the bundle, dist/bundle/apigw-syncer.mjs) before anything else. */
 const NEED_THE_BUILT_SIDECAR = ['helm-termination.test.js'];
 
-/** A copy of the repository's built tree (dist, the root marker, node_modules linked) without dist/sidecar/main.js. */
+/** A copy of the repository's built tree (dist, the root marker, node_modules linked) without the bundle's entry. */
 function treeWithoutMain(): string {
   const root = repoRoot();
   const dir = mkdtempSync(join(tmpdir(), 'apigw-required-'));
   cpSync(join(root, 'dist'), join(dir, 'dist'), { recursive: true });
-  rmSync(join(dir, 'dist', 'sidecar', 'main.js'));
+  rmSync(join(dir, 'dist', 'bundle', 'apigw-syncer.mjs'));
   mkdirSync(join(dir, 'test', 'tooling'), { recursive: true });
   copyFileSync(join(root, 'test', 'tooling', 'versions.env'), join(dir, 'test', 'tooling', 'versions.env'));
   symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
@@ -32,7 +32,7 @@ t.test('without the built sidecar, the tests that need it fail and say so', asyn
     const { NODE_OPTIONS: _ignored, ...env } = process.env;
     const r = await runTracked(process.execPath, [join(dir, 'dist', 'test', file)], { env, timeoutMs: 60_000 });
     t.not(r.exit.code, 0, `${file} fails (${r.exit.code})`);
-    t.match(r.stdout, /a part this test needs is missing: dist\/sidecar\/main\.js is not built/, `${file} names the missing part`);
+    t.match(r.stdout, /a part this test needs is missing: \S*dist\/bundle\/apigw-syncer\.mjs is not built/, `${file} names the missing part`);
     t.notMatch(r.stdout, /# SKIP/i, `${file} skips nothing`);
   }
 });

@@ -1,63 +1,80 @@
-// The image's runtime, reproduced without Docker: the Dockerfile's build stage (tsc with
-// tsconfig.build.json: sidecar/ only) and deps stage (npm ci --omit=dev from the lockfile),
-// laid out as the runtime stage copies them, then started exactly as its ENTRYPOINT/CMD say
-// (parsed from the Dockerfile, so the two cannot drift), in a bare environment.
+// The image's runtime, reproduced without Docker: the Dockerfile's build stage (its last RUN:
+// type-check sidecar/ with tsconfig.build.json, then the bundle), copied as the runtime stage
+// copies it, then started exactly as its ENTRYPOINT/CMD say (parsed from the Dockerfile, so the
+// two cannot drift), in a bare environment. And the runtime is one version everywhere: the
+// image's base, the tests' production runtime, and the Node npm scripts (this suite) run on.
 import t from 'tap';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { globalArgs, imageArgv, parseStages, resolvedBases, runtimeSpec } from './packaging/dockerfile.js';
+import { globalArgs, imageAppDir, imageArgv, parseStages, resolvedBases, runtimeSpec } from './packaging/dockerfile.js';
 import { freePort, waitForHttp } from './support/net.js';
 import { execTracked } from './support/processes.js';
 import { repoRoot } from './support/repo-root.js';
 import { runSidecarCommand, startSidecarProcess } from './support/sidecar-process.js';
+import { nodeRuntimeVersion } from './support/tools.js';
 import { deadline } from './support/wait.js';
 
 const ROOT = repoRoot();
 const DOCKERFILE = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
 const IP = '127.0.4.1';
+/** `entry` and every bundle file it imports statically, transitively (import … from "./x.mjs"). */
+function staticImports(dir: string, entry: string): string[] {
+  const seen = [entry];
+  for (let i = 0; i < seen.length; i++) {
+    for (const m of readFileSync(join(dir, seen[i]!), 'utf8').matchAll(/^(?:import|export)\b[^;]*?\bfrom "\.\/([^"]+)";/gms)) {
+      if (!seen.includes(m[1]!)) seen.push(m[1]!);
+    }
+  }
+  return seen;
+}
 
-t.test('Dockerfile: multi-stage, Node 24, non-root numeric user, exec-form ENTRYPOINT', async (t) => {
+/** The build stage's RUN instructions, in order. */
+const buildRuns = (): string[] => (parseStages(DOCKERFILE).find((s) => s.name === 'build')?.instructions ?? []).filter((i) => i.keyword === 'RUN').map((i) => i.args);
+
+t.test('one Node runtime: the image\'s base, the tests\' production runtime, and the Node this suite runs on', async (t) => {
+  const version = nodeRuntimeVersion();
+  const major = version.split('.')[0];
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string>; engines: Record<string, string> };
+  t.equal(pkg.devDependencies['node'], version, `package.json's devDependency "node" pins NODE_RUNTIME_VERSION (${version}): npm scripts run on it`);
+  t.equal(globalArgs(DOCKERFILE)['NODE_IMAGE'], `docker.io/library/node:${major}-alpine`, `the image's base is the same major (node:${major}-alpine)`);
+  t.equal(process.version, `v${version}`, 'this suite runs on it (npm test, npx tap: node_modules/.bin/node)');
+  t.equal(pkg.engines['node'], `>=${major}`, 'engines states the line the suite proves');
+});
+
+t.test('Dockerfile: multi-stage, non-root numeric user, exec-form ENTRYPOINT, the bundle alone', async (t) => {
   const stages = parseStages(DOCKERFILE);
   t.same(
     stages.map((s) => s.name),
-    ['build', 'deps', 'runtime'],
+    ['build', 'runtime'],
   );
-  t.same(globalArgs(DOCKERFILE), { NODE_IMAGE: 'docker.io/library/node:24-alpine', NODE_DIGEST: '' }, 'Node 24 LTS base, named in full; no digest by default');
-  t.same(resolvedBases(DOCKERFILE), Array(3).fill('docker.io/library/node:24-alpine'), 'every stage on the same base: the tag, for local builds');
+  const base = globalArgs(DOCKERFILE)['NODE_IMAGE'] ?? '';
+  t.same(globalArgs(DOCKERFILE), { NODE_IMAGE: base, NODE_DIGEST: '' }, 'the base named in full; no digest by default');
+  t.same(resolvedBases(DOCKERFILE), Array(2).fill(base), 'every stage on the same base: the tag, for local builds');
   const digest = `sha256:${'0123456789abcdef'.repeat(4)}`;
   t.same(
     resolvedBases(DOCKERFILE, { NODE_DIGEST: digest }),
-    Array(3).fill(`docker.io/library/node:24-alpine@${digest}`),
+    Array(2).fill(`${base}@${digest}`),
     'a release pins every stage by digest with --build-arg NODE_DIGEST',
   );
   const labels = (stages.at(-1)?.instructions ?? []).filter((i) => i.keyword === 'LABEL').map((i) => i.args).join(' ');
   t.match(labels, /org\.opencontainers\.image\.base\.name="\$\{NODE_IMAGE\}"/, 'the image records its base');
   t.match(labels, /org\.opencontainers\.image\.base\.digest="\$\{NODE_DIGEST\}"/, 'and the digest it was pinned to');
-  const runs = (name: string): string[] => (stages.find((s) => s.name === name)?.instructions ?? []).filter((i) => i.keyword === 'RUN').map((i) => i.args);
+  const runs = buildRuns();
   t.ok(
-    runs('build').some((r) => /npm ci\b/.test(r) && !r.includes('--omit=dev')),
-    'build stage installs dev dependencies',
+    runs.some((r) => /npm ci\b/.test(r) && !r.includes('--omit=dev')),
+    'build stage installs dev dependencies (the bundler)',
   );
-  t.ok(
-    runs('build').some((r) => r.includes('tsc -p tsconfig.build.json')),
-    'build stage compiles with tsconfig.build.json',
-  );
-  t.ok(
-    runs('deps').some((r) => /npm ci\b.*--omit=dev/.test(r)),
-    'deps stage installs production dependencies only',
-  );
+  t.equal(runs.at(-1), 'npx tsc -p tsconfig.build.json && npm run bundle', 'build stage type-checks the sidecar, then bundles it');
   const spec = runtimeSpec(DOCKERFILE);
-  t.same(spec.entrypoint, ['node', '--max-semi-space-size=4', 'dist/sidecar/main.js'], 'exec form: node is PID 1 and gets SIGTERM; a small young generation keeps burst memory down');
+  t.same(spec.entrypoint, ['node', '--max-semi-space-size=4', 'apigw-syncer.mjs'], 'exec form: node is PID 1 and gets SIGTERM; a small young generation keeps burst memory down');
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  t.equal(pkg.scripts['start'], [...spec.entrypoint, ...spec.cmd].map((a) => (a === 'apigw-syncer.mjs' ? 'dist/bundle/apigw-syncer.mjs' : a)).join(' '), 'npm start runs the program as the image does, V8 flags included');
   t.match(spec.user ?? '', /^[1-9][0-9]*:[0-9]+$/, 'numeric non-root UID:GID, so runAsNonRoot can be verified');
   t.equal(spec.workdir, '/app');
   const copies = (stages.at(-1)?.instructions ?? []).filter((i) => i.keyword === 'COPY').map((i) => i.args);
-  t.same(
-    copies,
-    ['package.json ./', '--from=deps /app/node_modules ./node_modules', '--from=build /src/dist/sidecar ./dist/sidecar'],
-    'the runtime holds package.json, production node_modules and dist/sidecar, nothing else',
-  );
+  t.same(copies, ['--from=build /src/dist/bundle ./'], 'the runtime holds the bundle, nothing else');
 });
 
 t.test('.dockerignore keeps the build context to what the Dockerfile copies', async (t) => {
@@ -73,7 +90,7 @@ t.test('.dockerignore keeps the build context to what the Dockerfile copies', as
   );
 });
 
-t.test('runtime stage reproduced: production install, start as ENTRYPOINT, /healthz, /readyz, SIGTERM → 0', async (t) => {
+t.test('runtime stage reproduced: the bundle alone, started as ENTRYPOINT, /healthz, /readyz, SIGTERM → 0', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'apigw-runtime-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const timings: string[] = [];
@@ -86,29 +103,23 @@ t.test('runtime stage reproduced: production install, start as ENTRYPOINT, /heal
     }
   };
 
-  // Build stage: the repo's sidecar sources with tsconfig.build.json, into a separate outDir.
-  const build = join(dir, 'build');
-  await timed('tsc -p tsconfig.build.json', () =>
-    execTracked(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(build, 'dist')], { cwd: ROOT }),
-  );
-  t.ok(existsSync(join(build, 'dist', 'sidecar', 'main.js')), 'build stage output: dist/sidecar/main.js');
-  t.notOk(existsSync(join(build, 'dist', 'test')), 'tsconfig.build.json compiles no tests');
-
-  // Deps stage + runtime stage layout.
+  // Build stage: its last RUN, in this checkout (the bundle lands in dist/bundle, as npm run build puts it).
+  const [lastRun = ''] = buildRuns().slice(-1);
+  await timed(lastRun, () => execTracked('/bin/sh', ['-c', lastRun], { cwd: ROOT }));
+  // Runtime stage: COPY --from=build /src/dist/bundle ./ (what the other tests run the ENTRYPOINT from).
+  t.equal(imageAppDir(DOCKERFILE, ROOT), join(ROOT, 'dist', 'bundle'), "the image's WORKDIR holds dist/bundle");
   const app = join(dir, 'app');
-  mkdirSync(app);
-  copyFileSync(join(ROOT, 'package.json'), join(app, 'package.json'));
-  copyFileSync(join(ROOT, 'package-lock.json'), join(app, 'package-lock.json'));
-  await timed('npm ci --omit=dev', () =>
-    execTracked('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], {
-      cwd: app,
-      env: { ...process.env, npm_config_loglevel: 'error' },
-    }),
-  );
-  rmSync(join(app, 'package-lock.json')); // the runtime stage copies only package.json
-  cpSync(join(build, 'dist', 'sidecar'), join(app, 'dist', 'sidecar'), { recursive: true });
-  for (const dev of ['tap', 'typescript', 'pino-pretty']) t.notOk(existsSync(join(app, 'node_modules', dev)), `devDependency ${dev} absent`);
-  for (const dep of ['pino', 'prom-client', 'undici', '@kubernetes/client-node']) t.ok(existsSync(join(app, 'node_modules', dep)), `dependency ${dep} present`);
+  cpSync(imageAppDir(DOCKERFILE, ROOT), app, { recursive: true });
+  const files = readdirSync(app).sort();
+  t.ok(files.includes('apigw-syncer.mjs'), `the bundle's entry is there (${files.join(', ')})`);
+  t.ok(files.every((f) => f.endsWith('.mjs')), 'only bundle files: no node_modules, no package.json, no source maps');
+  // What starting loads: the entry and the chunks it imports statically. @kubernetes/client-node
+  // (its KubeConfig imports the whole generated API) is only in the chunk a kubeconfig loads.
+  const loadedAtStart = staticImports(app, 'apigw-syncer.mjs');
+  const library = /^\/\/ node_modules\/@kubernetes\/client-node\//m;
+  t.same(loadedAtStart.filter((f) => library.test(readFileSync(join(app, f), 'utf8'))), [], `no client-node code in what starts (${loadedAtStart.join(', ')})`);
+  const lazy = files.filter((f) => !loadedAtStart.includes(f));
+  t.ok(lazy.some((f) => f.startsWith('kubeconfig-credentials-') && library.test(readFileSync(join(app, f), 'utf8'))), `the kubeconfig chunk holds it (${lazy.join(', ')})`);
 
   // A peer for static discovery: answers the probe path like a replica that has every token.
   const peer: Server = createServer((_req, res) => res.writeHead(200).end());
@@ -140,12 +151,12 @@ t.test('runtime stage reproduced: production install, start as ENTRYPOINT, /heal
   timings.push(`start → /healthz 200 ${Date.now() - started} ms`);
   t.pass('/healthz 200');
   const listening = proc.lines.find((l) => l['msg'] === 'listening');
-  t.match(listening?.['node'], /^v24\./, `runs on the image's Node 24 LTS (${String(listening?.['node'])})`);
+  t.equal(listening?.['node'], `v${nodeRuntimeVersion()}`, "runs on the image's Node");
   await waitForHttp(`http://${IP}:${opsPort}/readyz`, { timeoutMs: 20_000, intervalMs: 50, context: output });
   t.pass('/readyz 200');
   t.match(await (await fetch(`http://${IP}:${opsPort}/metrics`)).text(), /syncer_peers 1/, 'metrics: one static peer');
   const served = (await (await fetch(`http://${IP}:${opsPort}/openapi.json`)).json()) as { openapi?: string };
-  t.equal(served.openapi, '3.1.0', 'the image serves its OpenAPI document (built into dist/sidecar)');
+  t.equal(served.openapi, '3.1.0', 'the image serves its OpenAPI document (built into the bundle)');
   t.notMatch(proc.stderr(), /ExperimentalWarning/, 'no experimental warning on the image runtime');
 
   // The peers command, as the NOTES tell operators to run it inside the container.

@@ -20,6 +20,13 @@ import { waitFor } from './support/wait.js';
 const NET = '127.0.53.';
 const PORT = 18090;
 const PLANT = join(repoRoot(), 'dist', 'test', 'support', 'plant-fault.js');
+/**
+ * The same program before bundling (tsc's output of the same source): a fault planted inside a
+ * module (the probe's timeout) must patch the module the program runs, and the bundle inlines
+ * its modules where nothing from outside reaches them. The plants on Node's own objects (a
+ * listener's error, a timer, a rejection) run against the bundle as shipped.
+ */
+const UNBUNDLED_MAIN = join(repoRoot(), 'dist', 'sidecar', 'main.js');
 
 interface Planted {
   readonly sidecar: SidecarProcess;
@@ -52,7 +59,7 @@ async function unexpectedErrors(sidecar: SidecarProcess, source: string): Promis
 const contained = (sidecar: SidecarProcess, where: string): LogLine[] => sidecar.lines.filter((l) => l['level'] === 50 && l['where'] === where);
 
 t.test('a timer whose callback throws (every probe timeout, planted): contained, and the sidecar keeps answering', async (t) => {
-  const { sidecar, replicas } = await start(t, 10, 'probe-timeout', { SYNCER_HARD_TIMEOUT_MS: '1000', SYNCER_PROBE_TIMEOUT_MS: '200' });
+  const { sidecar, replicas } = await start(t, 10, 'probe-timeout', { SYNCER_HARD_TIMEOUT_MS: '1000', SYNCER_PROBE_TIMEOUT_MS: '200' }, [process.execPath, UNBUNDLED_MAIN]);
   const token = `timer-${process.pid}`;
   for (const r of replicas) r.give(token);
   replicas[0]!.behaviour = { kind: 'hang' };

@@ -1,8 +1,9 @@
 // One peer's probes: an undici Pool capped at connectionsPerPeer, with our own FIFO in front.
 // Probes past the cap wait here, not in undici: a probe given up while waiting (deadline,
-// departure) leaves at once, where undici 7 keeps an aborted queued request until it reaches a
-// socket and then destroys that socket. So connections to a peer never exceed the cap, and a
-// burst that outlived its checks leaves nothing behind to replay.
+// departure) leaves at once, where a request dispatched to undici stays queued until it reaches a
+// socket (undici 8 withdraws a queued request only for its signal-driven API, request() and the
+// like, which a bare dispatch handler does not use). So connections to a peer never exceed the
+// cap, and a burst that outlived its checks leaves nothing behind to replay.
 import type { Dispatcher } from 'undici';
 import type { Peer } from '../model.js';
 import { CUT, Probe, type ProbeListener, type ProbeOwner } from './probe.js';
@@ -79,8 +80,8 @@ export class PeerChannel implements ProbeOwner {
     this.inFlight.add(probe);
     // The probe's own clock starts here: time spent in our queue is the check deadline's business.
     this.timeouts.add(probe);
-    // dispatch() reports its own failures through probe.onError, synchronously or later.
-    if (this.pool instanceof Error) probe.onError(this.pool);
+    // dispatch() reports its own failures through probe.onResponseError, synchronously or later.
+    if (this.pool instanceof Error) probe.fail(this.pool);
     else this.pool.dispatch({ method: 'GET', path: this.path, headers: probe.headers }, probe);
   }
 }

@@ -3,9 +3,9 @@
 //
 // Why a dispatch handler instead of Pool.request: request() builds a promise, a Readable body
 // stream and an abort-signal listener per call; a probe needs the status line and the end of a
-// tiny body. The callbacks used are undici 7's own handler interface (onConnect, onHeaders, …):
-// its core calls them directly, while the newer controller interface is wrapped per request,
-// headers parsed into an object each time (lib/handler/unwrap-handler.js).
+// tiny body. The callbacks are undici 8's handler interface (onRequestStart, onResponseStart, …);
+// a probe is cut on its socket through the controller undici hands to onRequestStart.
+import type { Dispatcher } from 'undici';
 import type { ProbeResultKind } from '../model.js';
 import type { ProbeTimeouts, Timed } from './probe-timeouts.js';
 
@@ -61,7 +61,7 @@ function errorCodeOf(err: Error): string {
   return typeof code === 'string' ? code : err.name;
 }
 
-export class Probe implements Timed {
+export class Probe implements Timed, Dispatcher.DispatchHandler {
   /** When the shared timeout sweep cuts it (performance.now() based); set by the sweep. */
   expiresAt = 0;
   /** The timeout sweep's list holding it while it runs, and its neighbours there. */
@@ -72,7 +72,8 @@ export class Probe implements Timed {
   private released = false;
   private status: number | null = null;
   private bodyBytes = 0;
-  private abort: ((err: Error) => void) | undefined = undefined;
+  /** undici's handle on the request once it is on a socket (onRequestStart) until it ends. */
+  private controller: Dispatcher.DispatchController | undefined = undefined;
 
   constructor(
     /** [name, value] of the token header: built once per check, shared by its probes. */
@@ -95,56 +96,60 @@ export class Probe implements Timed {
     else if (reason === CUT.departed) this.settle('departed', null);
     else this.settle('error', PROBE_TIMEOUT);
     // On a socket: abort (undici then destroys that connection: the answer can no longer be read).
-    // Waiting for a connection: onConnect below removes it before it is written.
-    this.abort?.(reason);
+    // Waiting for a connection: onRequestStart below removes it before it is written.
+    this.controller?.abort(reason);
   }
 
   timedOut(): void {
     this.cut(CUT.timeout);
   }
 
+  /** Fails the probe before undici ever held it (a pool undici refused), as a transport error would. */
+  fail(err: Error): void {
+    this.onResponseError(undefined, err);
+  }
+
   // ---- undici's handler interface -----------------------------------------------------------
 
-  onConnect(abort: (err: Error) => void): void {
+  onRequestStart(controller: Dispatcher.DispatchController): void {
     // Settled while undici was still connecting: throwing here makes undici drop the request
-    // before writing it and keep the socket (client-h1.js writeH1: onConnect errors go to
-    // errorRequest), where calling abort() would destroy a good keep-alive connection.
+    // before writing it and keep the socket (client-h1.js writeH1: an onRequestStart error goes
+    // to errorRequest, hence onResponseError), where controller.abort() would destroy a good
+    // keep-alive connection (test/probe.test.ts counts the connections).
     if (this.settled) throw CUT.deadline;
-    this.abort = abort;
+    this.controller = controller;
   }
 
-  onHeaders(statusCode: number): boolean {
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number): void {
     this.status = statusCode;
-    return true;
   }
 
-  onData(chunk: Buffer): boolean {
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.bodyBytes += chunk.length;
     if (this.bodyBytes > MAX_PROBE_BODY_BYTES && this.status !== null) {
       // The status line decided it; an oversized (or endless) body is not read, its connection dropped.
       this.settle(classifyStatus(this.status), null);
-      this.abort?.(CUT.bodyLimit);
+      controller.abort(CUT.bodyLimit);
     }
-    return true;
   }
 
-  onComplete(): void {
-    // Only a fully read answer counts: a connection closed mid-response ends in onError instead.
+  onResponseEnd(): void {
+    // Only a fully read answer counts: a connection closed mid-response ends in onResponseError instead.
     if (this.status !== null) this.settle(classifyStatus(this.status), null);
     this.release();
   }
 
-  onError(err: Error): void {
-    if (!this.settled) {
-      const code = errorCodeOf(err);
-      this.settle(classifyError(code), code);
-    }
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
+    const code = errorCodeOf(err);
+    this.settle(classifyError(code), code);
     this.release();
   }
 
   // ---------------------------------------------------------------------------------------------
 
+  /** The one way a result is told: only the first call counts, whichever path it comes from. */
   private settle(kind: ProbeResult['kind'], errorCode: string | null): void {
+    if (this.settled) return;
     this.settled = true;
     this.sweep?.remove(this);
     this.listener.probeSettled(this, { kind, status: this.status, errorCode });
@@ -153,7 +158,7 @@ export class Probe implements Timed {
   private release(): void {
     if (this.released) return;
     this.released = true;
-    this.abort = undefined;
+    this.controller = undefined;
     this.owner.released(this);
   }
 }

@@ -2,14 +2,17 @@
 //
 // Peers are real: open-source nginx with the shipped nginx-snippets/oss store and probe location,
 // one nginx per peer on its own 127.0.7.x address (each keeps its own store). The sidecar under
-// test is the built program (BENCH_SIDECAR, default dist/sidecar/main.js; BENCH_SIDECAR_B adds a
-// second build measured through the same scenarios, for before/after in one run). The floor is a
-// lean client in its own process sending the same probes. CPU is read from each process's own
-// /proc entry (the sidecar) or process.cpuUsage (the floor), never from the load generator.
-// BENCH_QUICK=1 runs the smallest sizes for a few seconds (the test suite's form).
+// test is the built program (BENCH_SIDECAR, default the bundle, dist/bundle/apigw-syncer.mjs;
+// BENCH_SIDECAR_B adds a second build measured through the same scenarios, for before/after in
+// one run), each started as its own checkout's Dockerfile starts it, on this checkout's runtime
+// (NODE_RUNTIME_VERSION). The floors: for CPU, a lean client in its own process sending the same
+// probes; for memory and start-up, a bare node:http server started the same way (footprint.ts).
+// CPU is read from each process's own /proc entry (the sidecar) or process.cpuUsage (the floor),
+// never from the load generator. BENCH_QUICK=1 runs the smallest sizes for a few seconds (the
+// test suite's form).
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -20,10 +23,15 @@ import { onExitCleanup } from '../support/processes.js';
 import { repoRoot } from '../support/repo-root.js';
 import { ReplicationSim } from '../support/replication-sim.js';
 import { startSidecarProcess, type SidecarProcess } from '../support/sidecar-process.js';
-import { imageArgv, runtimeSpec } from '../packaging/dockerfile.js';
-import { nodeRuntimePath } from '../support/tools.js';
+import { SERVICE_ACCOUNT_DIR } from '../../sidecar/discovery/kubernetes/api-credentials.js';
+import { mountedView } from '../packaging/container-view.js';
+import { startControlPlane } from '../support/control-plane.js';
+import { createDeployment, SA_NAME, setupCluster, waitForReadyPods } from '../support/discovery-cluster.js';
+import { freePort } from '../support/net.js';
+import { nodeRuntimePath, nodeRuntimeVersion } from '../support/tools.js';
 import { issueCert, makeCa } from '../support/tls-certs.js';
 import type { FloorReply, FloorRequest } from './floor-client.js';
+import { addresses, checksBeforeIdle, idleRssMb, imageCommand, imageFilesMb, launch, medianStartMs } from './footprint.js';
 import { cpuSecondsOf, latencyOf, median, paced, peakRssMbOf, saturate, sequential, type Latency } from './measure.js';
 import { markdown, met, writeJson, type Report, type Row } from './report.js';
 
@@ -39,6 +47,9 @@ const LAG_PEERS = QUICK ? 3 : 9;
 const MEMORY_PEERS = QUICK ? 3 : 31;
 const MEMORY_CONCURRENT = QUICK ? 50 : 1000;
 const REPEAT_PEERS = QUICK ? 3 : 9;
+const FOOTPRINT_PEERS = QUICK ? 3 : 9;
+/** Fresh starts timed per figure (the median is reported). */
+const START_RUNS = QUICK ? 1 : 5;
 /** Paced runs go at this fraction of the floor's saturated rate: a load both sides carry easily. */
 const PACE = 0.3;
 const REPEAT_RATE = QUICK ? 1000 : 3000;
@@ -46,13 +57,31 @@ const REPEAT_ROUNDS = QUICK ? 1 : 3;
 const TLS_PEERS = QUICK ? 3 : 9;
 const NET = '127.0.7.';
 const here = dirname(fileURLToPath(import.meta.url));
-/** The image's command line (runtime, V8 flags, program), with the build under test as the program. */
-const IMAGE_ARGV = imageArgv(runtimeSpec(readFileSync(join(repoRoot(), 'Dockerfile'), 'utf8')));
-const PROGRAM = 'dist/sidecar/main.js';
-if (!IMAGE_ARGV.includes(PROGRAM)) throw new Error(`the Dockerfile's ENTRYPOINT no longer runs ${PROGRAM}: ${IMAGE_ARGV.join(' ')}`);
+const RUNTIME = nodeRuntimePath();
 
-const builds: Record<string, string> = { A: resolve(process.env['BENCH_SIDECAR'] ?? join(repoRoot(), 'dist', 'sidecar', 'main.js')) };
-if (process.env['BENCH_SIDECAR_B'] !== undefined) builds['B'] = resolve(process.env['BENCH_SIDECAR_B']);
+interface Build {
+  /** The checkout it was built in (holding its Dockerfile and, for a build that needs them, its node_modules). */
+  readonly root: string;
+  readonly program: string;
+  /** Its image's command line, on RUNTIME. */
+  readonly argv: readonly string[];
+}
+
+/** The checkout of `program`: the nearest directory above it with a Dockerfile. */
+function rootOf(program: string): string {
+  for (let dir = dirname(program); dir !== dirname(dir); dir = dirname(dir)) if (existsSync(join(dir, 'Dockerfile'))) return dir;
+  throw new Error(`no Dockerfile above ${program}`);
+}
+
+function build(program: string): Build {
+  const root = rootOf(program);
+  return { root, program, argv: imageCommand(root, RUNTIME, program) };
+}
+
+const builds: Record<string, Build> = { A: build(resolve(process.env['BENCH_SIDECAR'] ?? join(repoRoot(), 'dist', 'bundle', 'apigw-syncer.mjs'))) };
+if (process.env['BENCH_SIDECAR_B'] !== undefined) builds['B'] = build(resolve(process.env['BENCH_SIDECAR_B']));
+/** The memory and start-up floor, started as build A is. */
+const BARE_ARGV = imageCommand(builds['A']!.root, RUNTIME, join(here, 'bare-server.js'));
 
 // ---- peers ----------------------------------------------------------------------------------
 
@@ -68,7 +97,7 @@ class Floor {
 
   static async start(): Promise<Floor> {
     // The same Node as the sidecar's, the image's.
-    const child = fork(join(here, 'floor-client.js'), [], { execPath: nodeRuntimePath(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(join(here, 'floor-client.js'), [], { execPath: RUNTIME, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     onExitCleanup(() => child.kill('SIGKILL'));
     await once(child, 'spawn');
     return new Floor(child);
@@ -90,12 +119,11 @@ class Floor {
 
 // ---- the sidecar ----------------------------------------------------------------------------
 
-async function startSidecar(mainJs: string, peers: string, env: Record<string, string> = {}): Promise<SidecarProcess> {
-  return startSidecarProcess(
-    // Logs at info, as production writes them: the bench pays for them too.
-    { POD_NAME: 'pod-0', POD_NAMESPACE: 'bench', SYNCER_DISCOVERY: 'static', SYNCER_PEERS: peers, LOG_LEVEL: 'info', ...env },
-    { argv: IMAGE_ARGV.map((a) => (a === PROGRAM ? mainJs : a)) },
-  );
+/** Static discovery of `peers` as pod-0; logs at info, as production writes them: the bench pays for them too. */
+const staticEnv = (peers: string): Record<string, string> => ({ POD_NAME: 'pod-0', POD_NAMESPACE: 'bench', SYNCER_DISCOVERY: 'static', SYNCER_PEERS: peers, LOG_LEVEL: 'info' });
+
+async function startSidecar(b: Build, peers: string, env: Record<string, string> = {}): Promise<SidecarProcess> {
+  return startSidecarProcess({ ...staticEnv(peers), ...env }, { argv: b.argv });
 }
 
 /** A keep-alive client to the sidecar's check API, like nginx's upstream keepalive. */
@@ -138,9 +166,9 @@ async function saturateSidecar(s: SidecarProcess, op: (i: number) => Promise<unk
 
 const rows: Row[] = [];
 const add = (row: Row): void => void rows.push(row);
-const each = async <T>(fn: (label: string, mainJs: string) => Promise<T>): Promise<Record<string, T>> => {
+const each = async <T>(fn: (label: string, b: Build) => Promise<T>): Promise<Record<string, T>> => {
   const out: Record<string, T> = {};
-  for (const [label, mainJs] of Object.entries(builds)) out[label] = await fn(label, mainJs);
+  for (const [label, b] of Object.entries(builds)) out[label] = await fn(label, b);
   return out;
 };
 const pick = <T>(by: Record<string, T>, f: (t: T) => number): Record<string, number> => Object.fromEntries(Object.entries(by).map(([k, v]) => [k, f(v)]));
@@ -151,9 +179,9 @@ async function fanOutScenarios(pods: readonly NginxPod[], probePort: number, flo
   const rate = Math.round(floorSat.perSecond * PACE);
   const floorPaced = await floor.ask({ op: 'paced', peers: origins, tokens, perSecond: rate, seconds: SECONDS });
   const floorSeq = await floor.ask({ op: 'sequential', peers: origins, tokens, seconds: SEQ_SECONDS });
-  const measured = await each(async (_label, mainJs) => {
+  const measured = await each(async (_label, b) => {
     // Every check probes: the memo is off here (it has its own figure below).
-    const s = await startSidecar(mainJs, peerList(pods, n, probePort), { SYNCER_SYNCED_TTL_MS: '0' });
+    const s = await startSidecar(b, peerList(pods, n, probePort), { SYNCER_SYNCED_TTL_MS: '0' });
     const c = checker(s, CONCURRENCY);
     try {
       const sat = await saturateSidecar(s, (i) => c.check(tokens[i % tokens.length], 200));
@@ -188,8 +216,8 @@ async function nginxLatency(pod: NginxPod, token: string): Promise<Latency> {
 async function detectionLag(pods: readonly NginxPod[], probePort: number): Promise<void> {
   const others = pods.slice(1, LAG_PEERS + 1);
   const sim = new ReplicationSim({ name: pods[0]!.name, apiUrl: pods[0]!.apiUrl }, others.map((p) => ({ name: p.name, apiUrl: p.apiUrl })));
-  const measured = await each(async (label, mainJs) => {
-    const s = await startSidecar(mainJs, peerList(pods, LAG_PEERS, probePort));
+  const measured = await each(async (label, b) => {
+    const s = await startSidecar(b, peerList(pods, LAG_PEERS, probePort));
     const c = checker(s, 1);
     const lags: number[] = [];
     let probes = 0;
@@ -221,15 +249,19 @@ async function detectionLag(pods: readonly NginxPod[], probePort: number): Promi
   add({ figure: 'checks not Synced (must be 0)', peers: LAG_PEERS, unit: '', floor: null, values: pick(measured, (m) => m.notSynced), target: { kind: 'max', limit: 0, on: 'value' } });
 }
 
-/** Peak RSS of a fresh sidecar through a burst of concurrent checks, beside a fresh floor's. */
-async function peakMemory(pods: readonly NginxPod[], probePort: number, tokens: readonly string[]): Promise<void> {
+/**
+ * Peak RSS of a fresh sidecar through a burst of concurrent checks, beside the bare server's idle
+ * RSS (the floor of the footprint figures); the lean client's own peak in the same burst is shown
+ * for scale.
+ */
+async function peakMemory(pods: readonly NginxPod[], probePort: number, tokens: readonly string[], bareIdleMb: number): Promise<void> {
   const origins = probeOrigins(pods, MEMORY_PEERS);
   const floor = await Floor.start();
   const floorBurst = await floor.ask({ op: 'burst', peers: origins, tokens, concurrent: MEMORY_CONCURRENT });
   await floor.stop();
   for (const bound of ['default', String(MEMORY_CONCURRENT)] as const) {
-    const measured = await each(async (_label, mainJs) => {
-      const s = await startSidecar(mainJs, peerList(pods, MEMORY_PEERS, probePort), { SYNCER_SYNCED_TTL_MS: '0', ...(bound === 'default' ? {} : { SYNCER_MAX_IN_FLIGHT: bound }) });
+    const measured = await each(async (_label, b) => {
+      const s = await startSidecar(b, peerList(pods, MEMORY_PEERS, probePort), { SYNCER_SYNCED_TTL_MS: '0', ...(bound === 'default' ? {} : { SYNCER_MAX_IN_FLIGHT: bound }) });
       const idle = peakRssMbOf(s.process.pid);
       const pool = new Pool(s.apiUrl, { connections: MEMORY_CONCURRENT });
       const statuses = new Map<number, number>();
@@ -248,17 +280,87 @@ async function peakMemory(pods: readonly NginxPod[], probePort: number, tokens: 
       }
     });
     const name = bound === 'default' ? 'default SYNCER_MAX_IN_FLIGHT' : `SYNCER_MAX_IN_FLIGHT=${bound}`;
-    add({ figure: `peak RSS, ${MEMORY_CONCURRENT} concurrent checks (${name})`, peers: MEMORY_PEERS, unit: 'MB', floor: floorBurst.peakRssMb, values: pick(measured, (m) => m.peak), ...(bound === 'default' ? { target: { kind: 'max', limit: 120, on: 'value' } } : {}) });
+    add({ figure: `peak RSS, ${MEMORY_CONCURRENT} concurrent checks (${name}; floor: bare server idle)`, peers: MEMORY_PEERS, unit: 'MB', floor: bareIdleMb, values: pick(measured, (m) => m.peak), ...(bound === 'default' ? { target: { kind: 'max', limit: 1.7, on: 'ratio' } } : {}) });
     add({ figure: `  checks answered 200 in that burst (${name})`, peers: MEMORY_PEERS, unit: '', floor: MEMORY_CONCURRENT, values: pick(measured, (m) => m.answered200) });
-    if (bound === 'default') add({ figure: 'idle RSS before the burst', peers: MEMORY_PEERS, unit: 'MB', floor: null, values: pick(measured, (m) => m.idle) });
+    if (bound === 'default') {
+      add({ figure: '  the lean client\'s own peak RSS in that burst', peers: MEMORY_PEERS, unit: 'MB', floor: floorBurst.peakRssMb, values: {} });
+      add({ figure: 'idle RSS before the burst (fresh, no check yet)', peers: MEMORY_PEERS, unit: 'MB', floor: bareIdleMb, values: pick(measured, (m) => m.idle) });
+    }
   }
+}
+
+/** The figures of carrying the sidecar beside the bare server's; returns the bare server's idle RSS (MB). */
+async function footprint(pods: readonly NginxPod[], probePort: number, tokens: readonly string[]): Promise<number> {
+  const local = '127.0.0.1';
+  // The floor: a bare node:http server, its start to its first answer, and its RSS after that answer.
+  const bare = async () => {
+    const addr = `${local}:${await freePort(local)}`;
+    return launch(BARE_ARGV, { BARE_ADDR: addr }, `http://${addr}/`);
+  };
+  const bareStartMs = await medianStartMs(START_RUNS, bare);
+  const bareIdle = await bare();
+  const bareIdleMb = await idleRssMb(bareIdle.process);
+  await bareIdle.process.stop(5_000, 'SIGTERM');
+
+  /** Start-up (median of fresh starts) and idle RSS (after 100 checks) of `b` with `env` (+ its listeners), run through `prefix`. */
+  const measure = async (b: Build, env: Record<string, string>, prefix: readonly string[] = []) => {
+    const start = async () => {
+      const a = await addresses(local);
+      return { a, launched: await launch([...prefix, ...b.argv], { ...env, SYNCER_LISTEN_ADDR: a.api, SYNCER_OPS_ADDR: a.ops }, `http://${a.ops}/readyz`) };
+    };
+    const startMs = await medianStartMs(START_RUNS, async () => (await start()).launched);
+    const { a, launched } = await start();
+    try {
+      await checksBeforeIdle(`http://${a.api}`, tokens);
+      return { startMs, idleMb: await idleRssMb(launched.process) };
+    } finally {
+      await launched.process.stop(5_000, 'SIGTERM');
+    }
+  };
+
+  console.error('bench: footprint, static discovery…');
+  const statics = await each((_label, b) => measure(b, staticEnv(peerList(pods, FOOTPRINT_PEERS, probePort))));
+
+  console.error('bench: footprint, kubernetes discovery against a control plane…');
+  const cp = await startControlPlane();
+  const view = mkdtempSync(join(tmpdir(), 'apigw-bench-sa-'));
+  try {
+    // The Deployment's pods get the addresses of the first nginx peers (the fake kubelet counts from .10, as they do).
+    const c = await setupCluster(cp, 'bench', NET);
+    try {
+      await createDeployment(c, 'apigw', FOOTPRINT_PEERS + 1);
+      const [self] = (await waitForReadyPods(c, 'apigw', FOOTPRINT_PEERS + 1)).map((p) => p.metadata?.name ?? '').sort();
+      // The pod's service account as a container sees it: token, CA and namespace at the in-cluster path.
+      const kubeconfig = JSON.parse(readFileSync(await cp.kubeconfigFor({ namespace: 'bench', name: SA_NAME }), 'utf8')) as { users: Array<{ user: { token: string } }> };
+      writeFileSync(join(view, 'token'), kubeconfig.users[0]?.user.token ?? '');
+      writeFileSync(join(view, 'ca.crt'), cp.caPem);
+      writeFileSync(join(view, 'namespace'), 'bench');
+      const home = join(view, 'home'); // no ~/.kube/config: nothing but the pod's view
+      mkdirSync(home);
+      const env = { POD_NAME: self ?? '', POD_NAMESPACE: 'bench', KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: new URL(cp.server).port, HOME: home, SYNCER_PROBE_PORT: String(probePort), LOG_LEVEL: 'info' };
+      const prefix = mountedView([{ source: view, target: SERVICE_ACCOUNT_DIR }]);
+      const kubes = await each((_label, b) => measure(b, env, prefix));
+      add({ figure: 'idle RSS after 100 checks + 2 s, kubernetes discovery (floor: bare server)', peers: FOOTPRINT_PEERS, unit: 'MB', floor: bareIdleMb, values: pick(kubes, (m) => m.idleMb), target: { kind: 'max', limit: 1.3, on: 'ratio' } });
+      add({ figure: 'idle RSS after 100 checks + 2 s, static discovery (floor: bare server)', peers: FOOTPRINT_PEERS, unit: 'MB', floor: bareIdleMb, values: pick(statics, (m) => m.idleMb), target: { kind: 'max', limit: 1.2, on: 'ratio' } });
+      add({ figure: 'start → /readyz 200, static (floor: bare server, start → answering)', peers: FOOTPRINT_PEERS, unit: 'ms', floor: bareStartMs, values: pick(statics, (m) => m.startMs), target: { kind: 'max', limit: 1.5, on: 'ratio' } });
+      add({ figure: 'start → /readyz 200, kubernetes (API server answering)', peers: FOOTPRINT_PEERS, unit: 'ms', floor: bareStartMs, values: pick(kubes, (m) => m.startMs) });
+    } finally {
+      await c.kubelet.stop();
+    }
+  } finally {
+    await cp.stop();
+    rmSync(view, { recursive: true, force: true });
+  }
+  const files = await each((_label, b) => imageFilesMb(b.root));
+  add({ figure: 'production files (what the image copies)', peers: null, unit: 'MB', floor: null, values: files, target: { kind: 'max', limit: 5, on: 'value' } });
+  return bareIdleMb;
 }
 
 /** A token already answered Synced, checked again, beside the cost of a request refused at once (400). */
 async function repeatChecks(pods: readonly NginxPod[], probePort: number, tokens: readonly string[]): Promise<void> {
   const warm = tokens.slice(0, 200);
-  const measured = await each(async (_label, mainJs) => {
-    const s = await startSidecar(mainJs, peerList(pods, REPEAT_PEERS, probePort));
+  const measured = await each(async (_label, b) => {
+    const s = await startSidecar(b, peerList(pods, REPEAT_PEERS, probePort));
     const c = checker(s, CONCURRENCY);
     try {
       for (const token of warm) await c.check(token, 200);
@@ -319,9 +421,9 @@ async function tlsCost(pods: readonly NginxPod[], ports: { http: number; https: 
     SYNCER_PROBE_KEY_FILE: join(pki.client, 'tls.key'),
     SYNCER_PROBE_SERVERNAME: PKI_NAME,
   };
-  const measured = await each(async (_label, mainJs) => {
+  const measured = await each(async (_label, b) => {
     const start = async (port: number, env: Record<string, string>): Promise<{ s: SidecarProcess; c: ReturnType<typeof checker> }> => {
-      const s = await startSidecar(mainJs, peerList(pods, TLS_PEERS, port), { SYNCER_SYNCED_TTL_MS: '0', ...env });
+      const s = await startSidecar(b, peerList(pods, TLS_PEERS, port), { SYNCER_SYNCED_TTL_MS: '0', ...env });
       return { s, c: checker(s, CONCURRENCY) };
     };
     const sides = { plain: await start(ports.http, {}), tls: await start(ports.https, https) };
@@ -362,6 +464,7 @@ const { pods, probePort } = peers;
 const tokens = Array.from({ length: TOKENS }, (_, i) => String(i));
 await Promise.all(pods.map((p) => writeTokens(p.apiUrl, tokens)));
 
+const bareIdleMb = await footprint(pods, probePort, tokens);
 const floor = await Floor.start();
 try {
   for (const n of SIZES) {
@@ -377,7 +480,7 @@ add({ figure: 'one nginx, single probe p99', peers: 1, unit: 'ms', floor: single
 console.error('bench: detection lag…');
 await detectionLag(pods, probePort);
 console.error('bench: peak memory…');
-await peakMemory(pods, probePort, tokens);
+await peakMemory(pods, probePort, tokens, bareIdleMb);
 console.error('bench: repeat checks…');
 await repeatChecks(pods, probePort, tokens);
 console.error('bench: https vs http…');
@@ -386,15 +489,15 @@ await tlsCost(pods, { http: probePort, https: peers.probeTlsPort }, pki, tokens)
 await peers.stop();
 
 const report: Report = {
-  machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? '?', node: `${IMAGE_ARGV[0] ?? ''} (sidecar and floor, the image's runtime); load generator ${process.version}`, loadBefore: load.before, loadAfter: loadavg() },
-  settings: { sidecarCommand: IMAGE_ARGV.join(' '), quick: QUICK, sizes: SIZES, seconds: SECONDS, concurrency: CONCURRENCY, tokens: TOKENS, lagTrials: LAG_TRIALS, peers: 'nginx + nginx-snippets/oss, one per 127.0.7.x (a second probe listener over mutual TLS for the https rows)', sidecarEnv: 'defaults, LOG_LEVEL=info, static discovery; SYNCER_SYNCED_TTL_MS=0 where every check must probe' },
-  builds,
+  machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? '?', node: `v${nodeRuntimeVersion()} (sidecars and floors, the image's runtime: ${RUNTIME}); load generator ${process.version}`, loadBefore: load.before, loadAfter: loadavg() },
+  settings: { bareServer: BARE_ARGV.join(' '), quick: QUICK, sizes: SIZES, seconds: SECONDS, concurrency: CONCURRENCY, tokens: TOKENS, lagTrials: LAG_TRIALS, peers: 'nginx + nginx-snippets/oss, one per 127.0.7.x (a second probe listener over mutual TLS for the https rows)', sidecarEnv: 'defaults, LOG_LEVEL=info, static discovery; SYNCER_SYNCED_TTL_MS=0 where every check must probe' },
+  builds: Object.fromEntries(Object.entries(builds).map(([k, b]) => [k, b.argv.join(' ')])),
   rows,
   wallSeconds: (performance.now() - wallStart) / 1000,
 };
 const path = writeJson(report, join(repoRoot(), 'bench-results'));
-console.log(`apigw-syncer bench — ${report.machine['cores']} cores (${String(report.machine['cpu'])}), sidecar and floor on ${IMAGE_ARGV[0] ?? '?'}, load ${load.before.map((l) => l.toFixed(2)).join('/')} → ${loadavg().map((l) => l.toFixed(2)).join('/')}, ${report.wallSeconds.toFixed(0)} s`);
-console.log(Object.entries(builds).map(([k, v]) => `${k} = ${v}`).join('; '));
+console.log(`apigw-syncer bench — ${report.machine['cores']} cores (${String(report.machine['cpu'])}), sidecars and floors on Node v${nodeRuntimeVersion()}, load ${load.before.map((l) => l.toFixed(2)).join('/')} → ${loadavg().map((l) => l.toFixed(2)).join('/')}, ${report.wallSeconds.toFixed(0)} s`);
+console.log(Object.entries(report.builds).map(([k, v]) => `${k} = ${v}`).join('; '));
 console.log('');
 console.log(markdown(report));
 console.log('');

@@ -104,7 +104,7 @@ async function main(): Promise<void> {
       SYNCER_CANARY_URL: relay.url,
       LOG_LEVEL: 'info', // the harness learns the listeners from the 'listening' line
     };
-    console.log('apigw-syncer demo: 5 simulated replicas and the built sidecar (node dist/sidecar/main.js)');
+    console.log(`apigw-syncer demo: 5 simulated replicas and the built sidecar (dist/bundle/apigw-syncer.mjs on Node ${process.version})`);
     for (const r of replicas) console.log(`  replica ${r.host}:${r.port}`);
     console.log(`  token API of apigw-0 (+ zone_sync to the others): ${relay.url}`);
     console.log(`  sidecar env: ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);

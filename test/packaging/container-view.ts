@@ -99,6 +99,22 @@ export async function containerView(client: KubeClient, pod: V1Pod, container: s
     rmSync(root, { recursive: true, force: true });
     throw err;
   }
+  return {
+    argv: mountedView(mounts),
+    mounts,
+    remove: () => rmSync(root, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * argv prefix: the command after it runs in a private mount namespace where a fresh tmpfs covers
+ * /run and each source directory is bind-mounted read-only at its target (a plain path under /run
+ * or /var/run), as a container sees its projected volumes.
+ */
+export function mountedView(mounts: readonly ViewMount[]): string[] {
+  for (const { source, target } of mounts) {
+    if (!SAFE_PATH.test(source) || !SAFE_PATH.test(target) || !/^\/(var\/)?run\//.test(target)) throw new Error(`mount ${source} → ${target}: only plain paths, onto /run, are played here`);
+  }
   const script = [
     'set -e',
     // A container's own /run, so mount points can be made without touching the host's.
@@ -106,9 +122,5 @@ export async function containerView(client: KubeClient, pod: V1Pod, container: s
     ...mounts.flatMap(({ source, target }) => [`mkdir -p ${target}`, `mount --bind ${source} ${target}`, `mount -o remount,bind,ro ${target}`]),
     'exec "$@"',
   ].join('\n');
-  return {
-    argv: ['unshare', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', script, 'container-view'],
-    mounts,
-    remove: () => rmSync(root, { recursive: true, force: true }),
-  };
+  return ['unshare', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', script, 'container-view'];
 }

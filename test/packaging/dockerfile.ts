@@ -2,6 +2,7 @@
 // CMD, WORKDIR, ENV, USER of the final stage) instead of repeating those facts by hand.
 // Covers what our Dockerfile uses: comments, line continuations, FROM … AS name, exec-form
 // JSON arrays, and ENV key=value pairs. Anything else is kept as raw text.
+import { join } from 'node:path';
 import { nodeRuntimePath } from '../support/tools.js';
 
 export interface Instruction {
@@ -153,10 +154,24 @@ export function runtimeSpec(text: string): RuntimeSpec {
 }
 
 /**
+ * Where a checkout holds what the image's WORKDIR holds, to run the ENTRYPOINT from: the build
+ * stage's directory the runtime stage copies to "./" (COPY --from=build /src/dist/bundle ./ →
+ * dist/bundle), else the checkout itself.
+ */
+export function imageAppDir(text: string, root: string): string {
+  const last = parseStages(text).at(-1);
+  for (const copy of (last?.instructions ?? []).filter((i) => i.keyword === 'COPY')) {
+    const m = /^--from=\S+\s+\/src\/(\S+)\s+\.\/?$/.exec(copy.args);
+    if (m?.[1] !== undefined) return join(root, m[1]);
+  }
+  return root;
+}
+
+/**
  * The image's ENTRYPOINT + CMD (+ extra args) as this machine runs them from the app dir:
  * "node" resolves through the image's PATH, here to this test's node.
  */
 export function imageArgv(spec: RuntimeSpec, ...extra: string[]): string[] {
-  // The image's `node` is Node 24 LTS: run the same major here, not the machine's Node.
+  // The image's `node`: the same version here (NODE_RUNTIME_VERSION), not the machine's Node.
   return [...spec.entrypoint, ...spec.cmd, ...extra].map((a, i) => (i === 0 && a === 'node' ? nodeRuntimePath() : a));
 }

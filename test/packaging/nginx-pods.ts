@@ -8,7 +8,7 @@
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { imageArgv, runtimeSpec } from './dockerfile.js';
+import { imageAppDir, imageArgv, runtimeSpec } from './dockerfile.js';
 import { CHART_DIR, render, type KubeObject } from './helm.js';
 import { parse } from 'yaml';
 import { podSpec, resolveEnv } from './k8s-objects.js';
@@ -36,7 +36,7 @@ export const PORTS = { nginx: 8000, probe: 8001, tokenApi: 8002, ops: 9090 } as 
 
 /** Why these tests cannot run here, or undefined when they can. */
 export function podsMissing(): string | undefined {
-  return nginxMissing() ?? podNetworkMissing() ?? (existsSync(MAIN_JS) ? undefined : 'dist/sidecar/main.js is not built');
+  return nginxMissing() ?? podNetworkMissing() ?? (existsSync(MAIN_JS) ? undefined : `${MAIN_JS} is not built: run \`npm run build\``);
 }
 
 export interface PodOptions {
@@ -166,8 +166,9 @@ async function startPod(o: PodOptions, release: ReleaseOptions, netns: PodNetns,
   const within = (argv: readonly string[]): string[] => podArgv(netns, argv);
 
   // The syncer container has no command: the image's ENTRYPOINT runs, from its WORKDIR.
-  const root = repoRoot();
-  const argv = imageArgv(runtimeSpec(readFileSync(join(root, 'Dockerfile'), 'utf8')));
+  const dockerfile = readFileSync(join(repoRoot(), 'Dockerfile'), 'utf8');
+  const argv = imageArgv(runtimeSpec(dockerfile));
+  const workdir = imageAppDir(dockerfile, repoRoot());
   // Both containers start now: nginx answers within 30 s of it, the sidecar is ready within 30 s after.
   const nginxUp = deadline(30_000);
   const nginxSpec = container(objects, 'nginx');
@@ -182,7 +183,7 @@ async function startPod(o: PodOptions, release: ReleaseOptions, netns: PodNetns,
   const nginx = await runContainer(nginxSpec, fields, within);
   let syncer: SidecarProcess;
   try {
-    syncer = await startSidecarProcess(syncerEnv, { argv: within(argv), cwd: root, bareEnv: true, timeoutMs: 30_000 });
+    syncer = await startSidecarProcess(syncerEnv, { argv: within(argv), cwd: workdir, bareEnv: true, timeoutMs: 30_000 });
   } catch (err) {
     await nginx.stop(10_000);
     rmSync(dir, { recursive: true, force: true });

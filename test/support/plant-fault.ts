@@ -1,7 +1,8 @@
 // Plants one fault in the BUILT sidecar, loaded into it with `node --import` by
 // sidecar-faults.test.ts only: nothing in the program loads this file, and the image carries no
 // dist/test. PLANT_FAULT names the fault:
-//  - probe-timeout: every probe's timeout throws (a bug in a timer's callback: the timeout sweep);
+//  - probe-timeout: every probe's timeout throws (a bug in a timer's callback: the timeout sweep;
+//    it patches the probe module, so it runs against tsc's output, not the bundle);
 //  - accept-error: on SIGUSR2, both listeners emit the 'error' Node emits when accept() fails
 //    (ENOBUFS; libuv absorbs EMFILE, but not this);
 //  - escape: on SIGUSR2, a timer that nothing guards throws;

@@ -1,4 +1,4 @@
-// Runs the BUILT sidecar (dist/sidecar/main.js) as a child process, the way a container runs it,
+// Runs the BUILT sidecar (the bundle, dist/bundle/apigw-syncer.mjs) as a child process, the way a container runs it,
 // and reads its JSON log lines to learn its listeners and follow what it does. Every test that
 // starts the built program goes through here; the processes themselves through processes.ts.
 import { type ChildProcess } from 'node:child_process';
@@ -9,7 +9,8 @@ import { repoRoot } from './repo-root.js';
 import { sendCheck, type CheckReply } from './sidecar-app.js';
 import { waitFor } from './wait.js';
 
-export const MAIN_JS = join(repoRoot(), 'dist', 'sidecar', 'main.js');
+/** The program as shipped: esbuild's bundle of sidecar/main.ts (`npm run build`), what the image copies and runs. */
+export const MAIN_JS = join(repoRoot(), 'dist', 'bundle', 'apigw-syncer.mjs');
 
 /**
  * The command line that runs `command args` with exactly the NODE_OPTIONS `env` gives it. Under
@@ -19,7 +20,7 @@ export const MAIN_JS = join(repoRoot(), 'dist', 'sidecar', 'main.js');
  * more, and every start is slower. coreutils' env sets the variable back and execs the program,
  * which keeps the pid the test watches.
  */
-function asLaunched(command: string, args: readonly string[], env: Readonly<Record<string, string>>): [string, string[]] {
+export function asLaunched(command: string, args: readonly string[], env: Readonly<Record<string, string>>): [string, string[]] {
   const intended = env['NODE_OPTIONS'];
   const set = intended === undefined ? ['-u', 'NODE_OPTIONS'] : [`NODE_OPTIONS=${intended}`];
   return ['/usr/bin/env', [...set, command, ...args]];

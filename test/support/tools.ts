@@ -60,6 +60,11 @@ function pinned(key: string): string {
   return version;
 }
 
+/** NODE_RUNTIME_VERSION: the production image's Node (and the one npm scripts run on), e.g. "26.10.0". */
+export function nodeRuntimeVersion(): string {
+  return pinned('NODE_RUNTIME_VERSION');
+}
+
 /** `path` when it exists with `mode`; otherwise an error naming the script that makes it. */
 function installed(path: string, mode: number, script: string): string {
   try {
@@ -72,7 +77,7 @@ function installed(path: string, mode: number, script: string): string {
 
 /** The production image's Node (NODE_RUNTIME_VERSION), installed by test/tooling/install-node-runtime.sh. */
 export function nodeRuntimePath(): string {
-  return installed(join(toolsCacheDir(), `node-${pinned('NODE_RUNTIME_VERSION')}`, 'bin', 'node'), constants.X_OK, 'install-node-runtime.sh');
+  return installed(join(toolsCacheDir(), `node-${nodeRuntimeVersion()}`, 'bin', 'node'), constants.X_OK, 'install-node-runtime.sh');
 }
 
 /** promtool (PROMETHEUS_VERSION), built by test/tooling/build-prometheus-tools.sh. */

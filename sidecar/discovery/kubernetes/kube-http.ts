@@ -1,6 +1,5 @@
-// Plain GET and watch requests to the API server over node:http(s), authenticated by the
-// KubeConfig (KubeConfig.applyToHTTPSOptions: CA, client certs, bearer token, exec plugins,
-// re-read per request so rotated service-account tokens are picked up).
+// Plain GET and watch requests to the API server over node:http(s), authenticated per request
+// by the ApiCredentials (api-credentials.ts: the pod's service account, or a kubeconfig).
 //
 // Why not the library's list calls and Watch class: the reflector needs one AbortSignal that
 // ends a request in any phase (connect, headers, body) for its watchdog and for stop(); the
@@ -9,7 +8,7 @@
 // then share one decoding path into the narrowed objects of objects.ts.
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { ApiCredentials } from './api-credentials.js';
 
 export class KubeApiError extends Error {
   constructor(
@@ -66,14 +65,14 @@ export interface KubeHttp {
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
 /**
- * `kubeConfig` may be a loader: the library is large (about 0.7 s of CPU to import), so the
- * sidecar loads it on the first request instead of at startup, and not at all in other modes.
+ * `credentials` may be a loader, run on the first request (so discovery starts, and reports a
+ * missing service account or kubeconfig as an API failure, like any other).
  */
-export function createKubeHttp(kubeConfig: KubeConfig | (() => Promise<KubeConfig>)): KubeHttp {
-  let loaded: Promise<KubeConfig> | undefined;
-  const config = (): Promise<KubeConfig> => {
+export function createKubeHttp(credentials: ApiCredentials | (() => Promise<ApiCredentials>)): KubeHttp {
+  let loaded: Promise<ApiCredentials> | undefined;
+  const load = (): Promise<ApiCredentials> => {
     if (loaded !== undefined) return loaded;
-    const p = typeof kubeConfig === 'function' ? kubeConfig() : Promise.resolve(kubeConfig);
+    const p = typeof credentials === 'function' ? credentials() : Promise.resolve(credentials);
     loaded = p;
     // A failed load (no kubeconfig yet, say) is retried by the next request, not cached.
     p.catch(() => {
@@ -84,14 +83,19 @@ export function createKubeHttp(kubeConfig: KubeConfig | (() => Promise<KubeConfi
 
   /** Sends one GET; resolves at the response headers, whatever the status. */
   async function send(path: string, query: Query, signal: AbortSignal): Promise<IncomingMessage> {
-    const kc = await config();
-    const cluster = kc.getCurrentCluster();
-    if (cluster === null) throw new KubeApiError(undefined, 'NoCluster', 'the kubeconfig has no current cluster');
-    const url = new URL(cluster.server.replace(/\/+$/, '') + path);
-    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
     const options: https.RequestOptions = { method: 'GET', headers: { Accept: 'application/json' } };
-    // A credential plugin (kubeconfig exec) may hang: the request's own bound covers the wait.
-    await untilAborted(kc.applyToHTTPSOptions(options), signal, "waiting for the kubeconfig's credentials");
+    let server: string;
+    try {
+      const creds = await load();
+      server = creds.server;
+      // A kubeconfig's credential plugin (exec) may hang: the request's own bound covers the wait.
+      await untilAborted(creds.authorize(options), signal, 'waiting for the credentials');
+    } catch (err) {
+      if (signal.aborted) throw transportError(err, signal);
+      throw new KubeApiError(undefined, 'NoCredentials', `cannot authenticate to the API server: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const url = new URL(server + path);
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
     signal.throwIfAborted();
     const transport = url.protocol === 'http:' ? http : https;
     return new Promise<IncomingMessage>((resolve, reject) => {

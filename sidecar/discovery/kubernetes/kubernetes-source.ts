@@ -8,7 +8,7 @@
 // never publishes: the store goes stale and the last set keeps serving; when the last failing
 // resource recovers, the recomputation republishes, which tells the store discovery recovered
 // even when the set is unchanged.
-import type { KubeConfig } from '@kubernetes/client-node';
+import { loadApiCredentials, type ApiCredentials } from './api-credentials.js';
 import type { ApiResource } from './api-errors.js';
 import { ApiHealth } from './api-health.js';
 import { API_BACKOFF, Backoff, pause } from './backoff.js';
@@ -25,8 +25,8 @@ import type { PeerSource, SourceDeps } from '../source.js';
 import { reportUnexpected } from '../../unexpected.js';
 
 export interface KubernetesSourceOptions {
-  /** Defaults to KubeConfig.loadFromDefault() (in-cluster, else KUBECONFIG / ~/.kube/config). */
-  readonly kubeConfig?: KubeConfig;
+  /** Defaults to loadApiCredentials() (KUBECONFIG or ~/.kube/config, else the pod's service account). */
+  readonly credentials?: ApiCredentials;
   /** Replaces the HTTP layer entirely (unit tests against an in-process fake). */
   readonly http?: KubeHttp;
   readonly clock?: Clock;
@@ -50,7 +50,7 @@ export function createKubernetesSource(deps: SourceDeps, options: KubernetesSour
   const log = deps.log.child({ component: 'discovery', mode: 'kubernetes' });
   const clock = options.clock ?? realClock;
   const random = options.random ?? Math.random;
-  const http = options.http ?? createKubeHttp(options.kubeConfig ?? loadDefaultKubeConfig);
+  const http = options.http ?? createKubeHttp(options.credentials ?? (() => loadApiCredentials()));
   const coalescer = new Coalescer(k.coalesceMs, clock, recompute);
   const health = new ApiHealth({ http, clock, random, log, namespace, store, recovered: () => coalescer.trigger() });
 
@@ -182,10 +182,3 @@ export function createKubernetesSource(deps: SourceDeps, options: KubernetesSour
   };
 }
 
-/** In-cluster service account, else KUBECONFIG or ~/.kube/config; imported on first use (see kube-http.ts). */
-export async function loadDefaultKubeConfig(): Promise<KubeConfig> {
-  const { KubeConfig } = await import('@kubernetes/client-node');
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
-  return kc;
-}
