@@ -91,6 +91,8 @@ export function createKubeHttp(credentials: ApiCredentials | (() => Promise<ApiC
       // A kubeconfig's credential plugin (exec) may hang: the request's own bound covers the wait.
       await untilAborted(creds.authorize(options), signal, 'waiting for the credentials');
     } catch (err) {
+      // The request's own bound ended the wait (untilAborted says so), or ended it meanwhile.
+      if (err instanceof KubeApiError) throw err;
       if (signal.aborted) throw transportError(err, signal);
       throw new KubeApiError(undefined, 'NoCredentials', `cannot authenticate to the API server: ${err instanceof Error ? err.message : String(err)}`);
     }
