@@ -4,7 +4,8 @@
 import { pino } from 'pino';
 import type { Config } from './config.js';
 import { createDnsSource } from './discovery/dns-source.js';
-import { loadApiCredentials, type ApiCredentials } from './discovery/kubernetes/api-credentials.js';
+import { loadApiCredentials } from './discovery/kubernetes/api-credentials.js';
+import type { ApiCredentials } from './discovery/kubernetes/credentials.js';
 import { createKubernetesSource, type KubernetesSource } from './discovery/kubernetes/kubernetes-source.js';
 import { PeerStore } from './discovery/peer-store.js';
 import type { PeerSource } from './discovery/source.js';

@@ -8,17 +8,7 @@ import { readFile } from 'node:fs/promises';
 import https from 'node:https';
 import { isIPv6 } from 'node:net';
 import { delimiter, join } from 'node:path';
-
-export interface ApiCredentials {
-  /** The API server's base URL, without a trailing slash. */
-  readonly server: string;
-  /** The namespace of the kubeconfig's current context (what kubectl would use); undefined in a pod. */
-  readonly contextNamespace: string | undefined;
-  /** Where the credentials come from, in words an operator can act on (a failing plugin is named). */
-  readonly source: string;
-  /** Adds the TLS trust, the client identity and the Authorization header of one request to `options`. */
-  authorize(options: https.RequestOptions): Promise<void>;
-}
+import type { ApiCredentials } from './credentials.js';
 
 /** Where the kubelet mounts the pod's service-account token, CA and namespace. */
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';

@@ -8,7 +8,7 @@
 // then share one decoding path into the narrowed objects of objects.ts.
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import type { ApiCredentials } from './api-credentials.js';
+import type { ApiCredentials } from './credentials.js';
 
 export class KubeApiError extends Error {
   constructor(

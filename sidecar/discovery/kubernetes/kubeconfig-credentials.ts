@@ -3,7 +3,7 @@
 // library handles and this project does not re-implement. The only module that imports
 // @kubernetes/client-node at run time; api-credentials.ts imports it only outside a pod.
 import { KubeConfig } from '@kubernetes/client-node';
-import type { ApiCredentials } from './api-credentials.js';
+import type { ApiCredentials } from './credentials.js';
 
 /** `kc` as the API client's credentials; throws when it names no cluster. */
 export function kubeconfigCredentials(kc: KubeConfig): ApiCredentials {

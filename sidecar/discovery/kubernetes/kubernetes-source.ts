@@ -8,7 +8,8 @@
 // never publishes: the store goes stale and the last set keeps serving; when the last failing
 // resource recovers, the recomputation republishes, which tells the store discovery recovered
 // even when the set is unchanged.
-import { loadApiCredentials, type ApiCredentials } from './api-credentials.js';
+import { loadApiCredentials } from './api-credentials.js';
+import type { ApiCredentials } from './credentials.js';
 import type { ApiResource } from './api-errors.js';
 import { ApiHealth } from './api-health.js';
 import { API_BACKOFF, Backoff, pause } from './backoff.js';
