@@ -4,7 +4,9 @@
 // it with `promtool test rules`. Every alert has a test group that fires it (and shows it pending
 // first), one that keeps it silent on a healthy series, one on a short blip. The tests have
 // teeth: rules that never fire fail every "fires" group, and rules without their "for" and
-// thresholds fire on every blip. Each alert's runbook_url points at a README section.
+// thresholds fire on every blip. The canary's alerts follow its interval: test/alerts/canary-every-10-minutes/
+// runs on a chart with a rare canary, and fails on the default rules. Each alert's runbook_url
+// points at a README section.
 import t from 'tap';
 import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +18,9 @@ import { repoRoot } from './support/repo-root.js';
 
 const ALERTS_DIR = join(repoRoot(), 'test', 'alerts');
 const TEST_FILES = readdirSync(ALERTS_DIR).filter((f) => f.endsWith('.yaml')).sort();
+/** Tests of the canary's alerts on a chart whose canary runs every 10 minutes, and that chart's values. */
+const RARE_CANARY_DIR = join(ALERTS_DIR, 'canary-every-10-minutes');
+const RARE_CANARY_VALUES = { syncer: { canary: { intervalMs: 600_000, timeoutMs: 5_000 } } };
 const README = readFileSync(join(repoRoot(), 'README.md'), 'utf8');
 const RUNBOOK_URL = 'https://github.com/apigw-syncer/apigw-syncer/blob/main/README.md';
 
@@ -32,13 +37,14 @@ const scratch = mkdtempSync(join(tmpdir(), 'apigw-alerts-'));
 t.teardown(() => rmSync(scratch, { recursive: true, force: true }));
 let runs = 0;
 
-/** Runs every test file on `groups`, written as rules.yaml beside copies of them; `run`: only the groups it matches. */
-async function promtoolTest(groups: readonly RuleGroup[], run?: string): Promise<{ code: number; output: string }> {
+/** Runs every test file of `from` on `groups`, written as rules.yaml beside copies of them; `run`: only the groups it matches. */
+async function promtoolTest(groups: readonly RuleGroup[], run?: string, from = ALERTS_DIR): Promise<{ code: number; output: string }> {
   const dir = mkdtempSync(join(scratch, `run-${++runs}-`));
   writeRulesFile(dir, groups);
-  for (const f of TEST_FILES) copyFileSync(join(ALERTS_DIR, f), join(dir, f));
+  const files = readdirSync(from).filter((f) => f.endsWith('.yaml'));
+  for (const f of files) copyFileSync(join(from, f), join(dir, f));
   return testRules(
-    TEST_FILES.map((f) => join(dir, f)),
+    files.map((f) => join(dir, f)),
     run,
   );
 }
@@ -149,15 +155,41 @@ t.test('the unit tests have teeth', async (t) => {
           discoveryNotSynced: { for: '0s' },
           overloaded: { for: '0s', threshold: 0 },
           probesUnexpected: { for: '0s', threshold: 0 },
+          unexpectedErrors: { for: '0s' },
+          memoryNearLimit: { for: '0s', threshold: 0 },
           down: { for: '0s' },
           absent: { for: '0s' },
         },
       },
     },
   });
-  const jumpy = await promtoolTest(eager, '^blip: ');
+  // Unexpected errors fire on any one already (no "for", no threshold): their blip is a count
+  // that does not grow, which a rule reading the count as a level instead of its increase fires on.
+  const level = eager.map((g) => ({
+    ...g,
+    rules: g.rules.map((r) => (r.alert === 'ApigwSyncerUnexpectedErrors' ? { ...r, expr: 'max by (namespace, job, pod, source) (syncer_unexpected_errors_total) > 0' } : r)),
+  }));
+  const jumpy = await promtoolTest(level, '^blip: ');
   t.not(jumpy.code, 0, 'rules without "for" and thresholds fail the blip groups');
   for (const name of names('blip')) t.ok(jumpy.output.includes(`name: ${name},`), `failed: ${name}`);
+});
+
+t.test('the canary alerts follow the canary: a canary every 10 minutes is watched over its own windows', async (t) => {
+  const rare = await renderRuleGroups(RARE_CANARY_VALUES);
+  const check = await checkRules([writeRulesFile(scratch, rare, 'rare-canary.yaml')]);
+  t.equal(check.code, 0, check.code === 0 ? 'promtool check rules' : check.output);
+  const ok = await promtoolTest(rare, undefined, RARE_CANARY_DIR);
+  t.equal(ok.code, 0, ok.code === 0 ? 'promtool test rules: fires, healthy, blip' : ok.output);
+  const groups = (parse(readFileSync(join(RARE_CANARY_DIR, 'canary.yaml'), 'utf8')) as { tests: TestGroup[] }).tests;
+  const alerts = new Set(groups.flatMap((g) => (g.alert_rule_test ?? []).map((c) => c.alertname)));
+  t.same([...alerts].sort(), ['ApigwSyncerCanaryFailing', 'ApigwSyncerCanaryNotRunning', 'ApigwSyncerCanaryWriteFailing'], 'every canary alert');
+
+  // On the default rules (a canary every 10 s) every group goes wrong: a canary running every 10
+  // minutes looks stopped, and a replica it no longer reaches is never told (5-minute windows
+  // hold one run or none, and a ratio of nothing ends the alert's "for").
+  const wrong = await promtoolTest(await rendered, undefined, RARE_CANARY_DIR);
+  t.not(wrong.code, 0, 'the default rules fail them');
+  for (const { name } of groups) t.ok(wrong.output.includes(`name: ${name},`), `failed on the default rules: ${name}`);
 });
 
 t.test('every alert has a summary, a description and a runbook in the README', async (t) => {

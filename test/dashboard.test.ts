@@ -58,6 +58,7 @@ t.test('the panels operators need are there', async (t) => {
   find('peer count', (e) => has(e, 'syncer_peers{'));
   find('event-loop lag', (e) => has(e, 'nodejs_eventloop_lag_p99_seconds'));
   find('CPU', (e) => has(e, 'rate(process_cpu_seconds_total'));
+  find('unexpected errors by source', (e, l) => has(e, 'increase(syncer_unexpected_errors_total', 'by (pod, source)') && l.includes('{{source}}'));
   const memory = panels.find((p) => (p.targets ?? []).some((x) => x.expr.includes('process_resident_memory_bytes')));
   t.ok(memory?.targets?.some((x) => x.expr.includes('syncer_memory_limit_bytes')), `memory against the limit, in one panel ("${memory?.title}")`);
   for (const p of panels) if (p.type !== 'row') t.ok(p.description, `"${p.title}" says what it shows`);

@@ -1,6 +1,8 @@
 // The chart's monitoring objects (issue 21): the PrometheusRule and the dashboard ConfigMap are
 // off by default and follow their values (labels, alert labels, thresholds, durations, the
-// scrape job), the schema refuses what Prometheus or the CRD would, a NetworkPolicy that would
+// scrape job; the canary's alerts follow the canary's timing and are left out when it is off,
+// the memory alert's threshold follows the syncer's sizing), the schema refuses what Prometheus
+// or the CRD would, a NetworkPolicy that would
 // keep Prometheus out fails the render when a ServiceMonitor asks for scraping (NOTES warns
 // when only the pod annotations do), and the ServiceMonitor, PrometheusRule and dashboard
 // ConfigMap are applied with strict validation to a real API server serving the
@@ -43,6 +45,8 @@ t.test('the PrometheusRule follows its values', async (t) => {
       'ApigwSyncerDiscoveryNotSynced',
       'ApigwSyncerChecksOverloaded',
       'ApigwSyncerProbesUnexpected',
+      'ApigwSyncerUnexpectedErrors',
+      'ApigwSyncerMemoryNearLimit',
       'ApigwSyncerDown',
       'ApigwSyncerAbsent',
     ],
@@ -80,9 +84,76 @@ t.test('the PrometheusRule follows its values', async (t) => {
   // Down and absent need the job the sidecars are scraped under.
   const unknownJob = alertsOf(allRules(await renderRuleGroups({ metrics: { serviceMonitor: { enabled: false } } })));
   t.notOk(unknownJob.has('ApigwSyncerDown') || unknownJob.has('ApigwSyncerAbsent'), 'no ServiceMonitor, no scrapeJob: no down/absent alerts (they would fire forever)');
-  t.equal(unknownJob.size, 9, 'the other alerts stay');
+  t.equal(unknownJob.size, 11, 'the other alerts stay');
   const ownJob = alertsOf(allRules(await renderRuleGroups({ metrics: { serviceMonitor: { enabled: false }, prometheusRule: { scrapeJob: 'kubernetes-pods' } } })));
   t.equal(ownJob.get('ApigwSyncerAbsent')?.expr, 'absent(up{namespace="apigw", job="kubernetes-pods"})', 'a scrape job of your own');
+});
+
+t.test('the canary alerts follow the canary as the sidecar gets it, and are left out when it is off', async (t) => {
+  const canaryOf = async (values: Record<string, unknown>): Promise<{ alerts: Map<string, Rule>; records: string[] }> => {
+    const rules = allRules(await renderRuleGroups(values));
+    return { alerts: alertsOf(rules), records: rules.flatMap((r) => (r.record?.includes('canary') ? [r.record] : [])) };
+  };
+  const own = `{namespace="apigw", job="${SCRAPE_JOB}"}`;
+  const notRunning = (a: Map<string, Rule>): string => a.get('ApigwSyncerCanaryNotRunning')?.expr ?? 'not rendered';
+
+  // The chart's canary: every 10 s, 5 s timeout. Two runs missed take 35 s: the floor, 120 s.
+  const chart = await canaryOf({});
+  t.match(notRunning(chart.alerts), `increase(syncer_canary_runs_total${own}[120s])) == 0`, 'no run ended in 120 s (the floor)');
+  t.match(notRunning(chart.alerts), `(time() - process_start_time_seconds${own}) > 120`, '…in a sidecar up for longer');
+  t.equal(chart.alerts.get('ApigwSyncerCanaryFailing')?.expr, `namespace_job_peer:syncer_canary_peer_failed:ratio_rate5m${own} > 0.5`, 'the 5-minute ratio the dashboard reads');
+  t.same(chart.records, ['namespace_job_peer_result:syncer_canary_peer_results:rate5m', 'namespace_job_peer:syncer_canary_peer_failed:ratio_rate5m'], 'the 5-minute recording rules only');
+
+  // A minute: three intervals and the timeout, 185 s; five runs still fit in 5 minutes.
+  const minute = await canaryOf({ syncer: { canary: { intervalMs: 60_000 } } });
+  t.match(notRunning(minute.alerts), /\[185s\]\)\) == 0[^]* > 185$/, 'a 60 s canary: 185 s');
+  t.match(minute.alerts.get('ApigwSyncerCanaryFailing')?.expr, /:ratio_rate5m\{/);
+
+  // Two minutes: the windows hold five runs of each sidecar (10m), beside the dashboard's 5m.
+  const two = await canaryOf({ syncer: { canary: { intervalMs: 120_000 } } });
+  const failing = two.alerts.get('ApigwSyncerCanaryFailing');
+  t.equal(failing?.expr, `namespace_job_peer:syncer_canary_peer_failed:ratio_rate10m${own} > 0.5`, 'a 2-minute canary: a 10-minute window');
+  t.match(failing?.annotations?.['description'], /over 10 minutes:/, 'which its description names');
+  t.match(two.alerts.get('ApigwSyncerCanaryWriteFailing')?.expr, /result="write_failed"\}\[10m\]\)\)\n\/\n.*\[10m\]\)\)/, 'the write failures over the same window');
+  t.same(two.records.filter((r) => r.endsWith('10m')), ['namespace_job_peer_result:syncer_canary_peer_results:rate10m', 'namespace_job_peer:syncer_canary_peer_failed:ratio_rate10m'], 'recorded at 10m too');
+  t.match(notRunning(two.alerts), /\[365s\]/, '3 × 120 s + 5 s');
+
+  // The timing the sidecar gets: syncer.config's canary keys win, extraEnv comes last; an explicit staleSeconds wins over all.
+  const config = await canaryOf({ syncer: { canary: { enabled: false }, config: { canaryIntervalMs: 90_000, canaryTimeoutMs: 20_000 } } });
+  t.match(notRunning(config.alerts), /\[290s\]/, 'syncer.config turns it on: 3 × 90 s + 20 s');
+  t.match(config.alerts.get('ApigwSyncerCanaryFailing')?.expr, /:ratio_rate8m\{/, '450 s of runs: 8 minutes');
+  const extraEnv = await canaryOf({ syncer: { extraEnv: [{ name: 'SYNCER_CANARY_INTERVAL_MS', value: '60000' }] } });
+  t.match(notRunning(extraEnv.alerts), /\[185s\]/, 'an extraEnv entry overrides the values');
+  const explicit = await canaryOf({ syncer: { canary: { intervalMs: 120_000 } }, metrics: { prometheusRule: { alerts: { canaryNotRunning: { staleSeconds: 1_000_000 } } } } });
+  t.match(notRunning(explicit.alerts), /\[1000000s\][^]* > 1000000$/, 'staleSeconds, when set (a whole number, as PromQL reads it)');
+
+  // Off: nothing of the canary, everything else.
+  for (const [why, values] of [
+    ['syncer.canary.enabled=false', { syncer: { canary: { enabled: false } } }],
+    ['syncer.config.canaryIntervalMs=0', { syncer: { config: { canaryIntervalMs: 0 } } }],
+  ] as const) {
+    const off = await canaryOf(values);
+    t.same([...off.alerts.keys()].filter((a) => a.includes('Canary')), [], `${why}: no canary alert`);
+    t.same(off.records, [], `${why}: no canary recording rule`);
+    t.equal(off.alerts.size, 10, `${why}: the ten others stay`);
+  }
+
+  // Without a known job the canary alerts still keep to the release's namespace.
+  const noJob = await canaryOf({ metrics: { serviceMonitor: { enabled: false } } });
+  t.match(notRunning(noJob.alerts), 'syncer_canary_runs_total{namespace="apigw"}[120s]');
+});
+
+t.test("the memory alert's threshold follows the syncer's sizing: 32 MiB above V8's heap cap", async (t) => {
+  const exprOf = async (values: Record<string, unknown>): Promise<string> => alertsOf(allRules(await renderRuleGroups(values))).get('ApigwSyncerMemoryNearLimit')?.expr ?? 'not rendered';
+  const threshold = async (values: Record<string, unknown>): Promise<string | undefined> => /> ([0-9.]+)$/.exec(await exprOf(values))?.[1];
+  t.match(await exprOf({}), `process_resident_memory_bytes{namespace="apigw", job="${SCRAPE_JOB}"}\n  /\n  syncer_memory_limit_bytes{namespace="apigw", job="${SCRAPE_JOB}"}`, 'resident / limit, of this release only');
+  const limit = (memory: string, more: Record<string, unknown> = {}): Record<string, unknown> => ({ syncer: { resources: { limits: { memory } }, ...more } });
+  t.equal(await threshold({}), '0.6', "the chart's 320Mi: cap 160 MiB, (160 + 32) / 320");
+  t.equal(await threshold(limit('1Gi')), '0.53', '1Gi: (512 + 32) / 1024, rounded down');
+  t.equal(await threshold(limit('512Mi')), '0.56', '512Mi: (256 + 32) / 512');
+  t.equal(await threshold(limit('320Mi', { maxOldSpaceMiB: 300 })), '0.9', 'a cap near the limit: at most 0.9');
+  t.equal(await threshold(limit('512M')), '0.8', 'a limit not in Mi or Gi: 0.8');
+  t.equal(await threshold({ metrics: { prometheusRule: { alerts: { memoryNearLimit: { threshold: 0.75 } } } } }), '0.75', 'threshold, when set');
 });
 
 t.test('the schema refuses what Prometheus or the CRD would', async (t) => {
@@ -96,6 +167,8 @@ t.test('the schema refuses what Prometheus or the CRD would', async (t) => {
     ['units out of order', alerts({ absent: { for: '30m1h' } }), /at '\/metrics\/prometheusRule\/alerts\/absent\/for': '30m1h' does not match pattern/],
     ['a ratio above 1', alerts({ notSyncedRatio: { threshold: 5 } }), /at '\/metrics\/prometheusRule\/alerts\/notSyncedRatio\/threshold': maximum: got 5, want 1/],
     ['a lag of 0 s', alerts({ peerLagging: { thresholdSeconds: 0 } }), /at '\/metrics\/prometheusRule\/alerts\/peerLagging\/thresholdSeconds': exclusiveMinimum: got 0, want 0/],
+    ['a memory share above 1', alerts({ memoryNearLimit: { threshold: 1.5 } }), /at '\/metrics\/prometheusRule\/alerts\/memoryNearLimit\/threshold': 'oneOf' failed/],
+    ['a staleness of 0 s', alerts({ canaryNotRunning: { staleSeconds: 0 } }), /at '\/metrics\/prometheusRule\/alerts\/canaryNotRunning\/staleSeconds': minimum: got 0, want 1/],
     ['a misspelt alert', alerts({ notSynced: { threshold: 0.1 } }), /at '\/metrics\/prometheusRule\/alerts': additional properties 'notSynced' not allowed/],
     ['a runbook URL with its own anchor', { metrics: { prometheusRule: { runbookUrl: 'https://example.com/README.md#runbooks' } } }, /at '\/metrics\/prometheusRule\/runbookUrl': .* does not match pattern/],
     ['an alert label that is no label name', { metrics: { prometheusRule: { alertLabels: { 'team-name': 'gw' } } } }, /at '\/metrics\/prometheusRule\/alertLabels': additional properties 'team-name' not allowed/],
@@ -120,7 +193,7 @@ t.test('a NetworkPolicy that keeps Prometheus out of the ops port fails the rend
   t.equal((await helmTemplate({ ...RELEASE, values: { networkPolicy: { enabled: true } } })).code, 0, 'no ServiceMonitor: renders (NOTES warns, below)');
 });
 
-t.test('NOTES: the blocked ops port, a dashboard without its recording rules, alerts without a scrape job', async (t) => {
+t.test('NOTES: the blocked ops port, a dashboard without its recording rules, alerts without a scrape job or a canary', async (t) => {
   const renderer = notesRenderer();
   t.teardown(() => renderer.remove());
   const warning = /WARNING: the NetworkPolicy admits nobody to the ops port \(9090\)/;
@@ -132,6 +205,7 @@ t.test('NOTES: the blocked ops port, a dashboard without its recording rules, al
   t.match(dashboardOnly, /panels whose description ends "\(recording rule\)" stay empty without the chart's\nrecording rules/);
   const rulesNoJob = await renderer.notes({ metrics: { prometheusRule: { enabled: true } } });
   t.match(rulesNoJob, /ApigwSyncerDown and ApigwSyncerAbsent are left out/);
+  t.match(await renderer.notes(monitoringValues({ syncer: { canary: { enabled: false } } })), /The canary's alerts and recording rules are left out: the canary is off/);
   const all = await renderer.notes(monitoringValues());
   t.match(all, /runbooks: https:\/\/github\.com\/apigw-syncer\/apigw-syncer\/blob\/main\/README\.md#runbooks/);
   t.notMatch(all, /left out|stay empty|WARNING/, 'everything on: nothing to warn about');

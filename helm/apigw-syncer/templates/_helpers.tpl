@@ -310,12 +310,19 @@ at most the hard deadline for its check (plus a second). It must end within the 
 {{- if not (kindIs "invalid" .maxOldSpaceMiB) }}
 {{- int .maxOldSpaceMiB }}
 {{- else }}
+{{- with include "apigw-syncer.memoryLimitMiB" . }}
+{{- div (int .) 2 }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The syncer's resources.limits.memory in MiB when given in Mi or Gi; empty otherwise. Context: .Values.syncer. */}}
+{{- define "apigw-syncer.memoryLimitMiB" -}}
 {{- $limit := toString (dig "limits" "memory" "" (default dict .resources)) }}
 {{- if regexMatch "^[0-9]+Mi$" $limit }}
-{{- div (trimSuffix "Mi" $limit | int) 2 }}
+{{- trimSuffix "Mi" $limit | int }}
 {{- else if regexMatch "^[0-9]+Gi$" $limit }}
-{{- div (mul (trimSuffix "Gi" $limit | int) 1024) 2 }}
-{{- end }}
+{{- mul (trimSuffix "Gi" $limit | int) 1024 }}
 {{- end }}
 {{- end }}
 
