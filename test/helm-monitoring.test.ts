@@ -148,7 +148,7 @@ t.test("the memory alert's threshold follows the syncer's sizing: 32 MiB above V
   const threshold = async (values: Record<string, unknown>): Promise<string | undefined> => /> ([0-9.]+)$/.exec(await exprOf(values))?.[1];
   t.match(await exprOf({}), `process_resident_memory_bytes{namespace="apigw", job="${SCRAPE_JOB}"}\n  /\n  syncer_memory_limit_bytes{namespace="apigw", job="${SCRAPE_JOB}"}`, 'resident / limit, of this release only');
   const limit = (memory: string, more: Record<string, unknown> = {}): Record<string, unknown> => ({ syncer: { resources: { limits: { memory } }, ...more } });
-  t.equal(await threshold({}), '0.6', "the chart's 320Mi: cap 160 MiB, (160 + 32) / 320");
+  t.equal(await threshold({}), '0.63', "the chart's 240Mi: cap 120 MiB, (120 + 32) / 240, rounded down");
   t.equal(await threshold(limit('1Gi')), '0.53', '1Gi: (512 + 32) / 1024, rounded down');
   t.equal(await threshold(limit('512Mi')), '0.56', '512Mi: (256 + 32) / 512');
   t.equal(await threshold(limit('320Mi', { maxOldSpaceMiB: 300 })), '0.9', 'a cap near the limit: at most 0.9');

@@ -44,7 +44,7 @@ metrics.prometheusRule.alerts.memoryNearLimit.threshold, or one derived from the
 sizing. V8's heap cap (NODE_OPTIONS, by default half the limit) ends a growing JavaScript heap
 in a heap-limit abort with resident memory at about the cap + 60 MiB (the binary's pages, the
 young generation, buffers), long before the limit: a fixed 0.8 would never fire first. So the
-threshold sits 32 MiB above the cap (0.6 of the chart's 320Mi, above the measured peak of ~155
+threshold sits 32 MiB above the cap (0.63 of the chart's 240Mi, above the measured peak of ~118
 MB), at most 0.9; 0.8 when the cap or the limit is unknown here (only an OOM kill to foresee).
 */}}
 {{- define "apigw-syncer.memoryAlertThreshold" -}}
