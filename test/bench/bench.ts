@@ -10,9 +10,7 @@
 // CPU is read from each process's own /proc entry (the sidecar) or process.cpuUsage (the floor),
 // never from the load generator. BENCH_QUICK=1 runs the smallest sizes for a few seconds (the
 // test suite's form).
-import { fork, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -22,17 +20,17 @@ import { PROBE_PATH, startNginxPeers, writeTokens, type NginxPod } from '../supp
 import { onExitCleanup } from '../support/processes.js';
 import { repoRoot } from '../support/repo-root.js';
 import { ReplicationSim } from '../support/replication-sim.js';
-import { startSidecarProcess, type SidecarProcess } from '../support/sidecar-process.js';
+import type { SidecarProcess } from '../support/sidecar-process.js';
 import { SERVICE_ACCOUNT_DIR } from '../../sidecar/discovery/kubernetes/api-credentials.js';
 import { mountedView } from '../packaging/container-view.js';
 import { startControlPlane } from '../support/control-plane.js';
 import { createDeployment, SA_NAME, setupCluster, waitForReadyPods } from '../support/discovery-cluster.js';
 import { freePort } from '../support/net.js';
-import { nodeRuntimePath, nodeRuntimeVersion } from '../support/tools.js';
+import { nodeRuntimeVersion } from '../support/tools.js';
 import { issueCert, makeCa } from '../support/tls-certs.js';
-import type { FloorReply, FloorRequest } from './floor-client.js';
 import { addresses, checksBeforeIdle, idleRssMb, imageCommand, imageFilesMb, launch, medianStartMs } from './footprint.js';
-import { cpuSecondsOf, latencyOf, median, paced, peakRssMbOf, saturate, sequential, type Latency } from './measure.js';
+import { latencyOf, median, peakRssMbOf, sequential, type Latency } from './measure.js';
+import { build, checker, Floor, loadPaced, loadSaturated, peerList, probeOrigins, RUNTIME, startSidecar, staticEnv, type Build, type LoadWindow } from './sidecar-load.js';
 import { markdown, met, writeJson, type Report, type Row } from './report.js';
 
 const QUICK = process.env['BENCH_QUICK'] === '1';
@@ -57,110 +55,17 @@ const REPEAT_ROUNDS = QUICK ? 1 : 3;
 const TLS_PEERS = QUICK ? 3 : 9;
 const NET = '127.0.7.';
 const here = dirname(fileURLToPath(import.meta.url));
-const RUNTIME = nodeRuntimePath();
-
-interface Build {
-  /** The checkout it was built in (holding its Dockerfile and, for a build that needs them, its node_modules). */
-  readonly root: string;
-  readonly program: string;
-  /** Its image's command line, on RUNTIME. */
-  readonly argv: readonly string[];
-}
-
-/** The checkout of `program`: the nearest directory above it with a Dockerfile. */
-function rootOf(program: string): string {
-  for (let dir = dirname(program); dir !== dirname(dir); dir = dirname(dir)) if (existsSync(join(dir, 'Dockerfile'))) return dir;
-  throw new Error(`no Dockerfile above ${program}`);
-}
-
-function build(program: string): Build {
-  const root = rootOf(program);
-  return { root, program, argv: imageCommand(root, RUNTIME, program) };
-}
 
 const builds: Record<string, Build> = { A: build(resolve(process.env['BENCH_SIDECAR'] ?? join(repoRoot(), 'dist', 'bundle', 'apigw-syncer.mjs'))) };
 if (process.env['BENCH_SIDECAR_B'] !== undefined) builds['B'] = build(resolve(process.env['BENCH_SIDECAR_B']));
 /** The memory and start-up floor, started as build A is. */
 const BARE_ARGV = imageCommand(builds['A']!.root, RUNTIME, join(here, 'bare-server.js'));
-
-// ---- peers ----------------------------------------------------------------------------------
-
-/** SYNCER_PEERS of pod-0's sidecar with pods 1..n as its peers. */
-const peerList = (pods: readonly NginxPod[], n: number, probePort: number): string =>
-  pods.slice(0, n + 1).map((p) => `${p.name}=${p.host}:${probePort}`).join(',');
-const probeOrigins = (pods: readonly NginxPod[], n: number): string[] => pods.slice(1, n + 1).map((p) => p.probeUrl);
-
-// ---- the floor ------------------------------------------------------------------------------
-
-class Floor {
-  private constructor(private readonly child: ChildProcess) {}
-
-  static async start(): Promise<Floor> {
-    // The same Node as the sidecar's, the image's.
-    const child = fork(join(here, 'floor-client.js'), [], { execPath: RUNTIME, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    onExitCleanup(() => child.kill('SIGKILL'));
-    await once(child, 'spawn');
-    return new Floor(child);
-  }
-
-  async ask<O extends FloorRequest['op']>(req: Extract<FloorRequest, { op: O }>): Promise<Extract<FloorReply, { op: O }>> {
-    this.child.send(req);
-    const [reply] = (await once(this.child, 'message')) as [FloorReply];
-    if (reply.op === 'error') throw new Error(`floor: ${reply.message}`);
-    return reply as Extract<FloorReply, { op: O }>;
-  }
-
-  async stop(): Promise<void> {
-    const exited = once(this.child, 'exit');
-    this.child.disconnect();
-    await exited;
-  }
-}
-
-// ---- the sidecar ----------------------------------------------------------------------------
-
-/** Static discovery of `peers` as pod-0; logs at info, as production writes them: the bench pays for them too. */
-const staticEnv = (peers: string): Record<string, string> => ({ POD_NAME: 'pod-0', POD_NAMESPACE: 'bench', SYNCER_DISCOVERY: 'static', SYNCER_PEERS: peers, LOG_LEVEL: 'info' });
-
-async function startSidecar(b: Build, peers: string, env: Record<string, string> = {}): Promise<SidecarProcess> {
-  return startSidecarProcess({ ...staticEnv(peers), ...env }, { argv: b.argv });
-}
-
-/** A keep-alive client to the sidecar's check API, like nginx's upstream keepalive. */
-function checker(s: SidecarProcess, connections: number): { pool: Pool; check(token: string | undefined, expect: number): Promise<string> } {
-  const pool = new Pool(s.apiUrl, { connections });
-  return {
-    pool,
-    async check(token, expect) {
-      const res = await pool.request({ method: 'GET', path: '/v1/synced', headers: token === undefined ? {} : { 'x-auth-token': token } });
-      const text = await res.body.text();
-      if (res.statusCode !== expect) throw new Error(`sidecar answered ${res.statusCode}, expected ${expect}: ${text}`);
-      return text;
-    },
-  };
-}
+const WINDOW: LoadWindow = { seconds: SECONDS, warmupMs: WARMUP_MS };
 
 /** Load at a fixed rate on the sidecar; its CPU per request from its own /proc entry. */
-async function pacedSidecar(s: SidecarProcess, perSecond: number, op: (i: number) => Promise<unknown>): Promise<number> {
-  const pid = s.process.pid;
-  let cpu = 0;
-  const r = await paced(async (i) => void (await op(i)), perSecond, SECONDS, WARMUP_MS, {
-    start: () => void (cpu = cpuSecondsOf(pid)),
-    end: () => void (cpu = cpuSecondsOf(pid) - cpu),
-  });
-  return (cpu / r.count) * 1e6;
-}
-
+const pacedSidecar = (s: SidecarProcess, perSecond: number, op: (i: number) => Promise<unknown>): Promise<number> => loadPaced(s, perSecond, WINDOW, op);
 /** Closed-loop load on the sidecar; its CPU per request from its own /proc entry. */
-async function saturateSidecar(s: SidecarProcess, op: (i: number) => Promise<unknown>): Promise<{ perSecond: number; cpuUs: number }> {
-  const pid = s.process.pid;
-  let cpu = 0;
-  const r = await saturate(async (i) => void (await op(i)), CONCURRENCY, SECONDS, WARMUP_MS, {
-    start: () => void (cpu = cpuSecondsOf(pid)),
-    end: () => void (cpu = cpuSecondsOf(pid) - cpu),
-  });
-  return { perSecond: r.perSecond, cpuUs: (cpu / r.count) * 1e6 };
-}
+const saturateSidecar = (s: SidecarProcess, op: (i: number) => Promise<unknown>): Promise<{ perSecond: number; cpuUs: number }> => loadSaturated(s, CONCURRENCY, WINDOW, op);
 
 // ---- scenarios --------------------------------------------------------------------------------
 

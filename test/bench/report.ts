@@ -71,10 +71,10 @@ export function markdown(report: Report): string {
   return lines.join('\n');
 }
 
-/** Writes the report as JSON under `dir`; returns the file's path. */
-export function writeJson(report: Report, dir: string): string {
+/** Writes a report as JSON under `dir`, as `<name>-<time>.json`; returns the file's path. */
+export function writeJson(report: object, dir: string, name = 'bench'): string {
   mkdirSync(dir, { recursive: true });
-  const path = join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  const path = join(dir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
   return path;
 }
