@@ -53,3 +53,28 @@ t.test('npm run bench, quick: every figure, as a markdown table and a JSON file'
   }
   t.match(r.stdout, /^\| figure \| peers \| unit \| floor \| A \| A\/floor \| target \| met A \|$/m, 'the markdown table');
 });
+
+t.test('npm run bench:fanout, shortest: two builds in alternating rounds, each figure per round and build', async (t) => {
+  requirePart(nginxMissing());
+  const bundle = join(repoRoot(), 'dist', 'bundle', 'apigw-syncer.mjs');
+  // The same build twice is enough to prove the rounds, the rotation and the paired ratios.
+  const r = await runTracked(process.execPath, [join(repoRoot(), 'dist', 'test', 'bench', 'fanout-ab.js'), bundle, bundle], {
+    env: { ...process.env, BENCH_SIZES: '1', BENCH_ROUNDS: '2', BENCH_SECONDS: '1' },
+    timeoutMs: 120_000,
+  });
+  t.equal(r.exit.code, 0, `the A/B ${describeExit(r.exit)}: ${r.stderr.slice(-2000)}`);
+  const path = /^JSON: (.+)$/m.exec(r.stdout)?.[1];
+  t.ok(path, 'it prints where the JSON went');
+  if (path === undefined) return;
+  t.teardown(() => rmSync(path, { force: true }));
+  const report = JSON.parse(readFileSync(path, 'utf8')) as { builds: Record<string, string>; results: Array<{ peers: number; rounds: Array<Record<string, Record<string, number>>> }> };
+  t.same(Object.keys(report.builds), ['A', 'B'], 'the builds, labelled in the order given');
+  t.same(report.results.map((x) => x.peers), [1], 'the size asked for');
+  const rounds = report.results[0]?.rounds ?? [];
+  t.equal(rounds.length, 2, 'the rounds asked for');
+  for (const round of rounds) {
+    t.same(Object.keys(round).sort(), ['A', 'B', 'floor'], 'each round measures the floor and every build');
+    for (const figures of Object.values(round)) for (const v of Object.values(figures)) t.ok(Number.isFinite(v) && v > 0, `a finite positive figure: ${v}`);
+  }
+  t.match(r.stdout, /A\/B \d+\.\d{3} \(per-round median\)/, 'the paired ratio against the last build');
+});
