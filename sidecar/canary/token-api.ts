@@ -2,7 +2,12 @@
 // POST {"<key>": {"value": "<value>", "expire": <ms>}} → 201, the NGINX Plus API's request (and
 // the open-source stand-in's). One keep-alive connection, every write bounded in time. The
 // outcome is a value, never an exception, and never holds the key.
-import { Client } from 'undici';
+// Client's and the request API's own modules rather than undici's index, which loads fetch,
+// WebSocket, the cache, mocks and every other dispatcher (peer-channels.ts imports Pool the
+// same way; types: undici-pool.d.ts). The index is also what puts `request` on every
+// dispatcher's prototype, so the write calls it on the client itself.
+import Client from 'undici/lib/dispatcher/client.js';
+import request from 'undici/lib/api/api-request.js';
 
 export type WriteOutcome = { readonly ok: true } | { readonly ok: false; readonly cause: string };
 
@@ -34,7 +39,7 @@ export class TokenApi {
   /** Adds `key` with `value`, expiring after `expireMs`: written only on a 201. */
   async write(key: string, value: string, expireMs: number): Promise<WriteOutcome> {
     try {
-      const res = await this.client.request({
+      const res = await request.call(this.client, {
         method: 'POST',
         path: this.path,
         headers: { 'content-type': 'application/json' },

@@ -87,8 +87,9 @@ export class Probe implements Timed, Dispatcher.DispatchHandler {
   }
 
   /**
-   * Ends the probe from our side with `reason`: settles it at once (deadline → aborted; timeout,
-   * departure → their own results) and, when undici holds it on a socket, aborts it there.
+   * Ends the probe from our side with `reason`: settles it at once (a deadline as aborted, a
+   * timeout or a departure as their own results) and, when undici holds it on a socket, aborts it
+   * there. (Plain ASCII: esbuild keeps this comment in the bundle, see runtime-image.test.ts.)
    */
   cut(reason: CutReason): void {
     if (this.settled) return;
