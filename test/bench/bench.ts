@@ -30,7 +30,7 @@ import { nodeRuntimeVersion } from '../support/tools.js';
 import { issueCert, makeCa } from '../support/tls-certs.js';
 import { addresses, checksBeforeIdle, idleRssMb, imageCommand, imageFilesMb, launch, medianStartMs } from './footprint.js';
 import { latencyOf, median, peakRssMbOf, sequential, type Latency } from './measure.js';
-import { build, checker, Floor, loadPaced, loadSaturated, peerList, probeOrigins, RUNTIME, startSidecar, staticEnv, type Build, type LoadWindow } from './sidecar-load.js';
+import { build, checker, CONCURRENCY, Floor, loadPaced, loadSaturated, NET, PACE, peerList, probeOrigins, RUNTIME, startSidecar, staticEnv, TOKENS, type Build, type LoadWindow } from './sidecar-load.js';
 import { markdown, met, writeJson, type Report, type Row } from './report.js';
 
 const QUICK = process.env['BENCH_QUICK'] === '1';
@@ -38,8 +38,6 @@ const SIZES = QUICK ? [1, 3] : [1, 3, 9, 31, 99];
 const SECONDS = QUICK ? 0.5 : 3;
 const WARMUP_MS = QUICK ? 200 : 700;
 const SEQ_SECONDS = QUICK ? 0.4 : 1.5;
-const CONCURRENCY = 16;
-const TOKENS = 1000;
 const LAG_TRIALS = QUICK ? 8 : 150;
 const LAG_PEERS = QUICK ? 3 : 9;
 const MEMORY_PEERS = QUICK ? 3 : 31;
@@ -48,12 +46,9 @@ const REPEAT_PEERS = QUICK ? 3 : 9;
 const FOOTPRINT_PEERS = QUICK ? 3 : 9;
 /** Fresh starts timed per figure (the median is reported). */
 const START_RUNS = QUICK ? 1 : 5;
-/** Paced runs go at this fraction of the floor's saturated rate: a load both sides carry easily. */
-const PACE = 0.3;
 const REPEAT_RATE = QUICK ? 1000 : 3000;
 const REPEAT_ROUNDS = QUICK ? 1 : 3;
 const TLS_PEERS = QUICK ? 3 : 9;
-const NET = '127.0.7.';
 const here = dirname(fileURLToPath(import.meta.url));
 
 const builds: Record<string, Build> = { A: build(resolve(process.env['BENCH_SIDECAR'] ?? join(repoRoot(), 'dist', 'bundle', 'apigw-syncer.mjs'))) };

@@ -23,7 +23,7 @@ import { repoRoot } from '../support/repo-root.js';
 import { nodeRuntimeVersion } from '../support/tools.js';
 import { median } from './measure.js';
 import { writeJson } from './report.js';
-import { build, checker, Floor, loadPaced, loadSaturated, peerList, probeOrigins, startSidecar, type Build, type LoadWindow } from './sidecar-load.js';
+import { build, checker, CONCURRENCY, Floor, loadPaced, loadSaturated, NET, PACE, peerList, probeOrigins, startSidecar, TOKENS, type Build, type LoadWindow } from './sidecar-load.js';
 
 const numbers = (name: string, fallback: number[]): number[] => {
   const raw = process.env[name];
@@ -37,11 +37,6 @@ const SIZES = numbers('BENCH_SIZES', [1, 9, 31]);
 const [ROUNDS = 5] = numbers('BENCH_ROUNDS', [5]);
 const [SECONDS = 3] = numbers('BENCH_SECONDS', [3]);
 const WINDOW: LoadWindow = { seconds: SECONDS, warmupMs: 700 };
-/** As the bench's: the load generator's connections, and the paced rate's fraction of the floor's saturated one. */
-const CONCURRENCY = 16;
-const PACE = 0.3;
-const TOKENS = 1000;
-const NET = '127.0.7.';
 
 const programs = process.argv.slice(2);
 if (programs.length === 0) {

@@ -38,6 +38,17 @@ export function build(program: string): Build {
   return { root, program, argv: imageCommand(root, RUNTIME, program) };
 }
 
+// ---- the load both tools put on a sidecar ----------------------------------------------------
+
+/** The load generator's connections to the sidecar's check API. */
+export const CONCURRENCY = 16;
+/** Paced runs go at this fraction of the floor's saturated rate: a load both sides carry easily. */
+export const PACE = 0.3;
+/** Tokens written to every peer, checked round-robin. */
+export const TOKENS = 1000;
+/** The peers' addresses: one nginx per 127.0.7.x. */
+export const NET = '127.0.7.';
+
 // ---- peers ----------------------------------------------------------------------------------
 
 /** SYNCER_PEERS of pod-0's sidecar with pods 1..n as its peers. */
