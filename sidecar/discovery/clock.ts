@@ -2,12 +2,13 @@
 // the DNS interval read it, so tests can drive them without waiting.
 
 export interface Clock {
+  /** Milliseconds on a monotonic clock: for durations only (a wall clock can step). */
   now(): number;
   setTimeout(fn: () => void, ms: number): { cancel(): void };
 }
 
 export const realClock: Clock = {
-  now: () => Date.now(),
+  now: () => performance.now(),
   setTimeout(fn, ms) {
     const t = setTimeout(fn, ms);
     return { cancel: () => clearTimeout(t) };

@@ -44,7 +44,9 @@ export async function waitFor<T>(fn: () => T | undefined | false | Promise<T | u
 async function poll<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, what: string, opts: WaitOptions): Promise<T> {
   const timeoutMs = opts.timeoutMs ?? 5_000;
   const intervalMs = opts.intervalMs ?? 10;
-  const deadline = Date.now() + timeoutMs;
+  // The monotonic clock: the wall clock of a VM can step (seen: ~4 s on a loaded machine), which
+  // would end a wait early or late.
+  const deadline = performance.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
     const abort = opts.abortIf?.();
@@ -56,7 +58,7 @@ async function poll<T>(fn: () => T | undefined | false | Promise<T | undefined |
       if (opts.retryOnError !== true) throw err;
       lastError = err;
     }
-    if (Date.now() > deadline) {
+    if (performance.now() > deadline) {
       const why = lastError instanceof Error ? `: last error: ${lastError.message}` : '';
       throw new WaitTimeout(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
     }
@@ -66,8 +68,8 @@ async function poll<T>(fn: () => T | undefined | false | Promise<T | undefined |
 
 /** A deadline shared by several waits in a row: each gets what is left of it. */
 export function deadline(totalMs: number): { remainingMs(): number } {
-  const end = Date.now() + totalMs;
-  return { remainingMs: () => Math.max(0, end - Date.now()) };
+  const end = performance.now() + totalMs;
+  return { remainingMs: () => Math.max(0, end - performance.now()) };
 }
 
 /** Resolves after `ms` (for the few tests that must let time pass, not wait for a condition). */
